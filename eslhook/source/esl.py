@@ -1,0 +1,257 @@
+"""An inbound event-socket connection: greenswitch's ``InboundESL``, fixed.
+
+greenswitch 0.0.19 is the ESL client we build on, but it cannot be used
+unmodified.  ``EslConnection`` subclasses ``InboundESL`` and replaces the
+parts that are broken (each has a test in tests/test_esl.py):
+
+1. a socket closed in the middle of an event body made ``_read_socket`` spin
+   forever and freeze the hub -> we read chunks and frame them with
+   ``FrameReader``; EOF anywhere ends the connection;
+2. ``event json`` killed the reader greenlet silently while ``connected``
+   stayed True -> json is parsed like plain, and whatever ends the reader
+   marks the connection closed and fails pending commands;
+3. a dropped connection could not ``connect()`` again -> ``connect()`` resets
+   every piece of per-connection state (the source still makes a new
+   connection object per attempt);
+4. ``parse_data`` URL-decoded the whole block before splitting lines, so an
+   encoded newline or ``: `` fabricated headers -> values are decoded one at
+   a time after splitting (``framing.parse_plain_event``);
+5. an event with a body of its own had that body glued into a header -> the
+   inner body is kept apart under ``_body``;
+6. invalid UTF-8 killed the reader -> decoding is lenient everywhere;
+7. a ``send()`` in flight when the socket dropped never returned -> pending
+   commands fail with ``NotConnectedError`` on close, and every command has a
+   timeout (``CommandTimeout``).
+
+Events are handed to ``on_event(headers)`` straight from the reader greenlet:
+greenswitch's unbounded internal queue and its second greenlet are not used,
+the caller owns buffering (and must never block).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+import gevent
+import gevent.socket
+from gevent.event import AsyncResult, Event
+from gevent.pool import Group
+from greenswitch.esl import InboundESL, NotConnectedError
+
+from .framing import Frame, FrameReader, ProtocolError, parse_event
+
+log = logging.getLogger(__name__)
+
+RECV_BYTES = 256 * 1024
+
+__all__ = ["EslConnection", "NotConnectedError", "AuthenticationError",
+           "CommandTimeout", "Reply"]
+
+
+class AuthenticationError(NotConnectedError):
+    """The switch refused our password (or our address, by ACL)."""
+
+
+class CommandTimeout(NotConnectedError):
+    """The switch did not answer a command in time."""
+
+
+class Reply:
+    """A ``command/reply`` or ``api/response`` (greenswitch's reply shape)."""
+
+    __slots__ = ("headers", "data")
+
+    def __init__(self, headers: dict[str, str], data: str):
+        self.headers = headers
+        self.data = data
+
+    @property
+    def ok(self) -> bool:
+        return self.data.startswith("+OK")
+
+
+def _log_exception(greenlet) -> None:
+    log.error("ESL reader greenlet died: %r", greenlet.exception,
+              exc_info=greenlet.exc_info)
+
+
+class EslConnection(InboundESL):
+    def __init__(self, host: str, port: int, password: str, *,
+                 timeout: float = 5.0, command_timeout: float = 10.0,
+                 on_event: Callable[[Mapping[str, str]], None] | None = None,
+                 on_malformed: Callable[[str], None] | None = None):
+        super().__init__(host, port, password, timeout)
+        self.command_timeout = command_timeout
+        self.on_event = on_event or (lambda event: None)
+        self.on_malformed = on_malformed or (lambda reason: None)
+        self._group = Group()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sock = None
+        self.connected = False
+        self._run = True
+        self._commands_sent = []
+        self._auth_request_event = Event()
+        self._frames = FrameReader()
+        self.closed = Event()
+        self.close_reason: str | None = None
+        self.disconnect_notice: str | None = None
+        self.last_received = time.monotonic()
+
+    # -- connecting ---------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connect, wait for ``auth/request`` and authenticate, all bounded."""
+        if self.sock is not None:
+            self.close("reconnecting")
+        self._reset()
+        try:
+            self.sock = gevent.socket.create_connection(
+                (self.host, self.port), timeout=self.timeout)
+        except OSError as exc:
+            raise NotConnectedError("cannot connect to %s:%s: %s"
+                                    % (self.host, self.port, exc)) from None
+        self.sock.settimeout(None)
+        self.sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
+        self.connected = True
+        self.start_event_handlers()
+        if not self._auth_request_event.wait(timeout=self.timeout):
+            self.close("no auth/request greeting")
+            raise NotConnectedError("%s:%s sent no auth/request within %ss"
+                                    % (self.host, self.port, self.timeout))
+        if not self.connected:
+            raise AuthenticationError("switch closed the connection before auth: %s"
+                                      % self.close_reason)
+        self.authenticate()
+
+    def authenticate(self) -> None:
+        reply = self.send("auth %s" % self.password)
+        if not reply.ok:
+            self.close("authentication failed")
+            raise AuthenticationError("authentication failed (%s): wrong password?"
+                                      % reply.data)
+
+    def start_event_handlers(self) -> None:
+        # Only the reader: events are dispatched inline, not through
+        # greenswitch's unbounded queue and second greenlet.
+        reader = self._group.spawn(self.receive_events)
+        reader.link_exception(_log_exception)
+        self._receive_events_greenlet = reader
+
+    # -- reading ------------------------------------------------------------
+
+    def receive_events(self) -> None:
+        sock, frames = self.sock, self._frames
+        reason = "stopped"
+        try:
+            while self._run:
+                data = sock.recv(RECV_BYTES)
+                if not data:
+                    reason = ("connection closed by the switch"
+                              if not frames.buffered else
+                              "connection closed in the middle of a frame")
+                    break
+                self.last_received = time.monotonic()
+                frames.feed(data)
+                for frame in frames.frames():
+                    self.handle_frame(frame)
+        except ProtocolError as exc:
+            reason = "protocol error: %s" % exc
+            self.on_malformed(reason)
+        except OSError as exc:
+            reason = "socket error: %s" % exc
+        except Exception as exc:  # a bug must not leave us "connected"
+            log.exception("ESL reader failed")
+            reason = "reader failed: %r" % exc
+        finally:
+            self.close(reason)
+
+    def handle_frame(self, frame: Frame) -> None:
+        ctype = frame.content_type
+        if ctype.startswith("text/event-"):
+            try:
+                event = parse_event(frame)
+            except ValueError as exc:
+                # One bad event is reported and skipped; framing is intact.
+                self.on_malformed("%s: %s" % (ctype, exc))
+                return
+            if event is not None:
+                self.on_event(event)
+        elif ctype in ("command/reply", "api/response"):
+            data = (frame.headers.get("Reply-Text", "") if ctype == "command/reply"
+                    else frame.body.decode("utf-8", "replace"))
+            if self._commands_sent:
+                self._commands_sent.pop(0).set(Reply(frame.headers, data))
+            else:
+                log.warning("unexpected %s from %s:%s: %r", ctype, self.host,
+                            self.port, data[:200])
+        elif ctype == "auth/request":
+            self._auth_request_event.set()
+        elif ctype == "text/disconnect-notice":
+            self.disconnect_notice = frame.body.decode("utf-8", "replace").strip()
+            if frame.headers.get("Content-Disposition") != "linger":
+                self.connected = False  # the switch closes the socket next
+        elif ctype == "text/rude-rejection":
+            self.disconnect_notice = frame.body.decode("utf-8", "replace").strip()
+            self.connected = False
+            self._auth_request_event.set()
+        else:
+            log.debug("ignoring frame %r", frame.headers)
+
+    # -- commands -----------------------------------------------------------
+
+    def send(self, data: str, timeout: float | None = None) -> Reply:
+        """Send one command and wait (bounded) for its reply."""
+        if not self.connected or self.sock is None:
+            raise NotConnectedError("not connected: %s" % (self.close_reason or "never connected"))
+        if "\n\n" in data.strip("\n"):
+            raise ValueError("a command cannot contain a blank line")
+        pending = AsyncResult()
+        self._commands_sent.append(pending)
+        try:
+            self.sock.sendall((data.rstrip("\n") + "\n\n").encode("utf-8"))
+            return pending.get(timeout=timeout or self.command_timeout)
+        except gevent.Timeout:
+            # Replies come in order: a late reply would answer the wrong
+            # command, so a connection that missed one is not trusted again.
+            self.close("command timed out: %s" % data.split(" ", 1)[0])
+            raise CommandTimeout("no reply to %r within %ss" % (
+                data.split(" ", 1)[0], timeout or self.command_timeout)) from None
+        except OSError as exc:
+            self.close("socket error: %s" % exc)
+            raise NotConnectedError("send failed: %s" % exc) from None
+
+    def api(self, command: str, timeout: float | None = None) -> Reply:
+        return self.send("api %s" % command, timeout=timeout)
+
+    # -- closing ------------------------------------------------------------
+
+    def close(self, reason: str) -> None:
+        """Idempotent: mark closed, fail pending commands, close the socket."""
+        if self.closed.is_set():
+            return
+        self.close_reason = reason
+        self.connected = False
+        self._run = False
+        pending, self._commands_sent = self._commands_sent, []
+        for result in pending:
+            result.set_exception(NotConnectedError("connection closed: %s" % reason))
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.closed.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Say ``exit`` if we can, then close; never waits longer than timeout."""
+        if self.connected:
+            try:
+                self.send("exit", timeout=timeout)
+            except NotConnectedError:
+                pass
+        self.close("stopped")
+        self._group.kill(block=True, timeout=timeout)
