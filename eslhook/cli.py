@@ -1,0 +1,75 @@
+"""``eslhook`` command line: run, check-config, fake-switch, record, demo."""
+
+from __future__ import annotations
+
+# One gevent process: patch before anything imports socket, ssl or threading.
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from . import __version__  # noqa: E402
+
+DEFAULT_CONFIG = "conf/eslhook.yaml"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _cmd_run(args) -> int:
+    from .config import ConfigError, load_config
+    from .service import Bridge
+    try:
+        config = load_config(args.config)
+        bridge = Bridge(config)
+        bridge.run_until_signalled(drain_seconds=args.drain_seconds)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print("error: %s" % issue, file=sys.stderr)
+        print("eslhook: refusing to start with an invalid configuration", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import checkconfig, demo, record
+    from .fakeswitch import cli as fakeswitch_cli
+
+    parser = argparse.ArgumentParser(
+        prog="eslhook",
+        description="FreeSWITCH event socket -> Kazoo-style webhooks.")
+    parser.add_argument("--version", action="version", version="eslhook %s" % __version__)
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the service",
+                         description="Attach to the configured switches and deliver webhooks "
+                                     "until SIGTERM/SIGINT.")
+    run.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
+    run.add_argument("--drain-seconds", type=float, default=10.0,
+                     help="on stop, how long in-flight deliveries may finish (default %(default)s)")
+    run.set_defaults(func=_cmd_run)
+
+    # Each command module adds its own parser; dispatch by name so they need
+    # not agree on set_defaults.
+    for name, module in (("check-config", checkconfig), ("fake-switch", fakeswitch_cli),
+                         ("record", record), ("demo", demo)):
+        module.add_parser(sub)
+        sub.choices[name].set_defaults(func=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

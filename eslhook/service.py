@@ -1,0 +1,112 @@
+"""The bridge: ESL sources -> payload mapping -> hook matching -> delivery.
+
+``Bridge`` only wires the stages together and owns their lifecycle; each
+stage lives in its own module.  Shutdown follows gunicorn's gevent worker:
+signal handlers only set a flag, then intake stops (sources say ``exit``),
+delivery drains until a deadline, and whatever is left is killed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Group
+
+from . import __version__
+from .accounts import AccountDirectory
+from .config import Config
+from .delivery.queue import DeliveryQueue
+from .hooks.store import HookStore
+from .mapping import channel_payload
+from .source.switch import SwitchSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestStats:
+    mapped: int = 0        # events that became a payload
+    unassigned: int = 0    # payloads no account claimed: delivered nowhere
+    unmatched: int = 0     # payloads of an account with no hook for them
+    submitted: int = 0     # (hook, payload) pairs handed to delivery
+    dropped: int = 0       # pairs delivery had no room for
+
+
+def _log_crash(greenlet) -> None:
+    log.error("greenlet %s died: %r", greenlet, greenlet.exception,
+              exc_info=greenlet.exc_info)
+
+
+class Bridge:
+    def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None):
+        self.config = config
+        self.accounts = AccountDirectory.from_config(config)
+        self.hooks = HookStore(config.hooks_file, self.accounts)
+        self.delivery = delivery or DeliveryQueue(
+            config.delivery, user_agent="eslhook/%s" % __version__)
+        self.channel_variables = tuple(config.payload.channel_variables)
+        self.sources = [SwitchSource(s, self.handle_event) for s in config.switches]
+        self.stats = IngestStats()
+        self._group = Group()
+
+    # -- the hot path: called by a source's reader greenlet per event -------
+
+    def handle_event(self, event: Mapping[str, str], switch: str) -> None:
+        payload = channel_payload(event, switch=switch, accounts=self.accounts,
+                                  channel_variables=self.channel_variables)
+        if payload is None:
+            return
+        stats = self.stats
+        stats.mapped += 1
+        if "account_id" not in payload:
+            stats.unassigned += 1
+            return
+        hooks = self.hooks.index.match(payload)
+        if not hooks:
+            stats.unmatched += 1
+        for hook in hooks:
+            if self.delivery.submit(hook, payload):
+                stats.submitted += 1
+            else:
+                stats.dropped += 1
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Load hooks (raises ConfigError), then start every stage."""
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.hooks.load()
+        self.hooks.start_watching()
+        self.delivery.start()
+        for source in self.sources:
+            self._group.spawn(source.run).link_exception(_log_crash)
+        log.info("eslhook %s started: %d switch(es), %d hook(s)", __version__,
+                 len(self.sources), len(self.hooks.hooks))
+
+    def stop(self, drain_seconds: float = 10.0) -> None:
+        """Stop intake, drain delivery until the deadline, then kill."""
+        for source in self.sources:
+            source.stop()
+        self._group.join(timeout=5)
+        self._group.kill(timeout=1)
+        self.hooks.stop()
+        self.delivery.stop(timeout=drain_seconds)
+        log.info("eslhook stopped")
+
+    def run_until_signalled(self, drain_seconds: float = 10.0) -> None:
+        stopping = Event()
+        handlers = [gevent.signal_handler(sig, stopping.set)
+                    for sig in (signal.SIGTERM, signal.SIGINT)]
+        try:
+            self.start()
+            stopping.wait()
+            log.info("signal received, stopping")
+        finally:
+            for handler in handlers:
+                handler.cancel()
+            self.stop(drain_seconds)
