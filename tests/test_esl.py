@@ -1,0 +1,329 @@
+"""The ESL source against the fake switch over real TCP.
+
+One test (at least) per greenswitch 0.0.19 defect that eslhook fixes, plus
+reconnection, wrong password, liveness and Core-UUID changes.
+"""
+
+import logging
+import time
+
+import gevent
+import greenswitch.esl
+import pytest
+
+from eslhook.config import SwitchConfig
+from eslhook.fakeswitch import FakeSwitch
+from eslhook.source.esl import CommandTimeout, EslConnection, NotConnectedError
+from eslhook.source.framing import parse_event, split_frames
+from eslhook.source.switch import ReconnectPolicy, SwitchSource
+
+FAST = ReconnectPolicy(first_seconds=0.05, cap_seconds=0.2)
+
+
+def wait_until(predicate, timeout=5.0, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        gevent.sleep(step)
+    return predicate()
+
+
+def plain_frame(headers: list[tuple[str, str]], inner_body: bytes = b"") -> bytes:
+    """A text/event-plain frame; values given already percent-encoded."""
+    body = "".join("%s: %s\n" % kv for kv in headers).encode()
+    if inner_body:
+        body += b"Content-Length: %d\n\n" % len(inner_body) + inner_body
+    else:
+        body += b"\n"
+    return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
+
+
+def channel_event(name: str, uuid: str, seq: int, extra=()) -> list[tuple[str, str]]:
+    return [("Event-Name", name), ("Core-UUID", "c0de0000-0000-4000-8000-000000000001"),
+            ("Event-Date-Timestamp", "1795908306887812"), ("Event-Sequence", str(seq)),
+            ("Unique-ID", uuid), ("Call-Direction", "inbound"),
+            ("Channel-Name", "sofia/internal/1000%40127.0.0.1")] + list(extra)
+
+
+@pytest.fixture
+def switch_factory():
+    switches = []
+
+    def make(captures=(), **kwargs):
+        fake = FakeSwitch(captures, **kwargs)
+        fake.start()
+        switches.append(fake)
+        return fake
+
+    yield make
+    for fake in switches:
+        fake.stop()
+
+
+@pytest.fixture
+def source_factory():
+    sources, group = [], gevent.pool.Group()
+
+    def make(fake, fmt="json", password="ClueCon", **config):
+        host, port = fake.address
+        events = []
+        cfg = SwitchConfig(name="fs1", host=host, port=port, password=password,
+                           format=fmt, **config)
+        source = SwitchSource(cfg, lambda event, switch: events.append(event),
+                              policy=FAST, liveness_check_seconds=0.05)
+        source.events = events
+        sources.append(source)
+        group.spawn(source.run)
+        return source
+
+    yield make
+    for source in sources:
+        source.stop()
+    group.join(timeout=5)
+    group.kill()
+
+
+def capture_events(path, names=("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")):
+    events = [parse_event(f) for f in split_frames(path.read_bytes())]
+    return [e for e in events if e is not None and e.get("Event-Name") in names]
+
+
+# -- formats ---------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["json", "plain"])
+def test_every_subscribed_event_arrives_in_either_format(switch_factory, source_factory,
+                                                         captures, fmt):
+    # greenswitch defect 2: `event json` killed its reader while `connected`
+    # stayed True.  Here json (and plain) events all arrive, in order.
+    capture = captures / "json-single-calls.esl"
+    expected = capture_events(capture)
+    fake = switch_factory([capture])
+    source = source_factory(fake, fmt=fmt)
+    assert wait_until(lambda: len(source.events) == len(expected))
+    got = [(e["Event-Name"], e["Unique-ID"], e["Event-Sequence"]) for e in source.events]
+    assert got == [(e["Event-Name"], e["Unique-ID"], e["Event-Sequence"]) for e in expected]
+    assert source.state.connected and source.state.connects == 1
+    # HEARTBEATs are consumed by the source (liveness, Core-UUID), not passed on.
+    assert all(e["Event-Name"] != "HEARTBEAT" for e in source.events)
+
+
+def test_plain_capture_converted_to_json_gives_the_same_headers(switch_factory,
+                                                                source_factory, captures):
+    capture = captures / "plain-single-calls.esl"
+    expected = capture_events(captures / "json-single-calls.esl")
+    fake = switch_factory([capture])
+    source = source_factory(fake, fmt="json")
+    assert wait_until(lambda: len(source.events) == len(expected))
+    differing = [k for a, b in zip(source.events, expected) for k in b if a.get(k) != b[k]]
+    # Only the values the plain format itself mangles differ (a literal %41).
+    assert set(differing) <= {"variable_unicode_custom", "variable_current_application_data",
+                              "Application-Data"}
+
+
+# -- framing defects -------------------------------------------------------
+
+def test_encoded_newline_does_not_fabricate_headers(switch_factory, source_factory, tmp_path):
+    # greenswitch defect 4: it URL-decoded the whole block before splitting
+    # lines, so this value became a header "Evil-Header: yes".
+    evil = "a%0AEvil-Header%3A%20yes%0D%0Ab"
+    capture = tmp_path / "evil.esl"
+    capture.write_bytes(plain_frame(channel_event(
+        "CHANNEL_CREATE", "u-1", 1, [("variable_note", evil)])))
+    upstream = greenswitch.esl.ESLEvent(
+        "Event-Name: CHANNEL_CREATE\nvariable_note: %s\n" % evil)
+    assert upstream.headers.get("Evil-Header") == "yes"  # the defect, upstream
+
+    fake = switch_factory([capture])
+    source = source_factory(fake, fmt="plain")
+    assert wait_until(lambda: len(source.events) == 1)
+    event = source.events[0]
+    assert event["variable_note"] == "a\nEvil-Header: yes\r\nb"
+    assert "Evil-Header" not in event
+
+
+def test_inner_body_is_kept_apart_from_headers(switch_factory, tmp_path):
+    # greenswitch defect 5: an event's own body was glued into its last header.
+    capture = tmp_path / "job.esl"
+    job = [("Event-Name", "BACKGROUND_JOB"), ("Core-UUID", "c0de"),
+           ("Job-UUID", "af4da630-b997-40c3-a7cb-16edfc2b773e"), ("Job-Command", "status")]
+    capture.write_bytes(plain_frame(job, b"+OK line one\nKey: not a header\n"))
+    fake = switch_factory([capture])
+    events = []
+    conn = EslConnection(*fake.address, "ClueCon", on_event=events.append)
+    conn.connect()
+    try:
+        assert conn.send("event plain BACKGROUND_JOB").ok
+        assert wait_until(lambda: events)
+    finally:
+        conn.stop()
+    event = events[0]
+    assert event["Job-Command"] == "status"
+    assert event["_body"] == "+OK line one\nKey: not a header\n"
+    assert "Key" not in event
+
+
+def test_invalid_utf8_does_not_kill_the_reader(switch_factory, source_factory, tmp_path):
+    # greenswitch defect 6: one undecodable byte ended the reader greenlet.
+    bad = plain_frame(channel_event("CHANNEL_CREATE", "u-1", 1,
+                                    [("variable_name", "caf\xe9")]))
+    bad = bad.replace("caf\xe9".encode(), b"caf\xff")  # same length, invalid UTF-8
+    good = plain_frame(channel_event("CHANNEL_ANSWER", "u-1", 2))
+    capture = tmp_path / "utf8.esl"
+    capture.write_bytes(bad + good)
+    fake = switch_factory([capture])
+    source = source_factory(fake, fmt="plain")
+    assert wait_until(lambda: len(source.events) == 2)
+    assert source.events[0]["variable_name"] == "caf\ufffd"
+    assert source.events[1]["Event-Name"] == "CHANNEL_ANSWER"
+    assert source.state.connects == 1
+
+
+def test_eof_in_the_middle_of_a_body_reconnects_and_the_hub_keeps_running(
+        switch_factory, source_factory, captures):
+    # greenswitch defect 1: EOF inside a body made _read_socket spin forever
+    # without yielding, freezing every greenlet of the process.
+    fake = switch_factory([captures / "json-single-calls.esl"], speed=20.0)
+    ticks = []
+    ticker = gevent.spawn(lambda: [ticks.append(time.monotonic()) or gevent.sleep(0.01)
+                                   for _ in range(1000)])
+    try:
+        source = source_factory(fake)
+        assert wait_until(lambda: len(source.events) >= 3)
+        fake.drop_mid_frame()
+        assert wait_until(lambda: source.state.connects >= 2, timeout=5)
+        before = len(ticks)
+        gevent.sleep(0.2)
+        assert len(ticks) > before  # the hub still schedules other greenlets
+        assert "middle of a frame" in (source.state.last_error or "")
+    finally:
+        ticker.kill()
+
+
+def test_garbage_is_a_protocol_error_then_a_clean_reconnect(switch_factory, source_factory,
+                                                            captures, caplog):
+    fake = switch_factory([captures / "json-single-calls.esl"], speed=20.0)
+    source = source_factory(fake)
+    assert wait_until(lambda: source.state.connected)
+    with caplog.at_level(logging.WARNING):
+        fake.send_garbage(b"Content-Length: banana\n\n")
+        assert wait_until(lambda: source.state.connects >= 2)
+    assert source.state.malformed >= 1
+    assert "bad Content-Length" in caplog.text
+
+
+# -- connection lifecycle --------------------------------------------------
+
+def test_a_dropped_connection_can_connect_again(switch_factory):
+    # greenswitch defect 3: a dropped InboundESL could not connect() again.
+    fake = switch_factory()
+    conn = EslConnection(*fake.address, "ClueCon", timeout=2)
+    conn.connect()
+    assert conn.api("status").data.startswith("UP ")
+    fake.disconnect_all()
+    assert conn.closed.wait(timeout=5)
+    assert not conn.connected
+    conn.connect()
+    try:
+        assert conn.connected
+        assert conn.api("status").data.startswith("UP ")
+    finally:
+        conn.stop()
+
+
+def test_a_command_in_flight_fails_when_the_socket_drops(switch_factory):
+    # greenswitch defect 7: a send() in flight when the socket dropped never
+    # returned.
+    fake = switch_factory()
+    conn = EslConnection(*fake.address, "ClueCon", timeout=2, command_timeout=30)
+    conn.connect()
+    fake.stall(10)
+    waiter = gevent.spawn(conn.api, "status")
+    gevent.sleep(0.2)
+    fake.disconnect_all()
+    waiter.join(timeout=5)
+    assert waiter.ready()
+    assert isinstance(waiter.exception, NotConnectedError)
+    with pytest.raises(NotConnectedError):
+        conn.api("status")  # and the connection says so from now on
+
+
+def test_every_command_has_a_timeout(switch_factory):
+    fake = switch_factory()
+    conn = EslConnection(*fake.address, "ClueCon", timeout=2, command_timeout=0.3)
+    conn.connect()
+    fake.stall(5)
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout):
+        conn.api("status")
+    assert time.monotonic() - started < 3
+    assert not conn.connected  # a missed reply would desynchronise later ones
+
+
+def test_wrong_password_is_reported_as_such_and_retried(switch_factory, source_factory,
+                                                        caplog):
+    fake = switch_factory(password="secret-pw")
+    with caplog.at_level(logging.ERROR):
+        source = source_factory(fake, password="wrong-pw")
+        assert wait_until(lambda: source.state.auth_failures >= 2)
+    assert not source.state.connected
+    assert "authentication failed" in caplog.text
+    assert "wrong-pw" not in caplog.text and "secret-pw" not in caplog.text
+
+
+def test_switch_restart_reconnects_and_logs_the_new_core_uuid(switch_factory, source_factory,
+                                                              captures, caplog):
+    fake = switch_factory([captures / "json-single-calls.esl"], heartbeat_seconds=0.1)
+    source = source_factory(fake)
+    assert wait_until(lambda: source.state.core_uuid is not None)
+    first_uuid = source.state.core_uuid
+    with caplog.at_level(logging.WARNING):
+        fake.restart(new_core_uuid=True)
+        assert wait_until(lambda: source.state.connects >= 2
+                          and source.state.core_uuid != first_uuid)
+    assert source.state.core_uuid == fake.core_uuid
+    assert "restarted" in caplog.text and fake.core_uuid in caplog.text
+
+
+def test_silence_longer_than_the_liveness_timeout_reconnects(switch_factory, source_factory,
+                                                             caplog):
+    fake = switch_factory(heartbeat_seconds=60)
+    source = source_factory(fake, liveness_timeout_seconds=0.5)
+    assert wait_until(lambda: source.state.connected)
+    with caplog.at_level(logging.WARNING):
+        fake.stall(3)
+        assert wait_until(lambda: "nothing received for" in caplog.text, timeout=5)
+    assert wait_until(lambda: source.state.connects >= 2, timeout=10)
+
+
+def test_nothing_listening_is_retried_with_backoff():
+    events = []
+    cfg = SwitchConfig(name="fs1", host="127.0.0.1", port=1, connect_timeout_seconds=0.5)
+    source = SwitchSource(cfg, lambda e, s: events.append(e), policy=FAST)
+    runner = gevent.spawn(source.run)
+    try:
+        assert wait_until(lambda: source.state.reconnects >= 3)
+        assert not source.state.connected
+        assert "cannot connect" in source.state.last_error
+    finally:
+        source.stop()
+        runner.join(timeout=3)
+    assert runner.dead
+
+
+# -- the backoff policy (pure) ---------------------------------------------
+
+def test_reconnect_delay_is_capped_exponential_with_jitter():
+    policy = ReconnectPolicy()
+    assert policy.delay(1, 0.5) <= 1.0  # first retry within a second
+    assert [round(policy.delay(n, 0.5), 3) for n in range(1, 7)] == [0.5, 1, 2, 4, 8, 10]
+    assert policy.delay(50, 0.999) <= 10.0  # never above the cap, jitter included
+    low, high = policy.delay(3, 0.0), policy.delay(3, 0.999)
+    assert low == pytest.approx(1.6) and high == pytest.approx(2.4, rel=1e-2)
+
+
+def test_reconnect_policy_rejects_nonsense():
+    with pytest.raises(ValueError, match="first_seconds"):
+        ReconnectPolicy(first_seconds=0)
+    with pytest.raises(ValueError, match="jitter"):
+        ReconnectPolicy(jitter=1.5)
