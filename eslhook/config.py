@@ -1,25 +1,47 @@
 """Configuration: plain data, validated up front.
 
 ``load_config(path)`` reads ``eslhook.yaml``, validates it against
-``schemas/config.schema.json`` and returns a frozen ``Config``.  Every problem
-is reported at once as a ``ConfigError`` whose issues name the file and the
-path of the offending key.
+``schemas/config.schema.json`` and returns a frozen ``Config``;
+``load_hooks(path, accounts)`` does the same for ``hooks.yaml`` against
+``schemas/hooks.schema.json``.  Every problem is reported at once as a
+``ConfigError`` whose issues name the file, the path of the offending key
+(``switches[0].port``) and, where YAML tells us, its line.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import os
+import re
+import tempfile
+import uuid
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from .hooks.model import Hook
+
+if TYPE_CHECKING:
+    from .accounts import AccountDirectory
 
 @dataclass(frozen=True)
 class ConfigIssue:
     file: str
     path: str          # e.g. "switches[0].port"; "" for the whole document
     message: str
+    line: int | None = None   # 1-based line in the file, when YAML told us
 
     def __str__(self) -> str:
-        where = "%s: %s" % (self.file, self.path) if self.path else self.file
+        where = self.file if self.line is None else "%s:%d" % (self.file, self.line)
+        if self.path:
+            where = "%s: %s" % (where, self.path)
         return "%s: %s" % (where, self.message)
 
 
@@ -29,6 +51,18 @@ class ConfigError(Exception):
     def __init__(self, issues: list[ConfigIssue]):
         self.issues = list(issues)
         super().__init__("\n".join(str(i) for i in self.issues))
+
+
+def _check(obj, name: str, ok: bool, message: str) -> None:
+    """Dataclass validation: raise ValueError naming the class and field."""
+    if not ok:
+        raise ValueError("%s.%s: %s (got %r)" % (
+            type(obj).__name__, name, message,
+            "<hidden>" if name == "password" else getattr(obj, name)))
+
+
+def _is_port(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535
 
 
 @dataclass(frozen=True)
@@ -41,6 +75,14 @@ class SwitchConfig:
     connect_timeout_seconds: float = 5.0
     command_timeout_seconds: float = 10.0
     liveness_timeout_seconds: float = 60.0  # no bytes this long -> reconnect
+
+    def __post_init__(self):
+        _check(self, "name", bool(self.name), "must not be empty")
+        _check(self, "port", _is_port(self.port), "must be an integer 0..65535")
+        _check(self, "format", self.format in ("json", "plain"), "must be json or plain")
+        for name in ("connect_timeout_seconds", "command_timeout_seconds",
+                     "liveness_timeout_seconds"):
+            _check(self, name, getattr(self, name) > 0, "must be > 0")
 
     def __repr__(self) -> str:  # never show the password
         return "SwitchConfig(name=%r, host=%r, port=%r, format=%r)" % (
@@ -55,11 +97,20 @@ class AccountConfig:
     parent_id: str | None = None
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
 
+    def __post_init__(self):
+        # a bare string would be iterated letter by letter
+        _check(self, "realms", not isinstance(self.realms, str), "must be a sequence")
+        _check(self, "auth_tokens", not isinstance(self.auth_tokens, str),
+               "must be a sequence")
+
 
 @dataclass(frozen=True)
 class ApiConfig:
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = 8000                     # 0: any free port
+
+    def __post_init__(self):
+        _check(self, "port", _is_port(self.port), "must be an integer 0..65535")
 
 
 @dataclass(frozen=True)
@@ -69,6 +120,15 @@ class DeliveryConfig:
     max_in_flight: int = 200
     buffer_size: int = 100_000           # payloads waiting; beyond: counted, dropped
     retry_backoff_seconds: tuple[float, ...] = (1.0, 5.0, 15.0, 30.0, 60.0)
+
+    def __post_init__(self):
+        _check(self, "timeout_seconds", self.timeout_seconds > 0, "must be > 0")
+        _check(self, "connect_timeout_seconds", self.connect_timeout_seconds > 0,
+               "must be > 0")
+        _check(self, "max_in_flight", self.max_in_flight >= 1, "must be >= 1")
+        _check(self, "buffer_size", self.buffer_size >= 1, "must be >= 1")
+        _check(self, "retry_backoff_seconds",
+               all(d >= 0 for d in self.retry_backoff_seconds), "must all be >= 0")
 
 
 @dataclass(frozen=True)
@@ -88,3 +148,473 @@ class Config:
     api: ApiConfig | None = None
     delivery: DeliveryConfig = DeliveryConfig()
     payload: PayloadConfig = PayloadConfig()
+
+
+# --------------------------------------------------------------------------
+# YAML documents with line numbers
+
+_Path = tuple  # of str keys and int indexes, as jsonschema's absolute_path
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SECRET_KEYS = frozenset({"password", "auth_tokens"})
+
+
+def format_path(parts: Iterable[str | int]) -> str:
+    """("switches", 0, "port") -> "switches[0].port"."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += "[%d]" % part
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+@dataclass(frozen=True)
+class _Document:
+    """Parsed YAML plus the line of every key and list item, by path."""
+    file: str
+    data: Any
+    lines: dict
+
+    def issue(self, path: _Path, message: str) -> ConfigIssue:
+        return ConfigIssue(self.file, format_path(path), message, self._line(path))
+
+    def _line(self, path: _Path) -> int | None:
+        path = tuple(path)
+        while path not in self.lines and path:  # a missing key: its parent's line
+            path = path[:-1]
+        return self.lines.get(path)
+
+
+def _parse_yaml(text: str, file: str) -> _Document:
+    loader = _YamlLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError([ConfigIssue(file, "", "YAML syntax error: %s" % what,
+                                       mark.line + 1 if mark else None)]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigIssue(file, "", "YAML error: %s" % exc)]) from None
+    finally:
+        loader.dispose()
+    lines: dict = {}
+    duplicates: list[ConfigIssue] = []
+    if node is not None:
+        _collect_lines(node, (), node.start_mark.line + 1, lines, duplicates, file)
+    if duplicates:  # YAML would silently keep the last one: a lost edit
+        raise ConfigError(duplicates)
+    return _Document(file, data, lines)
+
+
+def _collect_lines(node, path, line, lines, duplicates, file) -> None:
+    lines[path] = line
+    if isinstance(node, yaml.MappingNode):
+        seen: dict = {}
+        for key_node, value_node in node.value:
+            key = _scalar_key(key_node)
+            key_line = key_node.start_mark.line + 1
+            if key in seen:
+                duplicates.append(ConfigIssue(
+                    file, format_path(path + (key,)),
+                    "duplicate key (first on line %d); YAML would keep only the last"
+                    % seen[key], key_line))
+                continue
+            seen[key] = key_line
+            _collect_lines(value_node, path + (key,), key_line, lines, duplicates, file)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _collect_lines(item, path + (index,), item.start_mark.line + 1,
+                           lines, duplicates, file)
+
+
+def _scalar_key(key_node):
+    """The key as the constructed mapping holds it (``1:`` is the int 1)."""
+    if not isinstance(key_node, yaml.ScalarNode):
+        return repr(key_node.value)
+    if key_node.tag == "tag:yaml.org,2002:str":
+        return key_node.value
+    try:  # rare: int, bool or null keys
+        return yaml.load(key_node.value, Loader=_YamlLoader)
+    except yaml.YAMLError:
+        return key_node.value
+
+
+def _read_document(path: Path) -> _Document:
+    file = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(file, "", "file not found")]) from None
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(file, "", "cannot read: %s" % exc.strerror)]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigIssue(file, "", "not UTF-8 text", line)]) from None
+    return _parse_yaml(text, file)
+
+
+# --------------------------------------------------------------------------
+# JSON Schema validation with messages a person can act on
+
+def _schema_resources() -> dict[str, dict]:
+    folder = resources.files("eslhook") / "schemas"
+    return {entry.name: json.loads(entry.read_text("utf-8"))
+            for entry in folder.iterdir() if entry.name.endswith(".schema.json")}
+
+
+@cache
+def schema_validator(name: str) -> Draft202012Validator:
+    """Validator for ``eslhook/schemas/<name>.schema.json`` (config, webhook, hooks)."""
+    schemas = _schema_resources()
+    registry = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s)) for s in schemas.values())
+    return Draft202012Validator(schemas["%s.schema.json" % name], registry=registry)
+
+
+def schema_issues(name: str, data: Any, file: str) -> list[ConfigIssue]:
+    """Check ``data`` against a shipped schema (e.g. a REST request body)."""
+    return _schema_issues(name, _Document(file, data, {}))
+
+
+def _schema_issues(name: str, doc: _Document) -> list[ConfigIssue]:
+    issues = []
+    for error in schema_validator(name).iter_errors(doc.data):
+        for path, message in _describe(error):
+            issues.append(doc.issue(path, message))
+    return issues
+
+
+_TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number",
+               "boolean": "true or false", "object": "a mapping", "array": "a list",
+               "null": "null (empty)"}
+
+
+def _type_word(value) -> str:
+    for kind, word in ((bool, "true/false"), (int, "an integer"), (float, "a number"),
+                       (str, "a string"), (dict, "a mapping"), (list, "a list")):
+        if isinstance(value, kind):
+            return word
+    return "empty (null)" if value is None else type(value).__name__
+
+
+def _is_secret(path: _Path) -> bool:
+    return any(part in _SECRET_KEYS for part in path)
+
+
+def _shown(path: _Path, value) -> str:
+    """The offending value for a message, unless it may be a secret."""
+    if _is_secret(path) or isinstance(value, (dict, list)):
+        return ""
+    return " (got %r)" % (value,)
+
+
+def _describe(error) -> list[tuple[_Path, str]]:
+    path = tuple(error.absolute_path)
+    kind, expected, value, schema = (error.validator, error.validator_value,
+                                     error.instance, error.schema)
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        return [(path + (key,), _unknown_key(key, allowed))
+                for key in value if key not in allowed]
+    if kind == "required":
+        return [(path + (key,), _missing_key(key)) for key in expected if key not in value]
+    if kind == "type":
+        words = " or ".join(_TYPE_WORDS.get(t, t) for t in
+                            (expected if isinstance(expected, list) else [expected]))
+        return [(path, "must be %s, not %s%s" % (words, _type_word(value),
+                                                  _shown(path, value)))]
+    if kind == "enum":
+        return [(path, "must be one of: %s%s" % (
+            ", ".join("null" if v is None else str(v) for v in expected),
+            _shown(path, value)))]
+    if kind in ("minimum", "maximum"):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        bounds = ("must be between %s and %s" % (low, high) if None not in (low, high)
+                  else "must be at least %s" % low if high is None
+                  else "must be at most %s" % high)
+        return [(path, bounds + _shown(path, value))]
+    if kind == "exclusiveMinimum":
+        return [(path, "must be greater than %s%s" % (expected, _shown(path, value)))]
+    if kind == "minLength":
+        return [(path, "must not be empty" if expected == 1
+                 else "must be at least %d characters" % expected)]
+    if kind == "minItems":
+        return [(path, "must list at least %d item%s" % (expected, "s" * (expected != 1)))]
+    if kind == "pattern":
+        return [(path, schema.get("x-error", "must match %s" % expected)
+                 + _shown(path, value))]
+    # jsonschema's own message quotes the value: not for secrets
+    return [(path, "fails the %r check" % kind if _is_secret(path) else error.message)]
+
+
+def _unknown_key(key, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+    if close:
+        return "unknown key %r: did you mean %r?" % (key, close[0])
+    return "unknown key %r; allowed keys: %s" % (key, ", ".join(allowed))
+
+
+def _missing_key(key: str) -> str:
+    if key == "id":
+        return "required key is missing; add a unique id, for example  id: %s" % (
+            uuid.uuid4().hex)
+    return "required key is missing"
+
+
+# --------------------------------------------------------------------------
+# eslhook.yaml
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read, validate and build the configuration; ConfigError lists every problem."""
+    path = Path(path)
+    doc = _read_document(path)
+    data = {} if doc.data is None else doc.data
+    doc = _Document(doc.file, data, doc.lines)
+    issues = _schema_issues("config", doc)
+    if isinstance(data, dict):
+        issues += [doc.issue(p, m) for p, m in _config_semantics(data)]
+    if issues:
+        raise ConfigError(_sorted(issues))
+    return _build_config(data, path)
+
+
+def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    return sorted(issues, key=lambda i: (i.line or 0, i.path))
+
+
+def _items(data: dict, key: str) -> Iterator[tuple[int, dict]]:
+    """(index, item) of the well-formed items of a list (the schema reports the rest)."""
+    value = data.get(key)
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict):
+                yield index, item
+
+
+def _duplicates(data: dict, list_key: str, key: str, what: str,
+                normalise=lambda v: v) -> Iterator[tuple[_Path, str]]:
+    first: dict = {}
+    for index, item in _items(data, list_key):
+        value = item.get(key)
+        if not isinstance(value, str):
+            continue
+        seen = first.setdefault(normalise(value), index)
+        if seen != index:
+            yield (list_key, index, key), "duplicate %s %r (also %s[%d])" % (
+                what, value, list_key, seen)
+
+
+def _config_semantics(data: dict) -> Iterator[tuple[_Path, str]]:
+    yield from _duplicates(data, "switches", "name", "switch name")
+    yield from _duplicates(data, "accounts", "id", "account id")
+    account_ids = {a["id"] for _, a in _items(data, "accounts") if isinstance(a.get("id"), str)}
+    yield from _account_semantics(data, account_ids)
+    default = data.get("default_account_id")
+    if isinstance(default, str) and default not in account_ids:
+        yield ("default_account_id",), "unknown account %r%s" % (
+            default, _known_accounts(account_ids))
+    api = data.get("api")
+    if isinstance(api, dict) and isinstance(api.get("listen"), str):
+        try:
+            parse_listen(api["listen"])
+        except ValueError as exc:
+            yield ("api", "listen"), str(exc)
+
+
+def _account_semantics(data: dict, account_ids: set[str]) -> Iterator[tuple[_Path, str]]:
+    parents = {}
+    realm_owner: dict[str, tuple[int, int]] = {}
+    for index, account in _items(data, "accounts"):
+        parent_id = account.get("parent_id")
+        if isinstance(parent_id, str):
+            if parent_id not in account_ids:
+                yield ("accounts", index, "parent_id"), "unknown account %r%s" % (
+                    parent_id, _known_accounts(account_ids))
+            elif isinstance(account.get("id"), str):
+                parents.setdefault(account["id"], (index, parent_id))
+        realms = account.get("realms")
+        for r_index, realm in enumerate(realms if isinstance(realms, list) else ()):
+            if isinstance(realm, str):  # realms match case-insensitively
+                owner = realm_owner.setdefault(realm.lower(), (index, r_index))
+                if owner != (index, r_index):
+                    yield ("accounts", index, "realms", r_index), (
+                        "realm %r is already listed at accounts[%d].realms[%d]"
+                        % ((realm,) + owner))
+    yield from _parent_cycles(parents)
+
+
+def _parent_cycles(parents: dict[str, tuple[int, str]]) -> Iterator[tuple[_Path, str]]:
+    """Report each parent_id loop once, at its first account in file order."""
+    reported: set[str] = set()
+    for start, (index, _) in sorted(parents.items(), key=lambda kv: kv[1][0]):
+        chain, current = [start], parents[start][1]
+        while current in parents and current not in chain:
+            chain.append(current)
+            current = parents[current][1]
+        if current == start and start not in reported:
+            reported.update(chain)
+            yield ("accounts", index, "parent_id"), (
+                "parent_id forms a cycle: %s" % " -> ".join(chain + [start]))
+
+
+def _known_accounts(account_ids: Iterable[str]) -> str:
+    ids = sorted(account_ids)
+    if not ids:
+        return "; no accounts are configured"
+    more = ", ..." if len(ids) > 5 else ""
+    return "; configured accounts: %s%s" % (", ".join(ids[:5]), more)
+
+
+_LISTEN = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<p6>\d{1,5})"
+                     r"|(?P<host>[^\s:\[\]]+):(?P<port>\d{1,5})")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'127.0.0.1:8000' or '[::1]:8000' -> (host, port); ValueError otherwise."""
+    match = _LISTEN.fullmatch(text.strip())
+    port = int(match["p6"] or match["port"]) if match else -1
+    if not match or not 0 <= port <= 65535:
+        raise ValueError("must be host:port with a port 0..65535, e.g. 127.0.0.1:8000 "
+                         "or [::1]:8000 (got %r)" % text)
+    return match["v6"] or match["host"], port
+
+
+def _resolve(base: Path, value: str) -> Path:
+    return (base / Path(value).expanduser()).resolve()
+
+
+def _build_config(data: dict, path: Path) -> Config:
+    base = path.resolve().parent
+    api = data.get("api")
+    host, port = parse_listen(api["listen"]) if api else (None, None)
+    return Config(
+        path=path.resolve(),
+        switches=tuple(SwitchConfig(**s) for s in data["switches"]),
+        hooks_file=_resolve(base, data.get("hooks_file", "hooks.yaml")),
+        state_dir=_resolve(base, data.get("state_dir", "state")),
+        accounts=tuple(_build_account(a) for a in data.get("accounts") or ()),
+        account_variable=data.get("account_variable", "account_id"),
+        default_account_id=data.get("default_account_id"),
+        api=ApiConfig(host=host, port=port) if api else None,
+        delivery=_build_delivery(data.get("delivery") or {}),
+        payload=PayloadConfig(tuple((data.get("payload") or {}).get("channel_variables", ()))),
+    )
+
+
+def _build_account(data: dict) -> AccountConfig:
+    return AccountConfig(id=data["id"], name=data.get("name", ""),
+                         realms=tuple(data.get("realms", ())),
+                         parent_id=data.get("parent_id"),
+                         auth_tokens=tuple(data.get("auth_tokens", ())))
+
+
+def _build_delivery(data: dict) -> DeliveryConfig:
+    if "retry_backoff_seconds" in data:
+        data = dict(data, retry_backoff_seconds=tuple(
+            float(d) for d in data["retry_backoff_seconds"]))
+    return DeliveryConfig(**data)
+
+
+# --------------------------------------------------------------------------
+# hooks.yaml
+
+HOOKS_FILE_HEADER = """\
+# eslhook webhooks. This file is managed by eslhook (its REST API rewrites it)
+# and may also be edited by hand: eslhook reloads it within a couple of seconds,
+# and keeps the last good hooks if an edit is invalid (see the log, or run
+# `eslhook check-config`). Keys: see conf/hooks.yaml in the eslhook sources.
+"""
+
+
+def load_hooks(path: str | os.PathLike, accounts: "AccountDirectory", *,
+               create_missing: bool = True) -> list[Hook]:
+    """Read and validate the hooks file; a missing one is created empty."""
+    path = Path(path)
+    if create_missing and not path.exists():
+        write_hooks_file(path, [])
+        return []
+    return hooks_from_document(_read_document(path), accounts)
+
+
+def parse_hooks(text: str, accounts: "AccountDirectory", file: str) -> list[Hook]:
+    """Validate hooks.yaml text (already read) and build the hooks."""
+    return hooks_from_document(_parse_yaml(text, file), accounts)
+
+
+def hooks_from_document(doc: _Document, accounts: "AccountDirectory") -> list[Hook]:
+    if doc.data is None:  # an empty file: no hooks
+        return []
+    issues = _schema_issues("hooks", doc)
+    if isinstance(doc.data, dict):
+        issues += [doc.issue(p, m) for p, m in _hooks_semantics(doc.data, accounts)]
+    if issues:
+        raise ConfigError(_sorted(issues))
+    return [Hook.from_dict(item) for item in doc.data.get("webhooks") or ()]
+
+
+def validate_hooks(hooks: Iterable[Hook], accounts: "AccountDirectory",
+                   file: str = "hooks") -> None:
+    """Check hooks built in memory (e.g. by the REST API) as if loaded from a file."""
+    data = {"webhooks": [hook.to_dict() for hook in hooks]}
+    hooks_from_document(_Document(file, data, {}), accounts)
+
+
+def _hooks_semantics(data: dict, accounts: "AccountDirectory") -> Iterator[tuple[_Path, str]]:
+    yield from _duplicates(data, "webhooks", "id", "hook id")
+    for index, item in _items(data, "webhooks"):
+        account_id = item.get("account_id")
+        if isinstance(account_id, str) and account_id not in accounts:
+            yield ("webhooks", index, "account_id"), "unknown account %r%s" % (
+                account_id, _known_accounts(accounts.accounts))
+
+
+def hooks_yaml(hooks: Iterable[Hook]) -> str:
+    """The hooks file text: header comment, then hooks in a stable key order."""
+    body = yaml.dump({"webhooks": [hook.to_dict() for hook in hooks]},
+                     Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+                     sort_keys=False, default_flow_style=False, allow_unicode=True,
+                     width=100)
+    return HOOKS_FILE_HEADER + "\n" + body
+
+
+def write_hooks_file(path: str | os.PathLike, hooks: Iterable[Hook]) -> None:
+    """Replace the file atomically: temp file in the same directory, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = hooks_yaml(hooks)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if path.exists():  # keep a hand-set mode (e.g. 0640)
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse: the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
