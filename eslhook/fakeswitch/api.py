@@ -1,0 +1,142 @@
+"""The ``api`` commands the fake switch answers, and its channel table.
+
+Channels come from replayed events: a channel exists from its
+CHANNEL_CREATE until its CHANNEL_HANGUP_COMPLETE (or CHANNEL_DESTROY), so
+``show channels as json`` and ``uuid_exists`` reflect the replay.  Texts
+follow FreeSWITCH 1.10 (see tests/captures/api-*.raw).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+
+VERSION = ("FreeSWITCH Version 1.10.12-release+git~20240802T210227Z~a88d069d6f~64bit"
+           " (git a88d069 2024-08-02 21:02:27Z 64bit)\n")
+_READY = "FreeSWITCH (Version 1.10.12-release git a88d069 2024-08-02 21:02:27Z 64bit) is ready"
+IDLE_CHANNELS_JSON = '{"row_count": 0}\n'  # FreeSWITCH's own idle text: space, no rows
+_GONE_EVENTS = {"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"}
+
+# show channels columns, in FreeSWITCH's order, and the event header each comes from.
+_COLUMNS = (
+    ("uuid", "Unique-ID"), ("direction", "Call-Direction"), ("created", None),
+    ("created_epoch", None), ("name", "Channel-Name"), ("state", "Channel-State"),
+    ("cid_name", "Caller-Caller-ID-Name"), ("cid_num", "Caller-Caller-ID-Number"),
+    ("ip_addr", "Caller-Network-Addr"), ("dest", "Caller-Destination-Number"),
+    ("application", "variable_current_application"),
+    ("application_data", "variable_current_application_data"),
+    ("dialplan", "Caller-Dialplan"), ("context", "Caller-Context"),
+    ("read_codec", "Channel-Read-Codec-Name"), ("read_rate", "Channel-Read-Codec-Rate"),
+    ("read_bit_rate", "Channel-Read-Codec-Bit-Rate"),
+    ("write_codec", "Channel-Write-Codec-Name"), ("write_rate", "Channel-Write-Codec-Rate"),
+    ("write_bit_rate", "Channel-Write-Codec-Bit-Rate"), ("secure", None),
+    ("hostname", "FreeSWITCH-Hostname"), ("presence_id", "Channel-Presence-ID"),
+    ("presence_data", "Channel-Presence-Data"), ("accountcode", "variable_accountcode"),
+    ("callstate", "Channel-Call-State"), ("callee_name", "Caller-Callee-ID-Name"),
+    ("callee_num", "Caller-Callee-ID-Number"), ("callee_direction", None),
+    ("call_uuid", "Channel-Call-UUID"), ("sent_callee_name", None), ("sent_callee_num", None),
+)
+_INITIAL = ("cid_name", "cid_num", "ip_addr", "dest", "dialplan", "context")
+
+
+def _channel_row(headers: Mapping[str, str], previous: dict[str, str] | None) -> dict[str, str]:
+    row = {col: headers.get(src, "") if src else "" for col, src in _COLUMNS}
+    created_us = headers.get("Caller-Channel-Created-Time", "")
+    row["created_epoch"] = str(int(created_us) // 1_000_000) if created_us.isdigit() else ""
+    if previous is None:  # first sight: the initial_* columns freeze here
+        row["created"] = headers.get("Event-Date-Local", "")
+        row.update(("initial_" + col, row[col]) for col in _INITIAL)
+    else:
+        row["created"] = previous["created"]
+        row.update(("initial_" + col, previous["initial_" + col]) for col in _INITIAL)
+    return row
+
+
+class ChannelTable:
+    """Channels alive in the replay, in creation order."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, str]] = {}
+        self.sessions_since_startup = 0
+        self.peak = 0
+
+    def observe(self, name: str, headers: Mapping[str, str], unique_id: str) -> None:
+        if not unique_id:
+            return
+        if name in _GONE_EVENTS:
+            self._rows.pop(unique_id, None)
+            return
+        known = self._rows.get(unique_id)
+        if known is None and name != "CHANNEL_CREATE":
+            return  # created before the replay started: unknown to us
+        if known is None:
+            self.sessions_since_startup += 1
+        row = _channel_row(headers, known)
+        row["uuid"] = unique_id
+        self._rows[unique_id] = row
+        self.peak = max(self.peak, len(self._rows))
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+    def __contains__(self, unique_id: str) -> bool:
+        return unique_id in self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def as_json(self) -> str:
+        if not self._rows:
+            return IDLE_CHANNELS_JSON
+        rows = list(self._rows.values())
+        return json.dumps({"row_count": len(rows), "rows": rows},
+                          ensure_ascii=False, separators=(",", ":"))
+
+    def as_text(self) -> str:
+        names = [col for col, _ in _COLUMNS] + ["initial_" + c for c in _INITIAL]
+        lines = [",".join(names)]
+        lines += [",".join(row.get(n, "") for n in names) for row in self._rows.values()]
+        return "\n".join(lines) + "\n\n%d total.\n" % len(self._rows)
+
+
+def _uptime(seconds: float) -> str:
+    total_us = int(seconds * 1_000_000)
+    secs, us = divmod(total_us, 1_000_000)
+    mins, secs = divmod(secs, 60)
+    hours, mins = divmod(mins, 60)
+    days, hours = divmod(hours, 24)
+    years, days = divmod(days, 365)
+    return ("UP %d years, %d days, %d hours, %d minutes, %d seconds, %d milliseconds, "
+            "%d microseconds" % (years, days, hours, mins, secs, us // 1000, us % 1000))
+
+
+def status_text(started_monotonic: float, channels: ChannelTable) -> str:
+    peak = channels.peak
+    return "\n".join([
+        _uptime(time.monotonic() - started_monotonic), _READY,
+        "%d session(s) since startup" % channels.sessions_since_startup,
+        "%d session(s) - peak %d, last 5min %d " % (len(channels), peak, peak),
+        "0 session(s) per Sec out of max 200, peak 0, last 5min 0 ",
+        "2000 session(s) max", "min idle cpu 0.00/100.00",
+        "Current Stack Size/Max 240K/240K", ""])
+
+
+def run_api(command: str, arg: str, channels: ChannelTable, started: float,
+            hostname: str) -> str:
+    """The text ``api <command> <arg>`` answers (as FreeSWITCH would)."""
+    cmd = command.lower()
+    if cmd == "status":
+        return status_text(started, channels)
+    if cmd == "version":
+        return VERSION
+    if cmd == "hostname":
+        return hostname
+    if cmd == "uuid_exists":
+        return "true" if arg.strip() in channels else "false"
+    if cmd == "show":
+        words = arg.lower().split()
+        if words[:1] == ["channels"]:
+            return channels.as_json() if words[-2:] == ["as", "json"] else channels.as_text()
+        return "-USAGE: fake switch answers only: show channels [as json]\n"
+    return "-ERR %s Command not found!\n" % command

@@ -1,0 +1,150 @@
+"""Event bodies in FreeSWITCH's two wire formats, and conversion between them.
+
+Pure functions, no I/O.  An event is kept as an ordered list of
+``(name, value)`` pairs plus an optional inner body, because real events
+repeat headers (``Hangup-Cause`` twice) and order matters for byte-exact
+output.
+
+Rendering follows what FreeSWITCH 1.10 does:
+- plain (``switch_event_serialize``): ``Name: url-encoded value`` lines, then
+  either a blank line, or ``Content-Length: N``, a blank line and the raw
+  inner body (no trailing blank line);
+- json (``switch_event_serialize_json``): one compact object, every value a
+  string, duplicate names repeated as duplicate keys, an inner body as
+  ``Content-Length`` + ``_body`` keys at the end, non-ASCII left as UTF-8.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+from urllib.parse import unquote
+
+# SWITCH_URL_UNSAFE in switch_utils.h; bytes outside ' '..'~' are also encoded.
+_URL_UNSAFE = frozenset(b"\r\n #%&+:;<=>?@[\\]^`{|}\"")
+_HEX_UPPER = frozenset(b"0123456789ABCDEF")
+
+
+class EventData(NamedTuple):
+    headers: list[tuple[str, str]]
+    body: str | None  # the inner body (BACKGROUND_JOB result), if any
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        for key, value in reversed(self.headers):  # last one wins, as in framing
+            if key == name:
+                return value
+        return default
+
+
+def url_encode(value: str) -> str:
+    """``switch_url_encode``: an existing ``%XX`` (upper-case hex) is kept."""
+    raw = value.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i, n = 0, len(raw)
+    while i < n:
+        byte = raw[i]
+        if (byte == 0x25 and i + 2 < n and raw[i + 1] in _HEX_UPPER
+                and raw[i + 2] in _HEX_UPPER):
+            out += raw[i:i + 3]
+            i += 3
+            continue
+        if byte < 0x20 or byte > 0x7E or byte in _URL_UNSAFE:
+            out += b"%%%02X" % byte
+        else:
+            out.append(byte)
+        i += 1
+    return out.decode("ascii")
+
+
+def parse_plain(body: bytes) -> EventData:
+    """Decoded headers (in order, duplicates kept) of a plain event body."""
+    head, sep, rest = body.partition(b"\n\n")
+    headers: list[tuple[str, str]] = []
+    inner: str | None = None
+    for line in head.decode("utf-8", "replace").split("\n"):
+        name, found, value = line.partition(": ")
+        if not found:
+            if line.endswith(":"):
+                headers.append((line[:-1], ""))
+            continue
+        headers.append((name, unquote(value, errors="replace")))
+    if sep:
+        length = EventData(headers, None).get("Content-Length")
+        if length is not None and length.isdigit():
+            inner = rest[:int(length)].decode("utf-8", "replace")
+            # The inner length is re-derived from the body when rendering.
+            headers = [(k, v) for k, v in headers if k != "Content-Length"]
+    return EventData(headers, inner)
+
+
+def parse_json(body: bytes) -> EventData:
+    """Headers (in order, duplicate keys kept) of a json event body."""
+    try:
+        pairs = json.loads(body.decode("utf-8", "replace"),
+                           object_pairs_hook=lambda items: items)
+    except ValueError as exc:
+        raise ValueError("invalid event json: %s" % exc) from None
+    if not isinstance(pairs, list):
+        raise ValueError("event json is not an object")
+    headers: list[tuple[str, str]] = []
+    inner: str | None = None
+    for name, value in pairs:
+        text = value if isinstance(value, str) else json.dumps(value)
+        if name == "_body":
+            inner = text
+        else:
+            headers.append((name, text))
+    if inner is not None:
+        headers = [(k, v) for k, v in headers if k != "Content-Length"]
+    return EventData(headers, inner)
+
+
+def parse(body: bytes, fmt: str) -> EventData:
+    if fmt == "plain":
+        return parse_plain(body)
+    if fmt == "json":
+        return parse_json(body)
+    raise ValueError("unknown event format %r (plain or json)" % fmt)
+
+
+def render_plain(event: EventData) -> bytes:
+    lines = ["%s: %s\n" % (name, url_encode(value)) for name, value in event.headers]
+    out = "".join(lines).encode("ascii")
+    if event.body is None:
+        return out + b"\n"
+    inner = event.body.encode("utf-8", "surrogateescape")
+    return out + b"Content-Length: %d\n\n" % len(inner) + inner
+
+
+def _json_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def render_json(event: EventData) -> bytes:
+    items = ["%s:%s" % (_json_str(k), _json_str(v)) for k, v in event.headers]
+    if event.body is not None:
+        length = len(event.body.encode("utf-8", "surrogateescape"))
+        items.append('"Content-Length":"%d"' % length)
+        items.append('"_body":%s' % _json_str(event.body))
+    return ("{" + ",".join(items) + "}").encode("utf-8", "surrogateescape")
+
+
+def render(event: EventData, fmt: str) -> bytes:
+    if fmt == "plain":
+        return render_plain(event)
+    if fmt == "json":
+        return render_json(event)
+    raise ValueError("unknown event format %r (plain or json)" % fmt)
+
+
+def convert(body: bytes, src_fmt: str, dst_fmt: str) -> bytes:
+    """An event body in another format (the same bytes when formats agree)."""
+    if src_fmt == dst_fmt:
+        return body
+    return render(parse(body, src_fmt), dst_fmt)
+
+
+def event_frame(body: bytes, fmt: str) -> bytes:
+    """The whole frame, header order as mod_event_socket writes it."""
+    return b"Content-Length: %d\nContent-Type: text/event-%s\n\n%s" % (
+        len(body), fmt.encode("ascii"), body)
