@@ -219,14 +219,14 @@ def custom_channel_variables(event: Mapping[str, str],
 
 
 def _int_header(get, name: str) -> int | None:
+    """A non-negative integer header; anything else is left out, not fatal."""
     value = get(name)
     if not value:
         return None
-    try:
+    if value.isascii() and value.isdigit():  # int() would take " 1", "-1", "1_0"
         return int(value)
-    except ValueError:
-        logger.debug("ignoring non-integer %s=%r", name, value)
-        return None
+    logger.debug("ignoring non-integer %s=%r", name, value)
+    return None
 
 
 def _gregorian_seconds(get) -> int | None:

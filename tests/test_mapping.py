@@ -423,10 +423,11 @@ def test_malformed_numbers_are_left_out_not_fatal(by_leg):
     event["Event-Date-Timestamp"] = "soon"
     event["variable_duration"] = "1.5"
     event["variable_billsec"] = ""
+    event["variable_progresssec"] = "-1"
     got = payload(event)
-    for key in ("timestamp", "duration_seconds", "billing_seconds"):
+    for key in ("timestamp", "duration_seconds", "billing_seconds", "ringing_seconds"):
         assert key not in got
-    assert got["ringing_seconds"] == 0
+    assert got["call_id"] == BUSY
     assert got["hangup_code"] == "sip:486"
 
 
