@@ -137,9 +137,9 @@ def _attempt(client: HTTPClient, request: HttpRequest, target: str) -> Outcome:
     try:
         response = client.request(request.method, target, body=request.body,
                                   headers=dict(request.headers))
-    except ValueError as exc:    # bad method, target or header value: cannot be sent
-        return Outcome(None, INVALID_REQUEST, error=str(exc))
-    except UnicodeEncodeError as exc:   # a header outside latin-1
+    except ssl.SSLError as exc:  # before ValueError: a failed certificate check is both
+        return Outcome(None, CONNECTION_ERROR, error=_describe(exc))
+    except ValueError as exc:    # bad method, target or header value (not latin-1): unsendable
         return Outcome(None, INVALID_REQUEST, error=str(exc))
     except (OSError, HTTPParseError, RuntimeError) as exc:
         return Outcome(None, _network_reason(exc), error=_describe(exc))

@@ -43,9 +43,10 @@ def build_request(hook: Hook, payload: Mapping[str, Any], *, user_agent: str) ->
     """
     data = merge_custom_data(hook, payload)
     headers = {
-        "X-Hook-ID": hook.id,
-        "X-Account-ID": str(payload.get("account_id") or hook.account_id),
-        "User-Agent": user_agent,
+        "X-Hook-ID": _header_value("hook id", hook.id),
+        "X-Account-ID": _header_value("payload account_id",
+                                      str(payload.get("account_id") or hook.account_id)),
+        "User-Agent": _header_value("user_agent", user_agent),
     }
     verb = hook.http_verb
     if verb == "get":
@@ -61,6 +62,13 @@ def build_request(hook: Hook, payload: Mapping[str, Any], *, user_agent: str) ->
     else:
         raise ValueError("hook %s: format: unknown body format %r" % (hook.id, hook.format))
     return HttpRequest(verb.upper(), hook.uri, headers, body)
+
+
+def _header_value(what: str, value: str) -> str:
+    """Header values go out as printable ASCII: no CR/LF smuggling, no mojibake."""
+    if not value.isascii() or not value.isprintable():
+        raise ValueError("%s %r cannot be sent in an HTTP header" % (what, value))
+    return value
 
 
 def append_query(uri: str, query: str) -> str:

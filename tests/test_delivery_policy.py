@@ -1,0 +1,208 @@
+"""Pure parts of delivery: request encoding and the retry policy, apart from any timing."""
+
+import json
+from types import MappingProxyType
+from urllib.parse import parse_qs
+
+import pytest
+
+from eslhook import __version__
+from eslhook.config import DeliveryConfig
+from eslhook.delivery.policy import (
+    BODY_EXCERPT_BYTES, Outcome, RetryPolicy, is_success, parse_retry_after, retry_delay,
+    should_retry)
+from eslhook.delivery.request import build_request, encode_form
+from eslhook.hooks.model import Hook
+
+HOOK_ID = "0123456789abcdef0123456789abcdef"
+ACCOUNT = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"
+UA = "eslhook/" + __version__
+
+
+def make_hook(**fields) -> Hook:
+    base = dict(id=HOOK_ID, account_id=ACCOUNT, name="test", uri="http://127.0.0.1:9/hook",
+                hook="all")
+    base.update(fields)
+    return Hook(**base)
+
+
+# -- request encoding ------------------------------------------------------------
+
+def test_form_encoding_matches_kazoo_byte_for_byte():
+    # Kazoo's urlencode: space -> '+', unreserved kept, everything else %XX of UTF-8
+    text = encode_form({"a": "x y&z=1/é~._-", "ok": True, "no": False, "n": 5, "none": None})
+    assert text == "a=x+y%26z%3D1%2F%C3%A9~._-&ok=true&no=false&n=5&none="
+
+
+def test_form_nested_objects_and_lists_use_brackets():
+    payload = {"custom_channel_vars": {"account_id": "acc", "x y": {"deep": "v"}},
+               "tags": ["a", "b"]}
+    text = encode_form(payload)
+    assert text == ("custom_channel_vars[account_id]=acc&custom_channel_vars[x+y][deep]=v"
+                    "&tags[]=a&tags[]=b")
+    assert parse_qs(text) == {"custom_channel_vars[account_id]": ["acc"],
+                              "custom_channel_vars[x y][deep]": ["v"], "tags[]": ["a", "b"]}
+
+
+def test_post_form_request():
+    request = build_request(make_hook(), {"call_id": "c1", "account_id": "sub"}, user_agent=UA)
+    assert request.method == "POST"
+    assert request.url == "http://127.0.0.1:9/hook"
+    assert request.body == b"call_id=c1&account_id=sub"
+    assert dict(request.headers) == {
+        "X-Hook-ID": HOOK_ID, "X-Account-ID": "sub", "User-Agent": UA,
+        "Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_put_json_is_compact_utf8():
+    request = build_request(make_hook(http_verb="put", format="json"),
+                            {"caller_id_name": "Café €", "answered": True}, user_agent=UA)
+    assert request.method == "PUT"
+    assert request.body == '{"caller_id_name":"Café €","answered":true}'.encode("utf-8")
+    assert request.headers["Content-Type"] == "application/json"
+
+
+def test_get_appends_to_an_existing_query_and_drops_the_fragment():
+    hook = make_hook(http_verb="get", uri="http://h/x?token=abc&#frag")
+    request = build_request(hook, {"call_id": "c 1"}, user_agent=UA)
+    assert request.method == "GET"
+    assert request.url == "http://h/x?token=abc&call_id=c+1"
+    assert request.body == b""
+    assert "Content-Type" not in request.headers
+
+
+def test_get_with_empty_payload_adds_no_question_mark():
+    request = build_request(make_hook(http_verb="get", uri="http://h/x"), {}, user_agent=UA)
+    assert request.url == "http://h/x"
+
+
+def test_custom_data_is_merged_over_the_payload():
+    hook = make_hook(format="json",
+                     custom_data=MappingProxyType({"call_id": "mine", "extra": "1"}))
+    request = build_request(hook, {"call_id": "theirs", "other": "2"}, user_agent=UA)
+    assert json.loads(request.body) == {"call_id": "mine", "other": "2", "extra": "1"}
+
+
+def test_account_header_falls_back_to_the_hook_account():
+    request = build_request(make_hook(), {"call_id": "c"}, user_agent=UA)
+    assert request.headers["X-Account-ID"] == ACCOUNT
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"http_verb": "delete"}, "http_verb"),
+    ({"format": "xml"}, "format"),
+])
+def test_bad_hook_fields_are_named(fields, message):
+    with pytest.raises(ValueError, match=message):
+        build_request(make_hook(**fields), {"call_id": "c"}, user_agent=UA)
+
+
+@pytest.mark.parametrize("fmt", ["form-data", "json"])
+def test_unencodable_payload_value_is_a_clear_error(fmt):
+    with pytest.raises(ValueError, match="payload"):
+        build_request(make_hook(format=fmt), {"call_id": "c", "bad": {"x": object()}},
+                      user_agent=UA)
+
+
+@pytest.mark.parametrize("account", ["acc\r\nX-Evil: 1", "café€"])
+def test_an_account_id_unfit_for_a_header_is_refused(account):
+    with pytest.raises(ValueError, match="account_id"):
+        build_request(make_hook(), {"call_id": "c", "account_id": account}, user_agent=UA)
+
+
+# -- policy -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"backoff_seconds": ()}, "backoff_seconds"),
+    ({"backoff_seconds": (1.0, -1.0)}, r"backoff_seconds\[1\]"),
+    ({"backoff_seconds": (float("nan"),)}, r"backoff_seconds\[0\]"),
+    ({"backoff_seconds": ("1",)}, r"backoff_seconds\[0\]"),
+    ({"jitter": 1.0}, "jitter"),
+    ({"jitter": -0.1}, "jitter"),
+])
+def test_retry_policy_is_validated_when_built(kwargs, field):
+    with pytest.raises(ValueError, match="RetryPolicy.%s" % field):
+        RetryPolicy(**kwargs)
+
+
+def test_retry_policy_from_config():
+    policy = RetryPolicy.from_config(DeliveryConfig(retry_backoff_seconds=(2.0, 7.0)))
+    assert policy.backoff_seconds == (2.0, 7.0)
+    assert policy.max_delay == 7.0
+
+
+@pytest.mark.parametrize("status, expected", [
+    (200, True), (201, True), (204, True), (299, True),
+    (199, False), (300, False), (404, False), (500, False), (None, False)])
+def test_is_success_is_any_2xx(status, expected):
+    assert is_success(Outcome(status, "x")) is expected
+
+
+@pytest.mark.parametrize("outcome, expected", [
+    (Outcome(None, "timeout"), True),
+    (Outcome(None, "connection refused"), True),
+    (Outcome(None, "connection error"), True),
+    (Outcome(500, "bad response code"), True),
+    (Outcome(502, "bad response code"), True),
+    (Outcome(429, "bad response code"), True),
+    (Outcome(302, "bad response code"), True),
+    (Outcome(408, "bad response code"), True),
+    (Outcome(400, "bad response code"), False),
+    (Outcome(401, "bad response code"), False),
+    (Outcome(403, "bad response code"), False),
+    (Outcome(404, "bad response code"), False),
+    (Outcome(410, "bad response code"), False),
+    (Outcome(200, "success"), False),
+    (Outcome(None, "invalid request"), False),
+])
+def test_should_retry(outcome, expected):
+    assert should_retry(outcome) is expected
+
+
+def test_retry_delay_follows_the_schedule_then_stays_at_its_end():
+    policy = RetryPolicy(backoff_seconds=(1.0, 5.0, 15.0), jitter=0.0)
+    failed = Outcome(500, "bad response code")
+    delays = [retry_delay(policy, n, failed, rand=0.3) for n in range(1, 6)]
+    assert delays == [1.0, 5.0, 15.0, 15.0, 15.0]
+
+
+def test_retry_delay_jitter_stays_within_its_fraction():
+    policy = RetryPolicy(backoff_seconds=(10.0,), jitter=0.2)
+    failed = Outcome(None, "timeout")
+    assert retry_delay(policy, 1, failed, rand=0.0) == pytest.approx(8.0)
+    assert retry_delay(policy, 1, failed, rand=0.5) == pytest.approx(10.0)
+    assert retry_delay(policy, 1, failed, rand=0.999999) == pytest.approx(12.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_wins_on_429_and_503_clamped_to_the_longest_delay(status):
+    policy = RetryPolicy(backoff_seconds=(1.0, 30.0), jitter=0.5)
+    assert retry_delay(policy, 1, Outcome(status, "bad response code", retry_after=7.0),
+                       rand=0.9) == 7.0
+    assert retry_delay(policy, 1, Outcome(status, "bad response code", retry_after=3600.0),
+                       rand=0.9) == 30.0
+    assert retry_delay(policy, 1, Outcome(status, "bad response code", retry_after=0.0),
+                       rand=0.9) == 0.0
+
+
+def test_retry_after_is_ignored_on_other_statuses():
+    policy = RetryPolicy(backoff_seconds=(1.0,), jitter=0.0)
+    assert retry_delay(policy, 1, Outcome(500, "bad response code", retry_after=20.0),
+                       rand=0.5) == 1.0
+
+
+def test_retry_delay_rejects_attempt_zero():
+    with pytest.raises(ValueError, match="attempt_number"):
+        retry_delay(RetryPolicy(), 0, Outcome(500, "bad response code"), rand=0.5)
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("120", 120.0), (" 5 ", 5.0), ("0", 0.0), (None, None), ("-1", None), ("1.5", None),
+    ("Wed, 21 Oct 2015 07:28:00 GMT", None), ("", None)])
+def test_parse_retry_after_seconds_form_only(header, expected):
+    assert parse_retry_after(header) == expected
+
+
+def test_outcome_keeps_at_most_2_kib_of_body():
+    outcome = Outcome(500, "bad response code", b"x" * (BODY_EXCERPT_BYTES + 10))
+    assert outcome.body_excerpt == b"x" * BODY_EXCERPT_BYTES
