@@ -132,7 +132,7 @@ def test_encoded_newline_does_not_fabricate_headers(switch_factory, source_facto
         "CHANNEL_CREATE", "u-1", 1, [("variable_note", evil)])))
     upstream = greenswitch.esl.ESLEvent(
         "Event-Name: CHANNEL_CREATE\nvariable_note: %s\n" % evil)
-    assert upstream.headers.get("Evil-Header") == "yes"  # the defect, upstream
+    assert upstream.headers["Evil-Header"].startswith("yes")  # the defect, upstream
 
     fake = switch_factory([capture])
     source = source_factory(fake, fmt="plain")
@@ -167,14 +167,14 @@ def test_invalid_utf8_does_not_kill_the_reader(switch_factory, source_factory, t
     # greenswitch defect 6: one undecodable byte ended the reader greenlet.
     bad = plain_frame(channel_event("CHANNEL_CREATE", "u-1", 1,
                                     [("variable_name", "caf\xe9")]))
-    bad = bad.replace("caf\xe9".encode(), b"caf\xff")  # same length, invalid UTF-8
+    bad = bad.replace("caf\xe9".encode(), b"caf\xff\xfe")  # same length, invalid UTF-8
     good = plain_frame(channel_event("CHANNEL_ANSWER", "u-1", 2))
     capture = tmp_path / "utf8.esl"
     capture.write_bytes(bad + good)
     fake = switch_factory([capture])
     source = source_factory(fake, fmt="plain")
     assert wait_until(lambda: len(source.events) == 2)
-    assert source.events[0]["variable_name"] == "caf\ufffd"
+    assert source.events[0]["variable_name"] == "caf\ufffd\ufffd"
     assert source.events[1]["Event-Name"] == "CHANNEL_ANSWER"
     assert source.state.connects == 1
 
