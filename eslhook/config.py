@@ -326,8 +326,11 @@ def _describe(error) -> list[tuple[_Path, str]]:
     if kind == "type":
         words = " or ".join(_TYPE_WORDS.get(t, t) for t in
                             (expected if isinstance(expected, list) else [expected]))
-        return [(path, "must be %s, not %s%s" % (words, _type_word(value),
-                                                  _shown(path, value)))]
+        # YAML reads 123, 1.5, yes, no, on, off... as numbers and booleans
+        quote = ("; put it in quotes" if expected == "string"
+                 and isinstance(value, (int, float, bool)) else "")
+        return [(path, "must be %s, not %s%s%s" % (words, _type_word(value),
+                                                    _shown(path, value), quote))]
     if kind == "enum":
         return [(path, "must be one of: %s%s" % (
             ", ".join("null" if v is None else str(v) for v in expected),
@@ -573,12 +576,18 @@ def _hooks_semantics(data: dict, accounts: "AccountDirectory") -> Iterator[tuple
                 account_id, _known_accounts(accounts.accounts))
 
 
+class _IndentedDumper(yaml.SafeDumper):
+    """Indent list items under their key, as people write them by hand."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)
+
+
 def hooks_yaml(hooks: Iterable[Hook]) -> str:
     """The hooks file text: header comment, then hooks in a stable key order."""
     body = yaml.dump({"webhooks": [hook.to_dict() for hook in hooks]},
-                     Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
-                     sort_keys=False, default_flow_style=False, allow_unicode=True,
-                     width=100)
+                     Dumper=_IndentedDumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=100)
     return HOOKS_FILE_HEADER + "\n" + body
 
 
