@@ -175,6 +175,7 @@ class _Document:
     file: str
     data: Any
     lines: dict
+    issues: tuple = ()     # found while parsing (duplicate keys)
 
     def issue(self, path: _Path, message: str) -> ConfigIssue:
         return ConfigIssue(self.file, format_path(path), message, self._line(path))
@@ -204,9 +205,8 @@ def _parse_yaml(text: str, file: str) -> _Document:
     duplicates: list[ConfigIssue] = []
     if node is not None:
         _collect_lines(node, (), node.start_mark.line + 1, lines, duplicates, file)
-    if duplicates:  # YAML would silently keep the last one: a lost edit
-        raise ConfigError(duplicates)
-    return _Document(file, data, lines)
+    # duplicate keys: YAML would silently keep the last one, a lost edit
+    return _Document(file, data, lines, tuple(duplicates))
 
 
 def _collect_lines(node, path, line, lines, duplicates, file) -> None:
@@ -219,10 +219,9 @@ def _collect_lines(node, path, line, lines, duplicates, file) -> None:
             if key in seen:
                 duplicates.append(ConfigIssue(
                     file, format_path(path + (key,)),
-                    "duplicate key (first on line %d); YAML would keep only the last"
+                    "duplicate key (first on line %d); YAML keeps only this last one"
                     % seen[key], key_line))
-                continue
-            seen[key] = key_line
+            seen.setdefault(key, key_line)  # later lines win below: that value is kept
             _collect_lines(value_node, path + (key,), key_line, lines, duplicates, file)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
@@ -377,8 +376,8 @@ def load_config(path: str | os.PathLike) -> Config:
     path = Path(path)
     doc = _read_document(path)
     data = {} if doc.data is None else doc.data
-    doc = _Document(doc.file, data, doc.lines)
-    issues = _schema_issues("config", doc)
+    doc = _Document(doc.file, data, doc.lines, doc.issues)
+    issues = list(doc.issues) + _schema_issues("config", doc)
     if isinstance(data, dict):
         issues += [doc.issue(p, m) for p, m in _config_semantics(data)]
     if issues:
@@ -550,9 +549,9 @@ def parse_hooks(text: str, accounts: "AccountDirectory", file: str) -> list[Hook
 
 
 def hooks_from_document(doc: _Document, accounts: "AccountDirectory") -> list[Hook]:
-    if doc.data is None:  # an empty file: no hooks
+    if doc.data is None and not doc.issues:  # an empty file: no hooks
         return []
-    issues = _schema_issues("hooks", doc)
+    issues = list(doc.issues) + _schema_issues("hooks", doc)
     if isinstance(doc.data, dict):
         issues += [doc.issue(p, m) for p, m in _hooks_semantics(doc.data, accounts)]
     if issues:

@@ -1,0 +1,173 @@
+"""The hook store: hooks.yaml, its live reload, and the current HookIndex.
+
+Hand edits are picked up by polling the file's (mtime_ns, size, inode) about
+once a second.  Reading, parsing and validating run in gevent's threadpool so
+the hub never waits on the disk or on a big file.  A bad edit is logged with
+every problem and the last good hooks stay in force.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+
+import gevent
+from gevent.event import Event
+from gevent.lock import Semaphore
+from gevent.pool import Group
+
+from ..accounts import AccountDirectory
+from ..config import ConfigError, load_hooks, validate_hooks, write_hooks_file
+from .index import HookIndex
+from .model import Hook
+
+log = logging.getLogger(__name__)
+
+FileSignature = tuple[int, int, int]  # (mtime_ns, size, inode)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What is in force: swapped as one reference, so readers never see a mix."""
+    hooks: tuple[Hook, ...]
+    index: HookIndex
+    generation: int
+
+
+@dataclass(frozen=True)
+class _ReadResult:
+    signature: FileSignature | None
+    hooks: list[Hook] | None = None
+    error: ConfigError | None = None
+
+
+class HookStore:
+    def __init__(self, path: str | os.PathLike, accounts: AccountDirectory):
+        self.path = Path(path)
+        self.accounts = accounts
+        self._snapshot = _Snapshot((), HookIndex((), accounts), 0)
+        self._signature: FileSignature | None = None   # of the file last read
+        self._lock = Semaphore()      # one reload or write at a time
+        self._stopping = Event()
+        self._group = Group()
+
+    # -- what is in force ---------------------------------------------------
+    @property
+    def index(self) -> HookIndex:
+        return self._snapshot.index
+
+    @property
+    def hooks(self) -> list[Hook]:
+        return list(self._snapshot.hooks)
+
+    @property
+    def generation(self) -> int:
+        """Increments on every successful load, reload or write."""
+        return self._snapshot.generation
+
+    # -- loading --------------------------------------------------------------
+    def load(self) -> list[Hook]:
+        """Read the file at startup (creating it empty if missing); ConfigError if bad."""
+        with self._lock:
+            result = _in_threadpool(_read_hooks, self.path, self.accounts, True)
+            if result.error is not None:
+                raise result.error
+            self._install(result.hooks, result.signature)
+        log.info("hooks loaded from %s: %d hooks (%d enabled)", self.path,
+                 len(result.hooks), sum(h.enabled for h in result.hooks))
+        return result.hooks
+
+    def poll(self) -> bool:
+        """Reload if the file changed since it was last read; True if reloaded."""
+        with self._lock:
+            if _in_threadpool(_file_signature, self.path) == self._signature:
+                return False
+            result = _in_threadpool(_read_hooks, self.path, self.accounts, False)
+            if result.signature != _in_threadpool(_file_signature, self.path):
+                return False  # changed while we read it (an editor mid-save): next poll
+            self._signature = result.signature  # a bad file is reported once, not every poll
+            if result.error is not None:
+                self._report_rejected(result.error)
+                return False
+            self._install(result.hooks, result.signature)
+        log.info("hooks reloaded: %d hooks (%d enabled) from %s", len(result.hooks),
+                 sum(h.enabled for h in result.hooks), self.path)
+        return True
+
+    def write(self, hooks: Iterable[Hook]) -> None:
+        """Validate, then replace the file atomically and put the hooks in force."""
+        hooks = list(hooks)
+        with self._lock:
+            _in_threadpool(validate_hooks, hooks, self.accounts, str(self.path))
+            signature = _in_threadpool(_write_and_sign, self.path, hooks)
+            self._install(hooks, signature)
+        log.info("hooks written: %d hooks to %s", len(hooks), self.path)
+
+    def _install(self, hooks: list[Hook], signature: FileSignature | None) -> None:
+        index = HookIndex(hooks, self.accounts)
+        self._snapshot = _Snapshot(tuple(hooks), index, self._snapshot.generation + 1)
+        self._signature = signature
+
+    def _report_rejected(self, error: ConfigError) -> None:
+        in_force = len(self._snapshot.hooks)
+        log.error("hooks file %s rejected (%d problem%s); keeping the %d hook%s in force",
+                  self.path, len(error.issues), "s" * (len(error.issues) != 1),
+                  in_force, "s" * (in_force != 1))
+        for issue in error.issues:
+            log.error("  %s", issue)
+
+    # -- watching -------------------------------------------------------------
+    def start_watching(self, interval: float = 1.0) -> None:
+        if len(self._group):
+            return
+        self._stopping.clear()
+        watcher = self._group.spawn(self._watch, interval)
+        watcher.link_exception(_log_crash)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self._group.join(timeout=timeout)
+        self._group.kill(timeout=timeout)
+
+    def _watch(self, interval: float) -> None:
+        while not self._stopping.wait(interval):
+            try:
+                self.poll()
+            except Exception:  # keep watching: the next poll may well succeed
+                log.exception("hooks file %s: poll failed", self.path)
+
+
+def _in_threadpool(function: Callable[..., T], *args) -> T:
+    return gevent.get_hub().threadpool.apply(function, args)
+
+
+def _file_signature(path: Path) -> FileSignature | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _read_hooks(path: Path, accounts: AccountDirectory, create_missing: bool) -> _ReadResult:
+    """Runs in a worker thread: no gevent calls, no logging of results."""
+    if create_missing and not path.exists():
+        write_hooks_file(path, [])
+    signature = _file_signature(path)
+    try:
+        return _ReadResult(signature, hooks=load_hooks(path, accounts, create_missing=False))
+    except ConfigError as error:
+        return _ReadResult(signature, error=error)
+
+
+def _write_and_sign(path: Path, hooks: list[Hook]) -> FileSignature | None:
+    write_hooks_file(path, hooks)
+    return _file_signature(path)
+
+
+def _log_crash(greenlet) -> None:
+    log.error("hooks file watcher stopped: %r", greenlet.exception)
