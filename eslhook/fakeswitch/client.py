@@ -186,6 +186,7 @@ class Client:
         except OSError:
             pass
         self.sock.close()
+        self.switch.subscription_changed()  # the timeline may have to pause now
 
     def goodbye(self, text: str = protocol.GOODBYE) -> None:
         self.send(protocol.disconnect_notice(text))
