@@ -370,6 +370,22 @@ def test_stop_refuses_new_work_and_bounds_running_attempts(receiver):
     assert queue.stats.dropped == 1
 
 
+def test_stop_drains_accepted_deliveries_before_the_deadline(receiver):
+    receiver.default_reply = Reply(delay=0.01)
+    receiver.script(Reply(500))                   # one retry must happen while stopping
+    queue = DeliveryQueue(DeliveryConfig(max_in_flight=2, retry_backoff_seconds=(0.05,)))
+    queue.start()
+    hook = make_hook(receiver.url("/"))
+    for n in range(20):
+        assert queue.submit(hook, {"call_id": "c%d" % n})
+    with gevent.Timeout(10):
+        queue.stop(timeout=10)
+    assert sorted({r.form["call_id"][0] for r in receiver.requests}) == sorted(
+        "c%d" % n for n in range(20))
+    assert len(receiver.requests) == 21
+    assert (queue.stats.delivered, queue.stats.pending) == (20, 0)
+
+
 def test_stop_abandons_a_delivery_waiting_for_retry(receiver):
     receiver.default_reply = Reply(500)
     queue = DeliveryQueue(DeliveryConfig(max_in_flight=2, retry_backoff_seconds=(30.0,)))
@@ -377,6 +393,6 @@ def test_stop_abandons_a_delivery_waiting_for_retry(receiver):
     assert queue.submit(make_hook(receiver.url("/"), retries=5), {"call_id": "a"})
     receiver.wait_for(1, timeout=5)
     with gevent.Timeout(5):
-        queue.stop(timeout=1)
+        queue.stop(timeout=0.3)
     assert len(receiver.requests) == 1
     assert queue.stats.pending == 1 and queue.stats.given_up == 0

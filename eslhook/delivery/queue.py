@@ -158,17 +158,20 @@ class DeliveryQueue:
         return bool(self._idle.wait(timeout))
 
     def stop(self, timeout: float) -> None:
-        """Stop accepting; let running attempts finish until ``timeout``; then kill them.
-        Deliveries not yet attempted (or waiting for a retry) are abandoned and counted in
-        the log."""
+        """Stop accepting; keep delivering what was accepted (retries included) until
+        ``timeout``; then cancel retry waits and kill attempts still running.  What is left
+        is logged as undelivered (a durable spool can pick it up later)."""
+        deadline = time.monotonic() + timeout
         self._accepting = False
+        if len(self._workers):
+            self._idle.wait(timeout)
         self._stopping = True
         for timer in list(self._timers):
             timer.close()
         self._timers.clear()
         for _ in range(len(self._workers)):
             self._ready.put_nowait(_STOP)
-        self._workers.join(timeout=timeout)
+        self._workers.join(timeout=max(0.0, deadline - time.monotonic()))
         if len(self._workers):
             log.warning("killing %d delivery attempts still running after %gs",
                         self._stats.in_flight, timeout)
