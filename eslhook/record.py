@@ -106,8 +106,11 @@ class _Session:
         while not pending:
             left = deadline - time.monotonic()
             if self.eof or left <= 0:
-                raise RecordError("no %s from the switch (%s)"
-                                  % (what, "connection closed" if self.eof else "timeout"))
+                why = "connection closed" if self.eof else "timeout"
+                if self.reader.buffered:
+                    why += "; got %d bytes that are not an ESL frame, not an event socket?" % (
+                        self.reader.buffered)
+                raise RecordError("no %s from the switch (%s)" % (what, why))
             pending.extend(self.pump(min(left, POLL_SECONDS)))
         return pending.pop(0)
 
