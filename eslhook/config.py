@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import uuid
+from datetime import date
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -203,14 +204,27 @@ def _parse_yaml(text: str, file: str) -> _Document:
         loader.dispose()
     lines: dict = {}
     duplicates: list[ConfigIssue] = []
-    if node is not None:
-        _collect_lines(node, (), node.start_mark.line + 1, lines, duplicates, file)
+    try:
+        if node is not None:
+            _collect_lines(node, (), node.start_mark.line + 1, lines, duplicates, file)
+    except (RecursionError, _TooBig):  # nested or aliased far beyond any config
+        raise ConfigError([ConfigIssue(file, "", "document too large or nested too "
+                                       "deeply (%d values seen)" % len(lines))]) from None
     # duplicate keys: YAML would silently keep the last one, a lost edit
     return _Document(file, data, lines, tuple(duplicates))
 
 
+class _TooBig(Exception):
+    pass
+
+
+_MAX_VALUES = 1_000_000   # ~10x a 10,000-hook file; stops alias bombs (&a [*b, *b, ...])
+
+
 def _collect_lines(node, path, line, lines, duplicates, file) -> None:
     lines[path] = line
+    if len(lines) > _MAX_VALUES:
+        raise _TooBig()
     if isinstance(node, yaml.MappingNode):
         seen: dict = {}
         for key_node, value_node in node.value:
@@ -295,7 +309,8 @@ _TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a numbe
 
 def _type_word(value) -> str:
     for kind, word in ((bool, "true/false"), (int, "an integer"), (float, "a number"),
-                       (str, "a string"), (dict, "a mapping"), (list, "a list")):
+                       (str, "a string"), (dict, "a mapping"), (list, "a list"),
+                       (date, "a date")):
         if isinstance(value, kind):
             return word
     return "empty (null)" if value is None else type(value).__name__
@@ -327,7 +342,7 @@ def _describe(error) -> list[tuple[_Path, str]]:
                             (expected if isinstance(expected, list) else [expected]))
         # YAML reads 123, 1.5, yes, no, on, off... as numbers and booleans
         quote = ("; put it in quotes" if expected == "string"
-                 and isinstance(value, (int, float, bool)) else "")
+                 and isinstance(value, (int, float, bool, date)) else "")
         return [(path, "must be %s, not %s%s%s" % (words, _type_word(value),
                                                     _shown(path, value), quote))]
     if kind == "enum":
@@ -575,18 +590,22 @@ def _hooks_semantics(data: dict, accounts: "AccountDirectory") -> Iterator[tuple
                 account_id, _known_accounts(accounts.accounts))
 
 
-class _IndentedDumper(yaml.SafeDumper):
-    """Indent list items under their key, as people write them by hand."""
-
-    def increase_indent(self, flow=False, indentless=False):
-        return super().increase_indent(flow, False)
+_YamlDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def hooks_yaml(hooks: Iterable[Hook]) -> str:
-    """The hooks file text: header comment, then hooks in a stable key order."""
-    body = yaml.dump({"webhooks": [hook.to_dict() for hook in hooks]},
-                     Dumper=_IndentedDumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True, width=100)
+    """The hooks file text: header comment, then hooks in a stable key order.
+
+    Laid out as people write it by hand: list items indented under
+    ``webhooks:``, a blank line between hooks.
+    """
+    entries = []
+    for hook in hooks:
+        block = yaml.dump(hook.to_dict(), Dumper=_YamlDumper, sort_keys=False,
+                          default_flow_style=False, allow_unicode=True, width=100)
+        # shifting every line of a block mapping alike keeps its structure
+        entries.append("  - " + block.rstrip("\n").replace("\n", "\n    ") + "\n")
+    body = "webhooks:\n" + "\n".join(entries) if entries else "webhooks: []\n"
     return HOOKS_FILE_HEADER + "\n" + body
 
 

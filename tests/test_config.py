@@ -232,6 +232,13 @@ BAD_CONFIGS = [
     ("zero timeout", MINIMAL + "delivery:\n  timeout_seconds: 0\n", "delivery.timeout_seconds",
      4, "must be greater than 0"),
     ("document is a list", "- name: fs1\n", "", 1, "must be a mapping, not a list"),
+    ("unquoted date", "switches:\n  - name: 2024-01-01\n", "switches[0].name", 2,
+     "must be a string, not a date (got datetime.date(2024, 1, 1)); put it in quotes"),
+    ("nested too deeply", "switches: " + "[" * 5000 + "]" * 5000 + "\n", "", 1,
+     "YAML syntax error"),
+    ("alias bomb", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        "a%d: &a%d [%s]\n" % (i, i, ", ".join(["*a%d" % (i - 1)] * 10)) for i in range(1, 8)),
+     "", None, "document too large or nested too deeply"),
 ]
 
 
@@ -245,7 +252,7 @@ def test_each_bad_config_is_one_issue_naming_file_key_and_line(tmp_path, yaml_te
     assert (issue.path, issue.line) == (path, line)
     # "unknown account; no accounts..." fragments elide the quoted id
     assert all(part in issue.message for part in fragment.split("; ")), issue.message
-    assert str(issue).startswith("%s:%d: " % (config_file, line))
+    assert str(issue).startswith("%s:%d: " % (config_file, line) if line else str(config_file))
 
 
 def test_every_problem_is_reported_at_once_in_file_order(tmp_path):
@@ -430,8 +437,9 @@ def test_an_empty_hooks_file_means_no_hooks(tmp_path, text):
 
 def test_written_hooks_read_back_equal_in_a_stable_key_order(tmp_path):
     hooks = [Hook(id=HOOK_ID, account_id=ACME, name="Ünïcode name", uri="http://127.0.0.1:9/a",
-                  hook="all", custom_data={"k": "v: with colon"}, enabled=False,
-                  disable_reason="paused"),
+                  hook="all", custom_data={"k": "v: with colon", "multi": "line 1\n  line 2\n",
+                                           "long": "word " * 40, "n": "123", "b": "yes"},
+                  enabled=False, disable_reason="paused"),
              Hook(id="1" * 32, account_id=SUB, name="second", uri="https://127.0.0.1/b",
                   hook="channel_answer", http_verb="get", retries=0)]
     hooks_file = tmp_path / "hooks.yaml"
