@@ -201,7 +201,8 @@ def test_write_replaces_the_file_and_the_hooks_in_force(hooks_file, store):
 def test_an_invalid_write_changes_nothing(hooks_file, store):
     store.load()
     before = hooks_file.read_bytes()
-    stray = Hook(id="ab%030x" % 9, account_id="e" * 32, name="n", uri="http://127.0.0.1/", hook="all")
+    stray = Hook(id="ab%030x" % 9, account_id="e" * 32, name="n", uri="http://127.0.0.1/",
+                 hook="all")
     with pytest.raises(ConfigError) as caught:
         store.write(store.hooks + [stray])
     assert [i.path for i in caught.value.issues] == ["webhooks[1].account_id"]
