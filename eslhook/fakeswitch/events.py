@@ -17,12 +17,13 @@ Rendering follows what FreeSWITCH 1.10 does:
 from __future__ import annotations
 
 import json
+import re
 from typing import NamedTuple
 from urllib.parse import unquote
 
-# SWITCH_URL_UNSAFE in switch_utils.h; bytes outside ' '..'~' are also encoded.
-_URL_UNSAFE = frozenset(b"\r\n #%&+:;<=>?@[\\]^`{|}\"")
-_HEX_UPPER = frozenset(b"0123456789ABCDEF")
+# SWITCH_URL_UNSAFE in switch_utils.h; bytes outside ' '..'~' are also
+# encoded, and an existing %XX (upper-case hex) is kept as it is.
+_ENCODE = re.compile(rb'%[0-9A-F]{2}|[^\x20-\x7e]|[\r\n #%&+:;<=>?@\[\\\]^`{|}"]')
 
 
 class EventData(NamedTuple):
@@ -36,24 +37,15 @@ class EventData(NamedTuple):
         return default
 
 
+def _encode_one(match: re.Match) -> bytes:
+    found = match.group(0)
+    return found if len(found) == 3 else b"%%%02X" % found[0]
+
+
 def url_encode(value: str) -> str:
-    """``switch_url_encode``: an existing ``%XX`` (upper-case hex) is kept."""
+    """``switch_url_encode`` (no double encoding of an existing ``%XX``)."""
     raw = value.encode("utf-8", "surrogateescape")
-    out = bytearray()
-    i, n = 0, len(raw)
-    while i < n:
-        byte = raw[i]
-        if (byte == 0x25 and i + 2 < n and raw[i + 1] in _HEX_UPPER
-                and raw[i + 2] in _HEX_UPPER):
-            out += raw[i:i + 3]
-            i += 3
-            continue
-        if byte < 0x20 or byte > 0x7E or byte in _URL_UNSAFE:
-            out += b"%%%02X" % byte
-        else:
-            out.append(byte)
-        i += 1
-    return out.decode("ascii")
+    return _ENCODE.sub(_encode_one, raw).decode("ascii")
 
 
 def parse_plain(body: bytes) -> EventData:

@@ -250,9 +250,9 @@ class FakeSwitch:
             iteration += 1
 
     def _replay_pass(self, iteration: int) -> None:
-        factor, previous = self.policy.factor, None
-        count = 0
+        factor, count = self.policy.factor, 0
         for capture in self._captures:
+            previous = None  # no pause for the gap between two recordings
             for event in capture.events:
                 previous = self._pace(factor, event.timestamp_us, previous)
                 count += 1
