@@ -20,6 +20,7 @@ What real FreeSWITCH 1.10 taught us (see tests/captures/README.md):
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -48,6 +49,14 @@ def _decode(raw: bytes) -> str:
 
 def parse_header_block(text: str) -> dict[str, str]:
     """Parse ``Name: value`` lines; lines without a separator are skipped."""
+    # Fast path, all in C: when there are as many ": " as lines (always so
+    # in percent-encoded plain events and in nearly every frame header), names
+    # and values alternate.  Only a block with one line holding two ": " *and*
+    # another holding none could fool it: FreeSWITCH never sends such a thing.
+    parts = text.replace("\n", ": ").split(": ")
+    if len(parts) % 2 == 0 and len(parts) == 2 * (text.count("\n") + 1):
+        it = iter(parts)
+        return dict(zip(it, it))
     headers: dict[str, str] = {}
     for line in text.split("\n"):
         name, sep, value = line.partition(": ")
@@ -116,6 +125,21 @@ class FrameReader:
             del buf[:pos]
 
 
+def percent_decode(value: str) -> str:
+    """urllib's ``unquote`` (UTF-8, errors replaced), ~5x faster.
+
+    ``%XX`` becomes ``\\xXX`` for the C escape decoder.  That is exact because
+    FreeSWITCH percent-encodes every backslash in plain values; a value that
+    has one anyway, or a malformed escape, takes urllib's general path.
+    """
+    if "\\" not in value:
+        try:
+            return codecs.escape_decode(value.replace("%", "\\x"))[0].decode("utf-8", "replace")
+        except ValueError:
+            pass
+    return unquote(value, errors="replace")
+
+
 class PlainEvent(Mapping):
     """Headers of a ``text/event-plain`` body, percent-decoded on access.
 
@@ -131,13 +155,13 @@ class PlainEvent(Mapping):
 
     def __getitem__(self, name: str) -> str:
         value = self._raw[name]
-        return unquote(value, errors="replace") if "%" in value else value
+        return percent_decode(value) if "%" in value else value
 
     def get(self, name, default=None):
         value = self._raw.get(name)
         if value is None:
             return default
-        return unquote(value, errors="replace") if "%" in value else value
+        return percent_decode(value) if "%" in value else value
 
     def __contains__(self, name) -> bool:
         return name in self._raw
@@ -152,20 +176,10 @@ class PlainEvent(Mapping):
         return "PlainEvent(%r)" % dict(self.items())
 
 
-def _split_plain_headers(text: str) -> dict[str, str]:
-    # Fast path, all in C: plain values are percent-encoded, so ": " and
-    # newlines only ever separate names from values and lines from lines.
-    parts = text.replace("\n", ": ").split(": ")
-    if len(parts) % 2 == 0:
-        it = iter(parts)
-        return dict(zip(it, it))
-    return parse_header_block(text)  # a line without ": " somewhere
-
-
 def parse_plain_event(body: bytes) -> PlainEvent:
     """Headers of a ``text/event-plain`` body (``_body`` holds an inner body)."""
     head, sep, rest = body.partition(b"\n\n")
-    raw = _split_plain_headers(_decode(head).rstrip("\n"))
+    raw = parse_header_block(_decode(head).rstrip("\n"))
     inner = raw.get("Content-Length")
     if sep and inner is not None and inner.isdigit():
         # The inner body is raw text, not percent-encoded: keep it apart.
