@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Hashable, Mapping, Protocol
@@ -59,7 +58,7 @@ class _Delivery:
     payload: Mapping[str, Any]
     call_id: str | None
     event_name: str | None
-    delivery_id: str
+    event_id: str | None               # Core-UUID-sequence: names it in logs
     attempts: int = 0
     request: HttpRequest | None = None   # built by the first attempt, off the reader
 
@@ -123,7 +122,7 @@ class DeliveryQueue:
         # Only bookkeeping here: the request is encoded by the worker, so the
         # reader's cost per matching hook stays a few dict operations.
         call_id = payload.get("call_id")
-        item = _Delivery(hook, payload, call_id, payload.get("hook_event"), uuid.uuid4().hex[:12])
+        item = _Delivery(hook, payload, call_id, payload.get("hook_event"), payload.get("event_id"))
         key = (hook.id, call_id)
         lane = self._lanes.get(key)
         if lane is None:
@@ -202,7 +201,7 @@ class DeliveryQueue:
         try:
             outcome = self._sender.send(item.request)
         except Exception:   # a bug, not a delivery failure: do not stall the lane
-            log.exception("delivery %s to hook %s crashed; giving up", item.delivery_id,
+            log.exception("delivery of event %s to hook %s crashed; giving up", item.event_id,
                           item.hook.id)
             self._stats.given_up += 1
             self._finish(key, lane)
@@ -227,8 +226,8 @@ class DeliveryQueue:
 
     def _give_up(self, item: _Delivery, outcome: Outcome) -> None:
         self._stats.given_up += 1
-        log.warning("giving up %s (delivery %s) to hook %s for call %s after %d attempt(s): "
-                    "%s %s", item.event_name, item.delivery_id, item.hook.id, item.call_id,
+        log.warning("giving up %s (event %s) to hook %s for call %s after %d attempt(s): "
+                    "%s %s", item.event_name, item.event_id, item.hook.id, item.call_id,
                     item.attempts, outcome.reason, outcome.status or outcome.error or "")
 
     def _finish(self, key: Hashable, lane: deque) -> None:
