@@ -87,6 +87,9 @@ class Bridge:
             self._group.spawn(source.run).link_exception(_log_crash)
         log.info("eslhook %s started: %d switch(es), %d hook(s)", __version__,
                  len(self.sources), len(self.hooks.hooks))
+        if self.config.api is not None:
+            log.warning("api.listen is set, but this version has no REST API yet: "
+                        "manage hooks by editing %s", self.config.hooks_file)
 
     def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop intake, drain delivery until the deadline, then kill."""
