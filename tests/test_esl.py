@@ -327,3 +327,15 @@ def test_reconnect_policy_rejects_nonsense():
         ReconnectPolicy(first_seconds=0)
     with pytest.raises(ValueError, match="jitter"):
         ReconnectPolicy(jitter=1.5)
+
+
+def test_switch_shutdown_notice_is_reported_and_retried(switch_factory, source_factory,
+                                                        captures, caplog):
+    # A real `fsctl shutdown`: the call's hangup, then a disconnect notice and EOF.
+    fake = switch_factory([captures / "shutdown-plain.esl"])
+    with caplog.at_level(logging.WARNING):
+        source = source_factory(fake, fmt="plain")
+        assert wait_until(lambda: source.state.reconnects >= 1 and source.events)
+    assert [e["Event-Name"] for e in source.events][-1] == "CHANNEL_HANGUP_COMPLETE"
+    assert source.events[-1]["Hangup-Cause"] == "SYSTEM_SHUTDOWN"
+    assert "The system is being shut down." in caplog.text
