@@ -14,7 +14,28 @@ sys.path.insert(0, str(TESTS))  # helpers: receiver.py, ...
 
 CAPTURES = TESTS / "captures"
 
+from receiver import receiver  # noqa: E402,F401  (the `receiver` fixture, for every test)
+
 
 @pytest.fixture
 def captures() -> Path:
     return CAPTURES
+
+
+@pytest.fixture
+def switch_factory():
+    """Start fake switches (stopped after the test): ``make(*captures, **options)``."""
+    from eslhook.fakeswitch import FakeSwitch
+
+    started = []
+
+    def make(*captures, **options):
+        options.setdefault("heartbeat_seconds", None)
+        switch = FakeSwitch(captures, **options)
+        switch.start()
+        started.append(switch)
+        return switch
+
+    yield make
+    for switch in started:
+        switch.stop()

@@ -4,12 +4,12 @@ Config and hooks are real YAML files loaded the way ``eslhook run`` loads
 them; events are real captures or events the fake switch generates.
 """
 
-import time
 import uuid
 from collections import defaultdict
 
 import gevent
 import pytest
+import helpers
 import yaml
 from receiver import Receiver
 
@@ -28,13 +28,8 @@ def hook_id() -> str:
     return uuid.uuid4().hex
 
 
-def wait_until(predicate, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(step)
-    return predicate()
+def wait_until(predicate, timeout=10.0):
+    return helpers.wait_until(predicate, timeout)
 
 
 class World:

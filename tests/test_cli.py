@@ -1,10 +1,8 @@
 """The ``eslhook`` command as a user runs it: real processes, real signals."""
 
-import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 

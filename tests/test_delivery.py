@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 import gevent
 import pytest
 
-from receiver import Receiver, Reply, receiver  # noqa: F401  (fixture)
+from receiver import Receiver, Reply
 
 from eslhook import __version__
 from eslhook.config import DeliveryConfig

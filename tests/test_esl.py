@@ -10,23 +10,14 @@ import time
 import gevent
 import greenswitch.esl
 import pytest
+from helpers import wait_until
 
 from eslhook.config import SwitchConfig
-from eslhook.fakeswitch import FakeSwitch
 from eslhook.source.esl import CommandTimeout, EslConnection, NotConnectedError
 from eslhook.source.framing import parse_event, split_frames
 from eslhook.source.switch import ReconnectPolicy, SwitchSource
 
 FAST = ReconnectPolicy(first_seconds=0.05, cap_seconds=0.2)
-
-
-def wait_until(predicate, timeout=5.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(step)
-    return predicate()
 
 
 def plain_frame(headers: list[tuple[str, str]], inner_body: bytes = b"") -> bytes:
@@ -46,19 +37,6 @@ def channel_event(name: str, uuid: str, seq: int, extra=()) -> list[tuple[str, s
             ("Channel-Name", "sofia/internal/1000%40127.0.0.1")] + list(extra)
 
 
-@pytest.fixture
-def switch_factory():
-    switches = []
-
-    def make(captures=(), **kwargs):
-        fake = FakeSwitch(captures, **kwargs)
-        fake.start()
-        switches.append(fake)
-        return fake
-
-    yield make
-    for fake in switches:
-        fake.stop()
 
 
 @pytest.fixture
@@ -98,7 +76,7 @@ def test_every_subscribed_event_arrives_in_either_format(switch_factory, source_
     # stayed True.  Here json (and plain) events all arrive, in order.
     capture = captures / "json-single-calls.esl"
     expected = capture_events(capture)
-    fake = switch_factory([capture])
+    fake = switch_factory(capture)
     source = source_factory(fake, fmt=fmt)
     assert wait_until(lambda: len(source.events) == len(expected))
     got = [(e["Event-Name"], e["Unique-ID"], e["Event-Sequence"]) for e in source.events]
@@ -112,7 +90,7 @@ def test_plain_capture_converted_to_json_gives_the_same_headers(switch_factory,
                                                                 source_factory, captures):
     capture = captures / "plain-single-calls.esl"
     expected = capture_events(captures / "json-single-calls.esl")
-    fake = switch_factory([capture])
+    fake = switch_factory(capture)
     source = source_factory(fake, fmt="json")
     assert wait_until(lambda: len(source.events) == len(expected))
     differing = [k for a, b in zip(source.events, expected) for k in b if a.get(k) != b[k]]
@@ -134,7 +112,7 @@ def test_encoded_newline_does_not_fabricate_headers(switch_factory, source_facto
         "Event-Name: CHANNEL_CREATE\nvariable_note: %s\n" % evil)
     assert upstream.headers["Evil-Header"].startswith("yes")  # the defect, upstream
 
-    fake = switch_factory([capture])
+    fake = switch_factory(capture)
     source = source_factory(fake, fmt="plain")
     assert wait_until(lambda: len(source.events) == 1)
     event = source.events[0]
@@ -148,7 +126,7 @@ def test_inner_body_is_kept_apart_from_headers(switch_factory, tmp_path):
     job = [("Event-Name", "BACKGROUND_JOB"), ("Core-UUID", "c0de"),
            ("Job-UUID", "af4da630-b997-40c3-a7cb-16edfc2b773e"), ("Job-Command", "status")]
     capture.write_bytes(plain_frame(job, b"+OK line one\nKey: not a header\n"))
-    fake = switch_factory([capture])
+    fake = switch_factory(capture)
     events = []
     conn = EslConnection(*fake.address, "ClueCon", on_event=events.append)
     conn.connect()
@@ -171,7 +149,7 @@ def test_invalid_utf8_does_not_kill_the_reader(switch_factory, source_factory, t
     good = plain_frame(channel_event("CHANNEL_ANSWER", "u-1", 2))
     capture = tmp_path / "utf8.esl"
     capture.write_bytes(bad + good)
-    fake = switch_factory([capture])
+    fake = switch_factory(capture)
     source = source_factory(fake, fmt="plain")
     assert wait_until(lambda: len(source.events) == 2)
     assert source.events[0]["variable_name"] == "caf\ufffd\ufffd"
@@ -183,7 +161,7 @@ def test_eof_in_the_middle_of_a_body_reconnects_and_the_hub_keeps_running(
         switch_factory, source_factory, captures):
     # greenswitch defect 1: EOF inside a body made _read_socket spin forever
     # without yielding, freezing every greenlet of the process.
-    fake = switch_factory([captures / "json-single-calls.esl"], speed=20.0)
+    fake = switch_factory(captures / "json-single-calls.esl", speed=20.0)
     ticks = []
     ticker = gevent.spawn(lambda: [ticks.append(time.monotonic()) or gevent.sleep(0.01)
                                    for _ in range(1000)])
@@ -202,7 +180,7 @@ def test_eof_in_the_middle_of_a_body_reconnects_and_the_hub_keeps_running(
 
 def test_garbage_is_a_protocol_error_then_a_clean_reconnect(switch_factory, source_factory,
                                                             captures, caplog):
-    fake = switch_factory([captures / "json-single-calls.esl"], speed=20.0)
+    fake = switch_factory(captures / "json-single-calls.esl", speed=20.0)
     source = source_factory(fake)
     assert wait_until(lambda: source.state.connected)
     with caplog.at_level(logging.WARNING):
@@ -273,7 +251,7 @@ def test_wrong_password_is_reported_as_such_and_retried(switch_factory, source_f
 
 def test_switch_restart_reconnects_and_logs_the_new_core_uuid(switch_factory, source_factory,
                                                               captures, caplog):
-    fake = switch_factory([captures / "json-single-calls.esl"], heartbeat_seconds=0.1)
+    fake = switch_factory(captures / "json-single-calls.esl", heartbeat_seconds=0.1)
     source = source_factory(fake)
     assert wait_until(lambda: source.state.core_uuid is not None)
     first_uuid = source.state.core_uuid
@@ -332,7 +310,7 @@ def test_reconnect_policy_rejects_nonsense():
 def test_switch_shutdown_notice_is_reported_and_retried(switch_factory, source_factory,
                                                         captures, caplog):
     # A real `fsctl shutdown`: the call's hangup, then a disconnect notice and EOF.
-    fake = switch_factory([captures / "shutdown-plain.esl"])
+    fake = switch_factory(captures / "shutdown-plain.esl")
     with caplog.at_level(logging.WARNING):
         source = source_factory(fake, fmt="plain")
         assert wait_until(lambda: source.state.reconnects >= 1 and source.events)

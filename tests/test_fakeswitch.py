@@ -125,20 +125,6 @@ def capture_of(tmp_path: Path, name: str, frames: list[bytes], fmt: str = "plain
     return path
 
 
-@pytest.fixture
-def switch_factory():
-    started = []
-
-    def make(*captures, **options) -> FakeSwitch:
-        options.setdefault("heartbeat_seconds", None)
-        switch = FakeSwitch(captures, **options)
-        switch.start()
-        started.append(switch)
-        return switch
-
-    yield make
-    for switch in started:
-        switch.stop()
 
 
 @pytest.fixture

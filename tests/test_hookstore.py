@@ -14,6 +14,7 @@ from eslhook.accounts import AccountDirectory
 from eslhook.config import AccountConfig, ConfigError
 from eslhook.hooks.model import Hook
 from eslhook.hooks.store import HookStore
+from helpers import wait_until
 
 ACME = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"
 OTHER = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
@@ -40,13 +41,6 @@ def matched_names(store: HookStore, payload: dict | None = None) -> list[str]:
     return [h.name for h in store.index.match(payload or call())]
 
 
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(0.02)
-    return predicate()
 
 
 def messages(caplog) -> list[str]:

@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import signal
-from pathlib import Path
 
 import gevent
 import gevent.pool
@@ -33,20 +32,6 @@ def run_record(*argv: str) -> int:
     return args.run(args)
 
 
-@pytest.fixture
-def switch_factory():
-    started = []
-
-    def make(*captures, **options) -> FakeSwitch:
-        options.setdefault("heartbeat_seconds", None)
-        switch = FakeSwitch(captures, **options)
-        switch.start()
-        started.append(switch)
-        return switch
-
-    yield make
-    for switch in started:
-        switch.stop()
 
 
 def close_when_replayed(switch: FakeSwitch, group: gevent.pool.Group) -> None:
