@@ -106,6 +106,8 @@ class DeliveryQueue:
         self._accepting = True
         self._stopping = False
         self._drops = _DropReporter(DROP_REPORT_INTERVAL_SECONDS)
+        # called as on_attempt(hook, outcome) after every HTTP attempt (metrics); must not block
+        self.on_attempt: Callable[[Hook, Outcome], None] | None = None
 
     @property
     def stats(self) -> DeliveryStats:
@@ -208,6 +210,8 @@ class DeliveryQueue:
             return
         finally:
             self._stats.in_flight -= 1
+        if self.on_attempt is not None:
+            self.on_attempt(item.hook, outcome)
         if is_success(outcome):
             self._stats.delivered += 1
             self._finish(key, lane)

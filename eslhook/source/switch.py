@@ -64,6 +64,7 @@ class SwitchState:
     core_uuid: str | None = None
     events: int = 0
     malformed: int = 0
+    events_by_name: dict[str, int] = field(default_factory=dict)   # for /metrics
 
 
 class SwitchSource:
@@ -85,11 +86,14 @@ class SwitchSource:
     # -- the event path: runs in the reader greenlet, once per event ---------
 
     def _on_event(self, event: Mapping[str, str]) -> None:
-        self.state.events += 1
+        state = self.state
+        state.events += 1
+        name = event.get("Event-Name")
+        state.events_by_name[name] = state.events_by_name.get(name, 0) + 1
         core_uuid = event.get("Core-UUID")
         if core_uuid != self.state.core_uuid and core_uuid:
             self._core_uuid_seen(core_uuid)
-        if event.get("Event-Name") != "HEARTBEAT":
+        if name != "HEARTBEAT":
             self.sink(event, self.name)
 
     def _core_uuid_seen(self, core_uuid: str) -> None:
