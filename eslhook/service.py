@@ -23,6 +23,7 @@ from .config import Config
 from .delivery.queue import DeliveryQueue
 from .hooks.store import HookStore
 from .mapping import channel_payload
+from .metrics import BridgeMetrics
 from .source.switch import SwitchSource
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class Bridge:
         self.channel_variables = tuple(config.payload.channel_variables)
         self.sources = [SwitchSource(s, self.handle_event) for s in config.switches]
         self.stats = IngestStats()
+        self.metrics = BridgeMetrics(self)   # read at scrape time; see eslhook/metrics.py
+        self.delivery.on_attempt = self.metrics.observe_attempt
         self._group = Group()
 
     # -- the hot path: called by a source's reader greenlet per event -------
