@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -105,13 +106,32 @@ class AccountConfig:
                "must be a sequence")
 
 
+DEFAULT_BLOCKED_NETWORKS = ("169.254.0.0/16", "fe80::/10")  # link-local: cloud metadata
+
+
 @dataclass(frozen=True)
 class ApiConfig:
     host: str = "127.0.0.1"
     port: int = 8000                     # 0: any free port
+    admin_tokens: tuple[str, ...] = field(default=(), repr=False)  # plain or sha256:<hex>
+    blocked_networks: tuple[str, ...] = DEFAULT_BLOCKED_NETWORKS   # refused in hook uris
+    max_body_bytes: int = 65536
 
     def __post_init__(self):
         _check(self, "port", _is_port(self.port), "must be an integer 0..65535")
+        _check(self, "admin_tokens", not isinstance(self.admin_tokens, str),
+               "must be a sequence")
+        _check(self, "blocked_networks", all(_is_network(n) for n in self.blocked_networks),
+               "must all be networks such as 169.254.0.0/16")
+        _check(self, "max_body_bytes", self.max_body_bytes >= 1024, "must be >= 1024")
+
+
+def _is_network(text) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -156,7 +176,7 @@ class Config:
 
 _Path = tuple  # of str keys and int indexes, as jsonschema's absolute_path
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_SECRET_KEYS = frozenset({"password", "auth_tokens"})
+_SECRET_KEYS = frozenset({"password", "auth_tokens", "admin_tokens"})
 
 
 def format_path(parts: Iterable[str | int]) -> str:
@@ -441,6 +461,27 @@ def _config_semantics(data: dict) -> Iterator[tuple[_Path, str]]:
             parse_listen(api["listen"])
         except ValueError as exc:
             yield ("api", "listen"), str(exc)
+    yield from _api_semantics(api if isinstance(api, dict) else {}, data)
+
+
+_SHA256_TOKEN = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _api_semantics(api: dict, data: dict) -> Iterator[tuple[_Path, str]]:
+    networks = api.get("blocked_networks")
+    for index, text in enumerate(networks if isinstance(networks, list) else ()):
+        if isinstance(text, str) and not _is_network(text):
+            yield ("api", "blocked_networks", index), (
+                "not a network; write e.g. 169.254.0.0/16 or fe80::/10 (got %r)" % text)
+    token_lists = [(("api", "admin_tokens"), api.get("admin_tokens"))]
+    token_lists += [(("accounts", i, "auth_tokens"), a.get("auth_tokens"))
+                    for i, a in _items(data, "accounts")]
+    for path, tokens in token_lists:
+        for index, token in enumerate(tokens if isinstance(tokens, list) else ()):
+            if (isinstance(token, str) and token.startswith("sha256:")
+                    and not _SHA256_TOKEN.fullmatch(token)):
+                yield path + (index,), ("a hashed token must be sha256: and 64 lowercase "
+                                        "hex digits (sha256sum of the token)")
 
 
 def _account_semantics(data: dict, account_ids: set[str]) -> Iterator[tuple[_Path, str]]:
@@ -517,10 +558,18 @@ def _build_config(data: dict, path: Path) -> Config:
         accounts=tuple(_build_account(a) for a in data.get("accounts") or ()),
         account_variable=data.get("account_variable", "account_id"),
         default_account_id=data.get("default_account_id"),
-        api=ApiConfig(host=host, port=port) if api else None,
+        api=_build_api(api, host, port) if api else None,
         delivery=_build_delivery(data.get("delivery") or {}),
         payload=PayloadConfig(tuple((data.get("payload") or {}).get("channel_variables", ()))),
     )
+
+
+def _build_api(data: dict, host: str, port: int) -> ApiConfig:
+    options = {key: tuple(data[key]) for key in ("admin_tokens", "blocked_networks")
+               if key in data}
+    if "max_body_bytes" in data:
+        options["max_body_bytes"] = data["max_body_bytes"]
+    return ApiConfig(host=host, port=port, **options)
 
 
 def _build_account(data: dict) -> AccountConfig:
