@@ -54,10 +54,17 @@ def _channel_row(headers: Mapping[str, str], previous: dict[str, str] | None) ->
 
 
 class ChannelTable:
-    """Channels alive in the replay, in creation order."""
+    """Channels alive in the replay, in creation order.
 
-    def __init__(self) -> None:
+    ``lag_reads``: like the real ``show channels``, which lags, a channel that
+    is gone is still listed by that many more reads of the list.
+    """
+
+    def __init__(self, lag_reads: int = 0) -> None:
         self._rows: dict[str, dict[str, str]] = {}
+        self._headers: dict[str, dict[str, str]] = {}   # last event of each channel
+        self._lingering: dict[str, tuple[dict[str, str], int]] = {}
+        self.lag_reads = lag_reads
         self.sessions_since_startup = 0
         self.peak = 0
 
@@ -65,7 +72,10 @@ class ChannelTable:
         if not unique_id:
             return
         if name in _GONE_EVENTS:
-            self._rows.pop(unique_id, None)
+            row = self._rows.pop(unique_id, None)
+            self._headers.pop(unique_id, None)
+            if row is not None and self.lag_reads:
+                self._lingering[unique_id] = (row, self.lag_reads)
             return
         known = self._rows.get(unique_id)
         if known is None and name != "CHANNEL_CREATE":
@@ -75,10 +85,20 @@ class ChannelTable:
         row = _channel_row(headers, known)
         row["uuid"] = unique_id
         self._rows[unique_id] = row
+        self._headers[unique_id] = dict(headers)
         self.peak = max(self.peak, len(self._rows))
 
     def clear(self) -> None:
         self._rows.clear()
+        self._headers.clear()
+        self._lingering.clear()
+
+    def dump_json(self, unique_id: str) -> str:
+        """``uuid_dump <uuid> json``: the channel's headers as a CHANNEL_DATA event."""
+        headers = self._headers.get(unique_id)
+        if headers is None:
+            return "-ERR No such channel!\n"
+        return json.dumps({**headers, "Event-Name": "CHANNEL_DATA"}, ensure_ascii=False)
 
     def __contains__(self, unique_id: str) -> bool:
         return unique_id in self._rows
@@ -86,10 +106,20 @@ class ChannelTable:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def as_json(self) -> str:
-        if not self._rows:
-            return IDLE_CHANNELS_JSON
+    def _listed_rows(self) -> list[dict[str, str]]:
         rows = list(self._rows.values())
+        for unique_id, (row, reads_left) in list(self._lingering.items()):
+            rows.append(row)
+            if reads_left <= 1:
+                del self._lingering[unique_id]
+            else:
+                self._lingering[unique_id] = (row, reads_left - 1)
+        return rows
+
+    def as_json(self) -> str:
+        rows = self._listed_rows()
+        if not rows:
+            return IDLE_CHANNELS_JSON
         return json.dumps({"row_count": len(rows), "rows": rows},
                           ensure_ascii=False, separators=(",", ":"))
 
@@ -123,7 +153,7 @@ def status_text(started_monotonic: float, channels: ChannelTable) -> str:
 
 
 def run_api(command: str, arg: str, channels: ChannelTable, started: float,
-            hostname: str) -> str:
+            hostname: str, core_uuid: str = "") -> str:
     """The text ``api <command> <arg>`` answers (as FreeSWITCH would)."""
     cmd = command.lower()
     if cmd == "status":
@@ -134,6 +164,13 @@ def run_api(command: str, arg: str, channels: ChannelTable, started: float,
         return hostname
     if cmd == "uuid_exists":
         return "true" if arg.strip() in channels else "false"
+    if cmd == "uuid_dump":
+        words = arg.split()
+        if len(words) == 2 and words[1].lower() == "json":
+            return channels.dump_json(words[0])
+        return "-USAGE: fake switch answers only: uuid_dump <uuid> json\n"
+    if cmd == "global_getvar" and arg.strip() == "core_uuid":
+        return core_uuid
     if cmd == "show":
         words = arg.lower().split()
         if words[:1] == ["channels"]:

@@ -340,7 +340,8 @@ class FakeSwitch:
     # -- api -------------------------------------------------------------
     def run_api(self, command: str, arg: str) -> str:
         hostname = dict(self._identity).get("FreeSWITCH-Hostname", "fakeswitch")
-        return api.run_api(command, arg, self._channels, self._started, hostname)
+        return api.run_api(command, arg, self._channels, self._started, hostname,
+                           self.core_uuid)
 
     @staticmethod
     def new_uuid() -> str:
@@ -384,6 +385,11 @@ class FakeSwitch:
         self._started = time.monotonic()
         self.disconnect_all()
         log.info("fake switch restarted, Core-UUID %s", self.core_uuid)
+
+    def lag_show_channels(self, reads: int = 1) -> None:
+        """Like the real switch: a channel that is gone is still listed by the
+        next ``reads`` answers to ``show channels``."""
+        self._channels.lag_reads = reads
 
     def lose_events_while_disconnected(self, flag: bool = True) -> None:
         """When set, the timeline no longer pauses while nobody subscribes."""

@@ -1,0 +1,150 @@
+"""Calls seen created and not yet destroyed, per switch, kept in ``state_dir``.
+
+FreeSWITCH does not replay events to a client that was away: a call that
+ends while eslhook reconnects never gets its CHANNEL_HANGUP_COMPLETE.  This
+table is what eslhook believes is open, so reconciliation (``reconcile.py``)
+can compare it with the switch's own list after every (re)connect.
+
+The hot path only touches a dict.  The table is written to
+``state_dir/open-calls.json`` at most once a second when it changed, in
+gevent's threadpool, atomically (temp file, fsync, rename).  A crash loses
+at most that last second of changes, which the next reconciliation repairs
+from the switch's list.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Group
+
+log = logging.getLogger(__name__)
+
+# What a synthetic channel_destroy can reuse of the last payload of a call.
+KEPT_FIELDS = ("call_direction", "account_id", "request", "to", "from", "call_id",
+               "sip_call_id", "other_leg_call_id", "caller_id_name", "caller_id_number",
+               "callee_id_name", "callee_id_number", "is_internal_leg", "switch",
+               "custom_channel_vars")
+
+
+@dataclass
+class OpenCall:
+    call_id: str
+    switch: str
+    core_uuid: str | None
+    fields: dict = field(default_factory=dict)   # KEPT_FIELDS of the last payload
+    answered: bool = False
+    since: float = field(default_factory=time.time)  # when eslhook first saw it
+
+
+class OpenCalls:
+    def __init__(self, path: Path | None = None, *, flush_seconds: float = 1.0):
+        self.path = path
+        self.flush_seconds = flush_seconds
+        self._calls: dict[str, dict[str, OpenCall]] = {}   # switch -> call_id -> call
+        self._dirty = False
+        self._stopping = Event()
+        self._group = Group()
+
+    # -- the hot path: once per mapped payload -------------------------------
+
+    def observe(self, payload: dict, core_uuid: str | None) -> None:
+        switch, call_id = payload.get("switch"), payload.get("call_id")
+        if not switch or not call_id:
+            return
+        calls = self._calls.setdefault(switch, {})
+        if payload["hook_event"] == "channel_destroy":
+            if calls.pop(call_id, None) is not None:
+                self._dirty = True
+            return
+        call = calls.get(call_id)
+        if call is None:
+            call = calls[call_id] = OpenCall(call_id, switch, core_uuid)
+        call.fields = {k: payload[k] for k in KEPT_FIELDS if k in payload}
+        call.core_uuid = core_uuid or call.core_uuid
+        if payload["hook_event"] == "channel_answer":
+            call.answered = True
+        self._dirty = True
+
+    # -- reading ------------------------------------------------------------
+
+    def of_switch(self, switch: str) -> dict[str, OpenCall]:
+        """The open calls of one switch (the live dict: do not keep it across yields)."""
+        return self._calls.get(switch, {})
+
+    def is_open(self, switch: str, call_id: str) -> bool:
+        return call_id in self._calls.get(switch, ())
+
+    def __len__(self) -> int:
+        return sum(map(len, self._calls.values()))
+
+    # -- persistence --------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the table a previous run left (missing or unreadable: start empty)."""
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            data = json.loads(self.path.read_text())
+            self._calls = {switch: {c["call_id"]: OpenCall(**c) for c in calls}
+                           for switch, calls in data["switches"].items()}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("ignoring unreadable %s (%s): reconciliation will rebuild it "
+                      "from the switch", self.path, exc)
+            self._calls = {}
+        log.info("open calls from the last run: %d", len(self))
+
+    def start(self) -> None:
+        if self.path is not None:
+            self._group.spawn(self._persist_loop).link_exception(_log_crash)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._group.join(timeout=5)
+        self._group.kill()
+        self.flush()
+
+    def flush(self) -> None:
+        if self.path is None or not self._dirty:
+            return
+        self._dirty = False
+        snapshot = {"switches": {switch: [asdict(c) for c in calls.values()]
+                                 for switch, calls in self._calls.items()}}
+        gevent.get_hub().threadpool.apply(_write_atomically, (self.path, snapshot))
+
+    def _persist_loop(self) -> None:
+        while not self._stopping.wait(self.flush_seconds):
+            try:
+                self.flush()
+            except OSError as exc:
+                self._dirty = True
+                log.error("cannot write %s: %s (will retry)", self.path, exc)
+
+
+def _write_atomically(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out, separators=(",", ":"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _log_crash(greenlet) -> None:
+    log.error("open-calls writer died: %r", greenlet.exception, exc_info=greenlet.exc_info)

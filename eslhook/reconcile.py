@@ -1,0 +1,199 @@
+"""No call left open: compare what eslhook believes with the switch's list.
+
+After every (re)connect, and every ``interval_seconds``, the switch is asked
+for its live channels (``api show channels as json``) twice,
+``confirm_seconds`` apart, because that list lags (it can still show a
+channel that is gone).  Then, with what eslhook believes *now* (real events
+that arrived in the meantime win):
+
+- an open call absent from both reads is over: a ``channel_destroy`` with
+  ``reconciled: true`` and ``hangup_cause`` ``UNKNOWN`` is emitted (or
+  ``SWITCH_RESTARTED`` at once when the switch's Core-UUID changed);
+- a live channel present in both reads that eslhook never saw created gets
+  a ``channel_create`` (and ``channel_answer`` when it is answered), built
+  from ``uuid_dump`` when the switch answers it, else from the list row.
+
+Synthetic payloads go through the same dispatch as real ones, so per-call
+ordering holds: a synthetic destroy queues behind everything already sent
+for that call.  ``plan()`` is pure and holds every decision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from gevent.event import Event
+from gevent.pool import Group
+
+from .calls import OpenCall, OpenCalls
+from .mapping import GREGORIAN_UNIX_OFFSET_SECONDS
+
+log = logging.getLogger(__name__)
+
+ANSWERED_CALLSTATES = frozenset(("ACTIVE", "HELD"))
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    interval_seconds: float = 300.0
+    confirm_seconds: float = 3.0
+
+    def __post_init__(self):
+        if self.interval_seconds <= 0:
+            raise ValueError("ReconcileSettings.interval_seconds must be > 0")
+        if self.confirm_seconds < 0:
+            raise ValueError("ReconcileSettings.confirm_seconds must be >= 0")
+
+
+@dataclass(frozen=True)
+class Plan:
+    destroy: tuple[tuple[OpenCall, str], ...]   # (call, hangup_cause)
+    create: tuple[dict, ...]                    # show-channels rows
+
+    def __bool__(self) -> bool:
+        return bool(self.destroy or self.create)
+
+
+def parse_channels(text: str) -> dict[str, dict]:
+    """Rows of ``show channels as json`` by uuid; ValueError if not that."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or "row_count" not in data:
+        raise ValueError("not a show channels answer: %r" % text[:120])
+    # Idle FreeSWITCH answers {"row_count": 0} with no "rows" at all.
+    return {row["uuid"]: row for row in data.get("rows", ()) if row.get("uuid")}
+
+
+def plan(open_calls: Mapping[str, OpenCall], first: Mapping[str, dict],
+         second: Mapping[str, dict], core_uuid: str | None) -> Plan:
+    """What to emit, given two reads of the switch's channels and what we believe."""
+    destroy, create = [], []
+    for call in open_calls.values():
+        if core_uuid and call.core_uuid and call.core_uuid != core_uuid:
+            destroy.append((call, "SWITCH_RESTARTED"))
+        elif call.call_id not in first and call.call_id not in second:
+            destroy.append((call, "UNKNOWN"))
+    for uuid, row in second.items():
+        if uuid in first and uuid not in open_calls:
+            create.append(row)
+    return Plan(tuple(destroy), tuple(create))
+
+
+def destroy_payload(call: OpenCall, cause: str, now: float) -> dict:
+    payload = dict(call.fields)
+    payload.update(hook_event="channel_destroy", hangup_cause=cause, reconciled=True,
+                   timestamp=int(now) + GREGORIAN_UNIX_OFFSET_SECONDS,
+                   event_id="%s-reconciled-destroy-%s" % (call.core_uuid or "unknown",
+                                                          call.call_id))
+    return payload
+
+
+def row_event(row: Mapping[str, str], core_uuid: str | None, event_name: str) -> dict:
+    """Event headers a show-channels row can stand for (no channel variables)."""
+    epoch = row.get("created_epoch", "")
+    event = {"Event-Name": event_name, "Core-UUID": core_uuid or "",
+             "Unique-ID": row["uuid"], "Call-Direction": row.get("direction", ""),
+             "Channel-Name": row.get("name", ""),
+             "Caller-Caller-ID-Name": row.get("cid_name", ""),
+             "Caller-Caller-ID-Number": row.get("cid_num", ""),
+             "Caller-Destination-Number": row.get("dest", ""),
+             "Caller-Callee-ID-Name": row.get("callee_name", ""),
+             "Caller-Callee-ID-Number": row.get("callee_num", "")}
+    if epoch.isdigit():
+        event["Event-Date-Timestamp"] = str(int(epoch) * 1_000_000)
+    return event
+
+
+class Reconciler:
+    """Runs ``plan()`` for one switch after each connect and periodically.
+
+    ``emit(payload, core_uuid)`` is the bridge's dispatch (maps nothing: it
+    records, matches and submits).  ``to_payload(event, switch)`` is the
+    bridge's mapping of event headers, used for channels we never saw.
+    """
+
+    def __init__(self, switch: str, calls: OpenCalls, emit: Callable[[dict, str | None], None],
+                 to_payload: Callable[[Mapping[str, str], str], dict | None],
+                 settings: ReconcileSettings = ReconcileSettings()):
+        self.switch = switch
+        self.calls = calls
+        self.emit = emit
+        self.to_payload = to_payload
+        self.settings = settings
+        self.runs = 0
+        self.synthesised = 0
+        self._group = Group()
+        self._conn = None
+        self._wake = Event()
+
+    def connected(self, source, conn) -> None:
+        """``SwitchSource.on_connected``: must not block the source."""
+        self._conn = conn
+        self._group.kill(block=False)
+        self._group.spawn(self._run, conn).link_exception(_log_crash)
+
+    def stop(self) -> None:
+        self._group.kill(timeout=2)
+
+    def _run(self, conn) -> None:
+        while not conn.closed.is_set():
+            try:
+                self.run_once(conn)
+            except Exception as exc:  # a broken answer must not end reconciling
+                if conn.closed.is_set():
+                    return
+                log.warning("switch %s: reconciliation failed: %s", self.switch, exc)
+            if conn.closed.wait(self.settings.interval_seconds):
+                return
+
+    def run_once(self, conn) -> Plan:
+        core_uuid = conn.api("global_getvar core_uuid").data.strip() or None
+        first = parse_channels(conn.api("show channels as json").data)
+        if conn.closed.wait(self.settings.confirm_seconds):
+            return Plan((), ())
+        second = parse_channels(conn.api("show channels as json").data)
+        todo = plan(self.calls.of_switch(self.switch), first, second, core_uuid)
+        self.runs += 1
+        for call, cause in todo.destroy:
+            if self.calls.is_open(self.switch, call.call_id):   # a real event wins
+                self._emit(destroy_payload(call, cause, time.time()), call.core_uuid)
+        for row in todo.create:
+            self._create(conn, row, core_uuid)
+        if todo:
+            log.warning("switch %s reconciled: %d call(s) closed, %d found open",
+                        self.switch, len(todo.destroy), len(todo.create))
+        return todo
+
+    def _create(self, conn, row: dict, core_uuid: str | None) -> None:
+        event = self._dump(conn, row["uuid"]) or row_event(row, core_uuid, "CHANNEL_CREATE")
+        answered = (row.get("callstate") in ANSWERED_CALLSTATES
+                    or event.get("Answer-State") == "answered")
+        for name in ("CHANNEL_CREATE", "CHANNEL_ANSWER") if answered else ("CHANNEL_CREATE",):
+            if name == "CHANNEL_CREATE" and self.calls.is_open(self.switch, row["uuid"]):
+                return   # its real CHANNEL_CREATE arrived meanwhile
+            payload = self.to_payload({**event, "Event-Name": name}, self.switch)
+            if payload is None:
+                return
+            payload.update(reconciled=True, event_id="%s-reconciled-%s-%s" % (
+                core_uuid or "unknown", payload["hook_event"], row["uuid"]))
+            self._emit(payload, core_uuid)
+
+    def _dump(self, conn, uuid: str) -> dict | None:
+        """The channel's own headers and variables, when the switch tells."""
+        reply = conn.api("uuid_dump %s json" % uuid).data
+        try:
+            event = json.loads(reply)
+        except ValueError:
+            return None
+        return event if isinstance(event, dict) and event.get("Unique-ID") == uuid else None
+
+    def _emit(self, payload: dict, core_uuid: str | None) -> None:
+        self.synthesised += 1
+        self.emit(payload, core_uuid)
+
+
+def _log_crash(greenlet) -> None:
+    log.error("reconciler died: %r", greenlet.exception, exc_info=greenlet.exc_info)
