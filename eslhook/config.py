@@ -658,8 +658,11 @@ def hooks_yaml(hooks: Iterable[Hook]) -> str:
     return HOOKS_FILE_HEADER + "\n" + body
 
 
-def write_hooks_file(path: str | os.PathLike, hooks: Iterable[Hook]) -> None:
-    """Replace the file atomically: temp file in the same directory, fsync, rename."""
+def write_hooks_file(path: str | os.PathLike, hooks: Iterable[Hook]) -> str:
+    """Replace the file atomically: temp file in the same directory, fsync, rename.
+
+    Returns the text written (the store keeps its digest to spot later hand edits).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = hooks_yaml(hooks)
@@ -681,6 +684,7 @@ def write_hooks_file(path: str | os.PathLike, hooks: Iterable[Hook]) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+    return text
 
 
 def _fsync_dir(folder: Path) -> None:
