@@ -19,11 +19,13 @@ from gevent.pool import Group
 
 from . import __version__
 from .accounts import AccountDirectory
+from .calls import OpenCalls
 from .config import Config
 from .delivery.queue import DeliveryQueue
 from .hooks.store import HookStore
 from .mapping import channel_payload
 from .metrics import BridgeMetrics
+from .reconcile import ReconcileSettings, Reconciler
 from .source.switch import SwitchSource
 
 log = logging.getLogger(__name__)
@@ -44,14 +46,21 @@ def _log_crash(greenlet) -> None:
 
 
 class Bridge:
-    def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None):
+    def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None,
+                 reconcile: ReconcileSettings = ReconcileSettings()):
         self.config = config
         self.accounts = AccountDirectory.from_config(config)
         self.hooks = HookStore(config.hooks_file, self.accounts)
         self.delivery = delivery or DeliveryQueue(
             config.delivery, user_agent="eslhook/%s" % __version__)
         self.channel_variables = tuple(config.payload.channel_variables)
-        self.sources = [SwitchSource(s, self.handle_event) for s in config.switches]
+        self.calls = OpenCalls(config.state_dir / "open-calls.json")
+        self.reconcilers = {s.name: Reconciler(s.name, self.calls, self.dispatch,
+                                               self.map_event, reconcile)
+                            for s in config.switches}
+        self.sources = [SwitchSource(s, self.handle_event,
+                                     on_connected=self.reconcilers[s.name].connected)
+                        for s in config.switches]
         self.stats = IngestStats()
         self.metrics = BridgeMetrics(self)   # read at scrape time; see eslhook/metrics.py
         self.delivery.on_attempt = self.metrics.observe_attempt
@@ -60,12 +69,19 @@ class Bridge:
     # -- the hot path: called by a source's reader greenlet per event -------
 
     def handle_event(self, event: Mapping[str, str], switch: str) -> None:
-        payload = channel_payload(event, switch=switch, accounts=self.accounts,
-                                  channel_variables=self.channel_variables)
-        if payload is None:
-            return
+        payload = self.map_event(event, switch)
+        if payload is not None:
+            self.dispatch(payload, event.get("Core-UUID"))
+
+    def map_event(self, event: Mapping[str, str], switch: str) -> dict | None:
+        return channel_payload(event, switch=switch, accounts=self.accounts,
+                               channel_variables=self.channel_variables)
+
+    def dispatch(self, payload: dict, core_uuid: str | None) -> None:
+        """Record, match and submit one payload (real, or synthesised by reconciliation)."""
         stats = self.stats
         stats.mapped += 1
+        self.calls.observe(payload, core_uuid)
         if "account_id" not in payload:
             stats.unassigned += 1
             return
@@ -85,6 +101,8 @@ class Bridge:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.hooks.load()
         self.hooks.start_watching()
+        self.calls.load()
+        self.calls.start()
         self.delivery.start()
         for source in self.sources:
             self._group.spawn(source.run).link_exception(_log_crash)
@@ -98,8 +116,11 @@ class Bridge:
         """Stop intake, drain delivery until the deadline, then kill."""
         for source in self.sources:
             source.stop()
+        for reconciler in self.reconcilers.values():
+            reconciler.stop()
         self._group.join(timeout=5)
         self._group.kill(timeout=1)
+        self.calls.stop()
         self.hooks.stop()
         self.delivery.stop(timeout=drain_seconds)
         log.info("eslhook stopped")
