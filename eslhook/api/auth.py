@@ -1,0 +1,112 @@
+"""Who is asking: Crossbar's X-Auth-Token, checked in constant time.
+
+Tokens come from ``accounts[].auth_tokens`` (the account and its
+sub-accounts) and ``api.admin_tokens`` (every account), each either plain or
+``sha256:<hex>`` of the token, so the config file need not hold the secret.
+Only SHA-256 digests are kept in memory and compared, with
+``hmac.compare_digest`` over every stored token (no early exit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import falcon
+
+from ..accounts import AccountDirectory
+from .envelope import ApiError, request_json
+
+_BODY_METHODS = frozenset({"PUT", "POST", "PATCH"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A valid token: admin, or the accounts whose token it is."""
+    admin: bool
+    accounts: frozenset[str]
+
+    def reaches(self, account_id: str, directory: AccountDirectory) -> bool:
+        """An account is in reach if it is, or descends from, a token's account."""
+        if self.admin:
+            return True
+        if account_id not in directory:
+            return False
+        return account_id in self.accounts or any(
+            a in self.accounts for a in directory.ancestors(account_id))
+
+
+def _digest(token_spec: str) -> bytes:
+    if token_spec.startswith("sha256:"):
+        return bytes.fromhex(token_spec[len("sha256:"):])
+    return hashlib.sha256(token_spec.encode("utf-8")).digest()
+
+
+class TokenBook:
+    """Token digests -> account (None: admin)."""
+
+    def __init__(self, directory: AccountDirectory, admin_tokens: Iterable[str] = ()):
+        self._entries: list[tuple[bytes, str | None]] = [
+            (_digest(t), None) for t in admin_tokens]
+        for account in directory.accounts.values():
+            self._entries += [(_digest(t), account.id) for t in account.auth_tokens]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def identify(self, token: str) -> Principal | None:
+        presented = hashlib.sha256(token.encode("utf-8")).digest()
+        admin, accounts = False, set()
+        for stored, account_id in self._entries:   # every entry, match or not
+            if hmac.compare_digest(stored, presented):
+                if account_id is None:
+                    admin = True
+                else:
+                    accounts.add(account_id)
+        if not admin and not accounts:
+            return None
+        return Principal(admin, frozenset(accounts))
+
+
+def presented_token(req: falcon.Request, max_body_bytes: int) -> str | None:
+    """X-Auth-Token, else ``auth_token`` in the query, else in the JSON body."""
+    token = req.get_header("X-Auth-Token") or req.get_param("auth_token")
+    if token:
+        return token.strip()
+    if req.method in _BODY_METHODS:
+        try:
+            token = request_json(req, max_body_bytes).get("auth_token")
+        except ApiError:  # the handler reports the body; here it just has no token
+            return None
+        return token.strip() if isinstance(token, str) else None
+    return None
+
+
+def authenticate(req: falcon.Request, book: TokenBook, max_body_bytes: int) -> Principal:
+    token = presented_token(req, max_body_bytes)
+    principal = book.identify(token) if token else None
+    if principal is None:
+        raise ApiError(401, "invalid credentials", {"message": (
+            "an X-Auth-Token header is required" if not token
+            else "the auth token is not valid")})
+    req.context.auth_token = token   # echoed in the envelope, as Crossbar does
+    return principal
+
+
+def authorize(req: falcon.Request, book: TokenBook, directory: AccountDirectory,
+              account_id: str, max_body_bytes: int) -> Principal:
+    """401 without a valid token, 403 outside its reach, 404 for an unknown account.
+
+    An account token gets 403 for an account that does not exist, so it
+    cannot probe which account ids exist elsewhere; an admin gets 404.
+    """
+    principal = authenticate(req, book, max_body_bytes)
+    if not principal.reaches(account_id, directory):
+        raise ApiError(403, "forbidden", {"message": (
+            "this token may not act on account %s" % account_id)})
+    if account_id not in directory:
+        raise ApiError(404, "bad identifier", {"account_id": {"not_found": {
+            "message": "account %s does not exist" % account_id}}})
+    return principal

@@ -1,0 +1,101 @@
+"""``/webhooks``, ``/webhooks/samples[/{id}]`` and ``/openapi.json``: no auth, as Kazoo.
+
+Samples are built from the bundled real capture (``eslhook/data/sample.esl``)
+by the same mapping that builds live payloads, so they cannot drift from
+what a hook receives.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from ..accounts import AccountDirectory
+from ..config import AccountConfig, schema_validator
+from ..hooks.model import HOOK_EVENTS
+from ..mapping import channel_payload
+from ..source.framing import parse_event, split_frames
+from .envelope import ApiError, send
+
+# Kazoo's descriptions; the list of types is the webhook schema's `hook` enum
+HOOK_DESCRIPTIONS = {
+    "channel_create": "Events when new calls start",
+    "channel_answer": "Events for when the channel is answered by the endpoint",
+    "channel_destroy": "Events when calls end (with hangup_cause and hangup_code)",
+    "all": "Every event above (eslhook: one hook for all events)",
+}
+
+
+def hook_types() -> list[dict]:
+    kinds = schema_validator("webhook").schema["properties"]["hook"]["enum"]
+    return [{"id": kind, "name": kind, "description": HOOK_DESCRIPTIONS.get(kind, kind)}
+            for kind in kinds]
+
+
+SAMPLE_PREFIX = "webhooks_"
+SAMPLE_ACCOUNT = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"   # the account of the captured calls
+SAMPLE_SWITCH = "fs1"
+
+
+def sample_payloads(capture: bytes) -> dict[str, list[dict]]:
+    """"webhooks_<event>" -> the payloads the capture produces for that event."""
+    accounts = AccountDirectory([AccountConfig(id=SAMPLE_ACCOUNT, name="Sample")],
+                                default_account_id=SAMPLE_ACCOUNT)
+    samples: dict[str, list[dict]] = {SAMPLE_PREFIX + e: [] for e in HOOK_EVENTS}
+    for frame in split_frames(capture):
+        event = parse_event(frame)
+        payload = event and channel_payload(event, switch=SAMPLE_SWITCH, accounts=accounts)
+        if payload:
+            samples[SAMPLE_PREFIX + payload["hook_event"]].append(payload)
+    return samples
+
+
+def bundled_capture() -> bytes:
+    return (resources.files("eslhook") / "data" / "sample.esl").read_bytes()
+
+
+def openapi_document() -> dict:
+    """The packaged document with the webhook schema inlined (one source of truth)."""
+    folder = resources.files("eslhook")
+    document = json.loads((folder / "api" / "openapi.json").read_text("utf-8"))
+    webhook = dict(schema_validator("webhook").schema)
+    for key in ("$schema", "$id"):
+        webhook.pop(key, None)
+    document["components"]["schemas"]["Webhook"] = webhook
+    return document
+
+
+class HookTypes:
+    def on_get(self, req, resp):
+        send(req, resp, hook_types())
+
+
+class Samples:
+    def __init__(self, samples: dict[str, list[dict]]):
+        self.samples = samples
+
+    def on_get(self, req, resp):
+        send(req, resp, sorted(self.samples))
+
+
+class Sample:
+    def __init__(self, samples: dict[str, list[dict]]):
+        self.samples = samples
+
+    def on_get(self, req, resp, sample_id):
+        # Kazoo's ids are webhooks_<event>; the bare event name is accepted too
+        key = sample_id if sample_id.startswith(SAMPLE_PREFIX) else SAMPLE_PREFIX + sample_id
+        if key not in self.samples:
+            raise ApiError(404, "bad identifier", {"sample_id": {"not_found": {
+                "message": "no sample %r; the samples are: %s" % (
+                    sample_id, ", ".join(sorted(self.samples)))}}})
+        send(req, resp, self.samples[key])
+
+
+class OpenApi:
+    def __init__(self, document: dict):
+        self.text = json.dumps(document, ensure_ascii=False)
+
+    def on_get(self, req, resp):
+        resp.content_type = "application/json"
+        resp.text = self.text

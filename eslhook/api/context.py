@@ -1,0 +1,57 @@
+"""What the API's resources share: the hook store, accounts, tokens, limits."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import falcon
+
+from ..accounts import AccountDirectory
+from ..config import ApiConfig, ConfigError
+from ..hooks.model import Hook
+from ..hooks.store import HookStore
+from . import auth
+from .auth import Principal, TokenBook
+from .validation import Network, parse_networks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiContext:
+    store: HookStore
+    accounts: AccountDirectory
+    config: ApiConfig = ApiConfig()
+    bridge: Any = None      # the running Bridge, for routes that report on it
+    tokens: TokenBook = field(init=False)
+    blocked_networks: tuple[Network, ...] = field(init=False)
+
+    def __post_init__(self):
+        self.tokens = TokenBook(self.accounts, self.config.admin_tokens)
+        self.blocked_networks = parse_networks(self.config.blocked_networks)
+
+    @classmethod
+    def for_bridge(cls, bridge) -> "ApiContext":
+        return cls(bridge.hooks, bridge.accounts, bridge.config.api or ApiConfig(),
+                   bridge=bridge)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.config.max_body_bytes
+
+    def authenticate(self, req: falcon.Request) -> Principal:
+        return auth.authenticate(req, self.tokens, self.max_body_bytes)
+
+    def authorize(self, req: falcon.Request, account_id: str) -> Principal:
+        return auth.authorize(req, self.tokens, self.accounts, account_id,
+                              self.max_body_bytes)
+
+    def current_hooks(self) -> list[Hook]:
+        """The hooks in the file now (a hand edit shows at once); the hooks in
+        force if the file has a bad edit (the log says what is wrong)."""
+        try:
+            return self.store.update(lambda hooks: (None, hooks))
+        except ConfigError:
+            return self.store.hooks

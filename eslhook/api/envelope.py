@@ -1,0 +1,204 @@
+"""Crossbar's envelope: request bodies in, ``{"data": ..., "status": ...}`` out.
+
+Every response, errors included, is JSON in Kazoo's envelope so Monster UI
+and scripts written for Crossbar read it unchanged.  Request bodies are
+``{"data": {...}}``; what cannot be read gets a 400/413/415 naming the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import falcon
+
+from .. import __version__
+
+log = logging.getLogger(__name__)
+
+# Content types read as JSON.  Crossbar also tries JSON for curl's default
+# (form-urlencoded) and for no content type: Kazoo's own examples send -d
+# without -H "Content-Type: application/json".
+_JSON_TYPES = frozenset({"application/json", "application/x-json"})
+_CURL_DEFAULT = "application/x-www-form-urlencoded"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class ApiError(Exception):
+    """An error response: HTTP status, Crossbar message and ``data``."""
+
+    def __init__(self, status: int, message: str, data: dict | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.data = data if data is not None else {"message": message}
+        self.headers = headers or {}
+
+
+def validation_error(errors: dict) -> ApiError:
+    """400 with Kazoo's per-field errors: ``{field: {kind: {"message": ...}}}``."""
+    return ApiError(400, "validation error", errors)
+
+
+def revision_of(data: Any) -> str:
+    """A digest of what is returned: the hook's revision for If-Match."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _timestamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _common(req: falcon.Request) -> dict:
+    context = req.context
+    return {"request_id": context.get("request_id", ""), "timestamp": _timestamp(),
+            "version": __version__, "auth_token": context.get("auth_token", "")}
+
+
+def send(req: falcon.Request, resp: falcon.Response, data: Any, *, status: int = 200,
+         revision: str | None = None) -> None:
+    """A success response; ``revision`` (a single hook's) also goes out as ETag."""
+    body = {"data": data, "status": "success",
+            "revision": revision or revision_of(data), **_common(req)}
+    if isinstance(data, list):
+        body["page_size"] = len(data)
+    if revision:
+        resp.set_header("ETag", '"%s"' % revision)
+    _write(resp, status, body)
+
+
+def _write(resp: falcon.Response, status: int, body: dict) -> None:
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps(body, ensure_ascii=False)
+
+
+def error_body(req: falcon.Request, status: int, message: str, data: dict) -> dict:
+    return {"data": data, "status": "error", "error": str(status), "message": message,
+            **_common(req)}
+
+
+def handle_api_error(req, resp, error: ApiError, params) -> None:
+    for name, value in error.headers.items():
+        resp.set_header(name, value)
+    _write(resp, error.status, error_body(req, error.status, error.message, error.data))
+
+
+def handle_unexpected(req, resp, error: Exception, params) -> None:
+    if isinstance(error, falcon.HTTPError):  # falcon's own: 404, 405, bad headers...
+        raise error
+    log.error("request %s %s failed (request_id %s)", req.method, req.path,
+              req.context.get("request_id"), exc_info=error)
+    _write(resp, 500, error_body(req, 500, "internal server error",
+                                 {"message": "unexpected error; see the eslhook log"}))
+
+
+def serialize_http_error(req, resp, error: falcon.HTTPError) -> None:
+    """falcon's errors (unknown path, wrong method, bad header) in the envelope."""
+    status = error.status_code
+    if status == 404:
+        message, data = "not found", {"message": "no resource at %s" % req.path}
+    elif status == 405:
+        allowed = (error.headers or {}).get("Allow", "")
+        message = "method not allowed"
+        data = {"message": "%s is not allowed here; allowed: %s" % (req.method, allowed),
+                "allowed": [m.strip() for m in allowed.split(",") if m.strip()]}
+    else:
+        message = (error.title or "error").lower()
+        data = {"message": error.description or error.title or "error"}
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps(error_body(req, status, message, data), ensure_ascii=False)
+
+
+class RequestIdMiddleware:
+    """Crossbar's request_id: the client's X-Request-ID if sane, else a new one."""
+
+    def process_request(self, req, resp):
+        given = req.get_header("X-Request-ID") or ""
+        req.context.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        req.context.auth_token = ""
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        resp.set_header("X-Request-ID", req.context.get("request_id", ""))
+
+
+# -- request bodies -----------------------------------------------------------
+
+def request_json(req: falcon.Request, max_bytes: int) -> dict:
+    """The parsed request body (cached: auth may read ``auth_token`` from it first)."""
+    cached = req.context.get("body")
+    if cached is None:
+        try:
+            cached = _read_json(req, max_bytes)
+        except ApiError as error:
+            cached = error
+        req.context.body = cached
+    if isinstance(cached, ApiError):
+        raise cached
+    return cached
+
+
+def request_data(req: falcon.Request, max_bytes: int) -> dict:
+    """The ``data`` object of a ``{"data": {...}}`` body."""
+    body = request_json(req, max_bytes)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        what = "is missing" if "data" not in body else "must be a JSON object"
+        raise ApiError(400, "invalid request envelope", {"data": {
+            "required" if "data" not in body else "type": {
+                "message": 'the request body must be {"data": {...}}; "data" %s' % what}}})
+    return data
+
+
+def _too_large(max_bytes: int) -> ApiError:
+    return ApiError(413, "request entity too large", {"body": {"maxLength": {
+        "message": "the request body must not be more than %d bytes" % max_bytes,
+        "target": max_bytes}}})
+
+
+def _media_type(req: falcon.Request) -> str:
+    return (req.content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _read_json(req: falcon.Request, max_bytes: int) -> dict:
+    length = req.content_length
+    if length is not None and length > max_bytes:
+        raise _too_large(max_bytes)
+    media = _media_type(req)
+    is_json = media in _JSON_TYPES or media.endswith("+json")
+    if media and not is_json and media != _CURL_DEFAULT:
+        raise _unsupported(media)
+    raw = req.bounded_stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise _too_large(max_bytes)
+    if not raw.strip():
+        raise ApiError(400, "invalid request envelope", {"data": {"required": {
+            "message": 'the request body is empty; send {"data": {...}}'}}})
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        if media == _CURL_DEFAULT:
+            raise _unsupported(media) from None
+        raise ApiError(400, "malformed JSON", {"json": {"parse": {
+            "message": "the request body is not valid JSON: %s" % exc}}}) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid request envelope", {"data": {"type": {
+            "message": 'the request body must be a JSON object: {"data": {...}}'}}})
+    return body
+
+
+def _unsupported(media: str) -> ApiError:
+    return ApiError(415, "unsupported media type", {"content_type": {"enum": {
+        "message": "send the body as Content-Type: application/json",
+        "target": ["application/json"], "value": media}}})
+
+
+def _no_constant(name: str):
+    raise ValueError("%s is not JSON" % name)

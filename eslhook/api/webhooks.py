@@ -1,0 +1,225 @@
+"""``/v{1,2}/accounts/{account_id}/webhooks[/{hook_id}]``: Crossbar's webhooks.
+
+Every change is a locked read-modify-write of hooks.yaml
+(``HookStore.update``): validated first, written atomically, in force for
+the next event.  ``account_id`` always comes from the path: one in the body
+must name the same account (a hook never moves between accounts), and an
+``id`` in a create is ignored (the server assigns it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Callable
+
+import falcon
+
+from ..config import ConfigError
+from ..hooks.model import Hook
+from ..hooks.store import HooksFileChanged
+from .context import ApiContext
+from .envelope import ApiError, request_data, revision_of, send, validation_error
+from .validation import add_error, webhook_errors
+
+SUMMARY_FIELDS = ("id", "name", "uri", "hook", "enabled", "disable_reason")
+# Never returned (signing keys); kept as they are when a client replaces or
+# patches the hook without naming them.
+HIDDEN_FIELDS = frozenset({"secret", "previous_secret"})
+SERVER_KEPT_FIELDS = HIDDEN_FIELDS | {"previous_secret_expires"}
+
+
+def full_view(hook: Hook) -> dict:
+    """The whole hook with every default filled in, secrets left out."""
+    view = dict(hook.to_dict(), custom_data=dict(hook.custom_data),
+                disable_reason=hook.disable_reason)
+    return {key: value for key, value in view.items() if key not in HIDDEN_FIELDS}
+
+
+def _keep_server_fields(old: Hook, new: Hook, data: dict) -> Hook:
+    kept = {name: getattr(old, name) for name in SERVER_KEPT_FIELDS
+            if name not in data and hasattr(old, name)}
+    return dataclasses.replace(new, **kept) if kept else new
+
+
+def summary_view(hook: Hook) -> dict:
+    view = full_view(hook)
+    return {key: view[key] for key in SUMMARY_FIELDS}
+
+
+def hook_revision(hook: Hook) -> str:
+    return revision_of(full_view(hook))
+
+
+def build_hook(ctx: ApiContext, data: dict, *, account_id: str, hook_id: str) -> Hook:
+    """A hook from request data, or a 400 naming every problem."""
+    data = dict(data)
+    errors: dict = {}
+    if data.get("account_id", account_id) != account_id:
+        add_error(errors, "account_id", "immutable",
+                  "must be the account in the URL (%s); a hook cannot be moved to "
+                  "another account: create it there and delete this one" % account_id,
+                  target=account_id, value=data["account_id"])
+    if data.get("id", hook_id) != hook_id:
+        add_error(errors, "id", "immutable", "must be the id in the URL (%s)" % hook_id,
+                  target=hook_id, value=data["id"])
+    data["account_id"], data["id"] = account_id, hook_id
+    errors.update(webhook_errors(data, ctx.blocked_networks))
+    if errors:
+        raise validation_error(errors)
+    if data.get("enabled", True):   # enabling clears why it was disabled
+        data["disable_reason"] = None
+    return Hook.from_dict(data)
+
+
+def _index_of(hooks: list[Hook], account_id: str, hook_id: str) -> int:
+    for index, hook in enumerate(hooks):
+        if hook.id == hook_id and hook.account_id == account_id:
+            return index
+    raise ApiError(404, "bad identifier", {"webhook_id": {"not_found": {
+        "message": "account %s has no webhook %s" % (account_id, hook_id)}}})
+
+
+def _check_if_match(req: falcon.Request, hook: Hook) -> None:
+    header = req.get_header("If-Match")
+    if not header:
+        return
+    tags = [t.strip().removeprefix("W/").strip('"') for t in header.split(",")]
+    current = hook_revision(hook)
+    if "*" not in tags and current not in tags:
+        raise ApiError(409, "conflict", {"revision": {"conflict": {
+            "message": "the webhook changed since that revision; GET it again, "
+                       "then retry with its current revision",
+            "target": current, "value": header}}})
+
+
+def update_store(ctx: ApiContext, change: Callable):
+    """store.update, with the file's own trouble as a 503."""
+    try:
+        return ctx.store.update(change)
+    except ConfigError as error:
+        raise ApiError(503, "hooks file invalid", {"message": (
+            "the hooks file has errors (a hand edit?); nothing was changed. Fix the file "
+            "(eslhook check-config lists the problems), then retry."),
+            "issues": [{"path": i.path, "line": i.line, "message": i.message}
+                       for i in error.issues]}) from None
+    except HooksFileChanged:
+        raise ApiError(503, "hooks file busy", {"message": (
+            "the hooks file kept changing while this request tried to update it; "
+            "retry")}, headers={"Retry-After": "1"}) from None
+
+
+class AccountWebhooks:
+    """The account's collection: list (GET), create (PUT), re-enable (PATCH)."""
+
+    def __init__(self, ctx: ApiContext):
+        self.ctx = ctx
+
+    def on_get(self, req, resp, account_id):
+        self.ctx.authorize(req, account_id)
+        send(req, resp, [summary_view(h) for h in self.ctx.current_hooks()
+                         if h.account_id == account_id])
+
+    def on_put(self, req, resp, account_id):
+        self.ctx.authorize(req, account_id)
+        data = dict(request_data(req, self.ctx.max_body_bytes))
+        data.pop("id", None)
+        hook = build_hook(self.ctx, data, account_id=account_id, hook_id=uuid.uuid4().hex)
+        update_store(self.ctx, lambda hooks: (hooks + [hook], None))
+        resp.location = "%s/%s" % (req.path.rstrip("/"), hook.id)
+        send(req, resp, full_view(hook), status=201, revision=hook_revision(hook))
+
+    def on_patch(self, req, resp, account_id):
+        reenable(self.ctx, req, resp, account_id, descendants=False)
+
+
+class DescendantWebhooks:
+    """``PATCH .../descendants/webhooks``: re-enable in the account and below."""
+
+    def __init__(self, ctx: ApiContext):
+        self.ctx = ctx
+
+    def on_patch(self, req, resp, account_id):
+        reenable(self.ctx, req, resp, account_id, descendants=True)
+
+
+def reenable(ctx: ApiContext, req, resp, account_id: str, *, descendants: bool) -> None:
+    """``{"data": {"re-enable": true}}``: enable the auto-disabled hooks (those
+    with a ``disable_reason``); hooks disabled without a reason stay off."""
+    ctx.authorize(req, account_id)
+    data = request_data(req, ctx.max_body_bytes)
+    if data.get("re-enable") is not True or len(data) != 1:
+        errors: dict = {}
+        add_error(errors, "re-enable", "required" if "re-enable" not in data else "enum",
+                  'this PATCH only re-enables auto-disabled hooks: send '
+                  '{"data": {"re-enable": true}}', target=[True])
+        raise validation_error(errors)
+    accounts = {account_id}
+    if descendants:
+        accounts.update(ctx.accounts.descendants(account_id))
+
+    def change(hooks):
+        enabled = []
+        for index, hook in enumerate(hooks):
+            if hook.account_id in accounts and hook.disable_reason is not None:
+                hooks[index] = dataclasses.replace(hook, enabled=True, disable_reason=None)
+                enabled.append(hooks[index])
+        return (hooks if enabled else None), enabled
+
+    enabled = update_store(ctx, change)
+    send(req, resp, [summary_view(h) for h in enabled])
+
+
+class AccountWebhook:
+    """One hook: GET, POST (replace), PATCH (merge), DELETE."""
+
+    def __init__(self, ctx: ApiContext):
+        self.ctx = ctx
+
+    def on_get(self, req, resp, account_id, hook_id):
+        self.ctx.authorize(req, account_id)
+        hooks = self.ctx.current_hooks()
+        hook = hooks[_index_of(hooks, account_id, hook_id)]
+        send(req, resp, full_view(hook), revision=hook_revision(hook))
+
+    def on_post(self, req, resp, account_id, hook_id):
+        self.ctx.authorize(req, account_id)
+        data = request_data(req, self.ctx.max_body_bytes)
+        new = build_hook(self.ctx, data, account_id=account_id, hook_id=hook_id)
+        self._replace(req, resp, account_id, hook_id,
+                      lambda old: _keep_server_fields(old, new, data))
+
+    def on_patch(self, req, resp, account_id, hook_id):
+        self.ctx.authorize(req, account_id)
+        data = request_data(req, self.ctx.max_body_bytes)
+
+        def merged(old: Hook) -> Hook:
+            current = full_view(old)
+            if current["disable_reason"] is None:
+                del current["disable_reason"]
+            new = build_hook(self.ctx, {**current, **data}, account_id=account_id,
+                             hook_id=hook_id)
+            return _keep_server_fields(old, new, data)
+
+        self._replace(req, resp, account_id, hook_id, merged)
+
+    def on_delete(self, req, resp, account_id, hook_id):
+        self.ctx.authorize(req, account_id)
+
+        def change(hooks):
+            index = _index_of(hooks, account_id, hook_id)
+            _check_if_match(req, hooks[index])
+            return hooks[:index] + hooks[index + 1:], hooks[index]
+
+        deleted = update_store(self.ctx, change)
+        send(req, resp, full_view(deleted), revision=hook_revision(deleted))
+
+    def _replace(self, req, resp, account_id, hook_id, make: Callable[[Hook], Hook]):
+        def change(hooks):
+            index = _index_of(hooks, account_id, hook_id)
+            _check_if_match(req, hooks[index])
+            hooks[index] = make(hooks[index])
+            return hooks, hooks[index]
+
+        hook = update_store(self.ctx, change)
+        send(req, resp, full_view(hook), revision=hook_revision(hook))
