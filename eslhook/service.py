@@ -19,6 +19,7 @@ from gevent.pool import Group
 
 from . import __version__
 from .accounts import AccountDirectory
+from .api import ApiServer
 from .calls import OpenCalls
 from .config import Config
 from .delivery.queue import DeliveryQueue
@@ -65,6 +66,7 @@ class Bridge:
         self.metrics = BridgeMetrics(self)   # read at scrape time; see eslhook/metrics.py
         self.delivery.on_attempt = self.metrics.observe_attempt
         self._group = Group()
+        self.api: ApiServer | None = None   # the REST API, when api.listen is set
 
     # -- the hot path: called by a source's reader greenlet per event -------
 
@@ -100,6 +102,9 @@ class Bridge:
         """Load hooks (raises ConfigError), then start every stage."""
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.hooks.load()
+        if self.config.api is not None:   # first: a port in use fails before anything runs
+            self.api = ApiServer.for_bridge(self)
+            self.api.start()
         self.hooks.start_watching()
         self.calls.load()
         self.calls.start()
@@ -108,12 +113,11 @@ class Bridge:
             self._group.spawn(source.run).link_exception(_log_crash)
         log.info("eslhook %s started: %d switch(es), %d hook(s)", __version__,
                  len(self.sources), len(self.hooks.hooks))
-        if self.config.api is not None:
-            log.warning("api.listen is set, but this version has no REST API yet: "
-                        "manage hooks by editing %s", self.config.hooks_file)
 
     def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop intake, drain delivery until the deadline, then kill."""
+        if self.api is not None:   # no hook changes while stopping
+            self.api.stop()
         for source in self.sources:
             source.stop()
         for reconciler in self.reconcilers.values():
