@@ -8,7 +8,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import logging  # noqa: E402
 import sys  # noqa: E402
 
 from . import __version__  # noqa: E402
@@ -16,9 +15,9 @@ from . import __version__  # noqa: E402
 DEFAULT_CONFIG = "conf/eslhook.yaml"
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(level: str, fmt: str) -> None:
+    from .logs import setup_logging
+    setup_logging(level, fmt)
 
 
 def _cmd_run(args) -> int:
@@ -46,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="eslhook %s" % __version__)
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="json: one JSON object per line, for log shippers")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the service",
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, args.log_format)
     return args.func(args)
 
 
