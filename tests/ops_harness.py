@@ -1,0 +1,95 @@
+"""A running bridge for the operator's-view tests (metrics, health, logs).
+
+``OpsWorld``: fake switches, a real receiver and a Bridge built from real
+YAML files, plus ``/metrics`` and ``/healthz`` served over real HTTP by a
+gevent WSGI server (the same callables the REST API mounts).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import requests
+import yaml
+from gevent.pywsgi import WSGIServer
+from receiver import Receiver
+
+from eslhook import health, metrics
+from eslhook.config import load_config
+from eslhook.fakeswitch import FakeSwitch
+from eslhook.service import Bridge
+
+ACME = "ac000000000000000000000000000001"
+ACME_REALM = "acme.example.com"
+
+
+def route(bridge):
+    """One WSGI app: /metrics and /healthz, 404 elsewhere."""
+    apps = {"/metrics": metrics.wsgi_app(bridge), "/healthz": health.wsgi_app(bridge)}
+
+    def app(environ, start_response):
+        target = apps.get(environ.get("PATH_INFO", ""))
+        if target is None:
+            start_response("404 Not Found", [("Content-Length", "0")])
+            return [b""]
+        return target(environ, start_response)
+
+    return app
+
+
+class OpsWorld:
+    def __init__(self, tmp_path, *, switches=("fs1",), hooks=(), delivery=None,
+                 dead_switches=(), extra=None):
+        self.tmp = tmp_path
+        self.receiver = Receiver()
+        self.fakes = {name: FakeSwitch([], heartbeat_seconds=None) for name in switches}
+        switch_configs = []
+        for name, fake in self.fakes.items():
+            host, port = fake.start()
+            switch_configs.append({"name": name, "host": host, "port": port, "format": "json"})
+        for name, port in dead_switches:   # nothing listens there
+            switch_configs.append({"name": name, "host": "127.0.0.1", "port": port})
+        config = {"switches": switch_configs, "hooks_file": "hooks.yaml", "state_dir": "state",
+                  "accounts": [{"id": ACME, "name": "Acme", "realms": [ACME_REALM]}],
+                  "delivery": delivery or {"timeout_seconds": 2},
+                  **(extra or {})}
+        (tmp_path / "eslhook.yaml").write_text(yaml.safe_dump(config))
+        self.write_hooks(hooks)
+        self.bridge = Bridge(load_config(tmp_path / "eslhook.yaml"))
+        self.http = WSGIServer(("127.0.0.1", 0), route(self.bridge), log=None, error_log=None)
+        self.http.start()
+
+    def write_hooks(self, hooks) -> None:
+        (self.tmp / "hooks.yaml").write_text(yaml.safe_dump({"webhooks": list(hooks)}))
+
+    def hook(self, path, **fields):
+        return {"id": uuid.uuid4().hex, "account_id": ACME, "name": path, "hook": "all",
+                "uri": self.receiver.url(path), "format": "json", "retries": 0, **fields}
+
+    def start(self, subscribers=True):
+        self.bridge.start()
+        if subscribers:
+            for fake in self.fakes.values():
+                assert fake.wait_for_subscribers(1, timeout=5)
+        return self
+
+    def call(self, switch="fs1", realm=ACME_REALM, events=None, call_id=None):
+        """One call's events at a fake switch; returns its call id."""
+        call_id = call_id or str(uuid.uuid4())
+        extra = [("Unique-ID", call_id), ("Call-Direction", "inbound"),
+                 ("Channel-Name", "sofia/internal/1000@x"), ("variable_domain_name", realm)]
+        for name in events or ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"):
+            more = [("Hangup-Cause", "NORMAL_CLEARING")] if name.endswith("COMPLETE") else []
+            self.fakes[switch].publish_generated(name, extra + more)
+        return call_id
+
+    def get(self, path, **kwargs) -> requests.Response:
+        return requests.get("http://127.0.0.1:%d%s" % (self.http.server_port, path),
+                            timeout=5, **kwargs)
+
+    def close(self):
+        self.bridge.stop(drain_seconds=1)
+        self.http.stop(timeout=1)
+        for fake in self.fakes.values():
+            fake.stop()
+        self.receiver.stop()
