@@ -175,7 +175,10 @@ def _read_json(req: falcon.Request, max_bytes: int) -> dict:
     is_json = media in _JSON_TYPES or media.endswith("+json")
     if media and not is_json and media != _CURL_DEFAULT:
         raise _unsupported(media)
-    raw = req.bounded_stream.read(max_bytes + 1)
+    # no Content-Length (chunked): falcon's bounded_stream would read nothing;
+    # gevent's input ends at the last chunk, and we stop one byte past the limit
+    stream = req.bounded_stream if length is not None else req.stream
+    raw = stream.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise _too_large(max_bytes)
     if not raw.strip():
