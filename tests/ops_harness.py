@@ -39,14 +39,19 @@ def route(bridge):
 
 class OpsWorld:
     def __init__(self, tmp_path, *, switches=("fs1",), hooks=(), delivery=None,
-                 dead_switches=(), extra=None):
+                 dead_switches=(), passwords=None, extra=None):
         self.tmp = tmp_path
         self.receiver = Receiver()
-        self.fakes = {name: FakeSwitch([], heartbeat_seconds=None) for name in switches}
+        # passwords: {switch name: (the switch's password, the one in eslhook's config)}
+        passwords = passwords or {}
+        self.fakes = {name: FakeSwitch([], heartbeat_seconds=None,
+                                       password=passwords.get(name, ("ClueCon",))[0])
+                      for name in switches}
         switch_configs = []
         for name, fake in self.fakes.items():
             host, port = fake.start()
-            switch_configs.append({"name": name, "host": host, "port": port, "format": "json"})
+            switch_configs.append({"name": name, "host": host, "port": port, "format": "json",
+                                   "password": passwords.get(name, ("", "ClueCon"))[1]})
         for name, port in dead_switches:   # nothing listens there
             switch_configs.append({"name": name, "host": "127.0.0.1", "port": port})
         config = {"switches": switch_configs, "hooks_file": "hooks.yaml", "state_dir": "state",
