@@ -139,8 +139,18 @@ class DeliveryConfig:
     timeout_seconds: float = 10.0
     connect_timeout_seconds: float = 5.0
     max_in_flight: int = 200
-    buffer_size: int = 100_000           # payloads waiting; beyond: counted, dropped
-    retry_backoff_seconds: tuple[float, ...] = (1.0, 5.0, 15.0, 30.0, 60.0)
+    buffer_size: int = 100_000           # deliveries held in memory; beyond: counted, dropped
+    # delays before retry 1, 2, ...; a hook's `retries` says how many are used
+    retry_schedule_seconds: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0,
+                                                 7200.0, 14400.0, 28800.0, 43200.0)
+    jitter: float = 0.2                  # each delay varies by +-20 %
+    max_connections_per_host: int = 32   # a slow receiver holds at most this many slots
+    circuit_failures: int = 5            # failed attempts in a row that open a host's circuit
+    circuit_open_seconds: float = 30.0   # then its first tries wait in the spool this long
+    disable_after_seconds: float = 86400.0   # no success this long ...
+    disable_after_failures: int = 6          # ... and this many failures: disable; 0: never
+    max_age_seconds: float = 259200.0    # pending older than this is dropped on re-enable
+    attempt_log_days: float = 7.0        # attempt log and finished deliveries kept this long
 
     def __post_init__(self):
         _check(self, "timeout_seconds", self.timeout_seconds > 0, "must be > 0")
@@ -148,8 +158,16 @@ class DeliveryConfig:
                "must be > 0")
         _check(self, "max_in_flight", self.max_in_flight >= 1, "must be >= 1")
         _check(self, "buffer_size", self.buffer_size >= 1, "must be >= 1")
-        _check(self, "retry_backoff_seconds",
-               all(d >= 0 for d in self.retry_backoff_seconds), "must all be >= 0")
+        _check(self, "retry_schedule_seconds", len(self.retry_schedule_seconds) >= 1
+               and all(d >= 0 for d in self.retry_schedule_seconds),
+               "must hold at least one delay, all >= 0")
+        _check(self, "jitter", 0 <= self.jitter < 1, "must be in [0, 1)")
+        for name in ("max_connections_per_host", "circuit_failures"):
+            _check(self, name, getattr(self, name) >= 1, "must be >= 1")
+        _check(self, "disable_after_failures", self.disable_after_failures >= 0, "must be >= 0")
+        for name in ("circuit_open_seconds", "disable_after_seconds", "max_age_seconds",
+                     "attempt_log_days"):
+            _check(self, name, getattr(self, name) >= 0, "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -176,7 +194,8 @@ class Config:
 
 _Path = tuple  # of str keys and int indexes, as jsonschema's absolute_path
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_SECRET_KEYS = frozenset({"password", "auth_tokens", "admin_tokens"})
+_SECRET_KEYS = frozenset({"password", "auth_tokens", "admin_tokens", "secret",
+                          "previous_secret"})
 
 
 def format_path(parts: Iterable[str | int]) -> str:
@@ -580,9 +599,9 @@ def _build_account(data: dict) -> AccountConfig:
 
 
 def _build_delivery(data: dict) -> DeliveryConfig:
-    if "retry_backoff_seconds" in data:
-        data = dict(data, retry_backoff_seconds=tuple(
-            float(d) for d in data["retry_backoff_seconds"]))
+    if "retry_schedule_seconds" in data:
+        data = dict(data, retry_schedule_seconds=tuple(
+            float(d) for d in data["retry_schedule_seconds"]))
     return DeliveryConfig(**data)
 
 

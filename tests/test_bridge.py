@@ -52,7 +52,7 @@ class World:
                  "realms": ["child.beta.example.com"]},
                 {"id": FALLBACK, "name": "Fallback"}],
             "default_account_id": default_account_id,
-            "delivery": {"timeout_seconds": 2, "retry_backoff_seconds": [0.05, 0.1]},
+            "delivery": {"timeout_seconds": 2, "retry_schedule_seconds": [0.05, 0.1]},
             **(extra or {}),
         }
         (tmp_path / "eslhook.yaml").write_text(yaml.safe_dump(config))

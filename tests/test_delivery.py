@@ -21,7 +21,7 @@ from eslhook.hooks.model import Hook
 
 ACCOUNT = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"
 FAST = DeliveryConfig(timeout_seconds=2.0, connect_timeout_seconds=1.0, max_in_flight=16,
-                      buffer_size=1000, retry_backoff_seconds=(0.05,))
+                      buffer_size=1000, retry_schedule_seconds=(0.05,))
 EVENTS = ("channel_create", "channel_answer", "channel_destroy")
 PAYLOAD = {
     "hook_event": "channel_create", "call_id": "b3ad3a4c-1a85-4543-aab9-4a2e60dd8e05",
@@ -167,7 +167,7 @@ def test_retries_zero_means_one_try(receiver, queues):
     assert queue.stats.given_up == 1
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 410])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 410, 413, 422])
 def test_final_statuses_are_not_retried(receiver, queues, status):
     receiver.default_reply = Reply(status)
     queue = deliver(queues, make_hook(receiver.url("/"), retries=5), PAYLOAD)
@@ -178,7 +178,7 @@ def test_final_statuses_are_not_retried(receiver, queues, status):
 def test_retry_after_on_503_overrides_a_long_schedule(receiver, queues):
     # the schedule alone would wait 30 s; Retry-After: 0 lets the retry go at once
     slow_schedule = DeliveryConfig(timeout_seconds=2.0, max_in_flight=4,
-                                   retry_backoff_seconds=(30.0,))
+                                   retry_schedule_seconds=(30.0,))
     receiver.script(Reply.retry_after(503, 0))
     queue = deliver(queues, make_hook(receiver.url("/")), PAYLOAD, config=slow_schedule)
     assert len(receiver.requests) == 2
@@ -323,7 +323,7 @@ def test_a_call_waiting_for_a_retry_holds_back_only_its_own_later_events(receive
         return Reply(200)
 
     receiver.responder = respond
-    config = DeliveryConfig(max_in_flight=4, retry_backoff_seconds=(0.3,))
+    config = DeliveryConfig(max_in_flight=4, retry_schedule_seconds=(0.3,))
     hook = make_hook(receiver.url("/"), retries=1)
     queue = queues(config)
     for event in EVENTS:
@@ -340,7 +340,7 @@ def test_a_call_waiting_for_a_retry_holds_back_only_its_own_later_events(receive
 # -- buffer, stop, idle -----------------------------------------------------------------
 
 def test_a_full_buffer_drops_without_blocking_and_logs_once(receiver, caplog):
-    config = DeliveryConfig(max_in_flight=2, buffer_size=3, retry_backoff_seconds=(0.05,))
+    config = DeliveryConfig(max_in_flight=2, buffer_size=3, retry_schedule_seconds=(0.05,))
     queue = DeliveryQueue(config)        # not started yet: nothing drains the buffer
     hook = make_hook(receiver.url("/"))
     with caplog.at_level(logging.WARNING, logger="eslhook.delivery.queue"), gevent.Timeout(5):
@@ -377,7 +377,7 @@ def test_stop_refuses_new_work_and_bounds_running_attempts(receiver):
 def test_stop_drains_accepted_deliveries_before_the_deadline(receiver):
     receiver.default_reply = Reply(delay=0.01)
     receiver.script(Reply(500))                   # one retry must happen while stopping
-    queue = DeliveryQueue(DeliveryConfig(max_in_flight=2, retry_backoff_seconds=(0.05,)))
+    queue = DeliveryQueue(DeliveryConfig(max_in_flight=2, retry_schedule_seconds=(0.05,)))
     queue.start()
     hook = make_hook(receiver.url("/"))
     for n in range(20):
@@ -392,7 +392,7 @@ def test_stop_drains_accepted_deliveries_before_the_deadline(receiver):
 
 def test_stop_abandons_a_delivery_waiting_for_retry(receiver):
     receiver.default_reply = Reply(500)
-    queue = DeliveryQueue(DeliveryConfig(max_in_flight=2, retry_backoff_seconds=(30.0,)))
+    queue = DeliveryQueue(DeliveryConfig(max_in_flight=2, retry_schedule_seconds=(30.0,)))
     queue.start()
     assert queue.submit(make_hook(receiver.url("/"), retries=5), {"call_id": "a"})
     receiver.wait_for(1, timeout=5)

@@ -9,8 +9,9 @@ import pytest
 from eslhook import __version__
 from eslhook.config import DeliveryConfig
 from eslhook.delivery.policy import (
-    BODY_EXCERPT_BYTES, Outcome, RetryPolicy, is_success, parse_retry_after, retry_delay,
-    should_retry)
+    BODY_EXCERPT_BYTES, Circuit, CircuitPolicy, DisablePolicy, HookHealth, Outcome, RetryPolicy,
+    circuit_admits, circuit_after, disable_reason, health_after, host_failed, is_success,
+    parse_retry_after, retry_delay, should_retry)
 from eslhook.delivery.request import build_request, encode_form
 from eslhook.hooks.model import Hook
 
@@ -113,10 +114,10 @@ def test_an_account_id_unfit_for_a_header_is_refused(account):
 # -- policy -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, field", [
-    ({"backoff_seconds": ()}, "backoff_seconds"),
-    ({"backoff_seconds": (1.0, -1.0)}, r"backoff_seconds\[1\]"),
-    ({"backoff_seconds": (float("nan"),)}, r"backoff_seconds\[0\]"),
-    ({"backoff_seconds": ("1",)}, r"backoff_seconds\[0\]"),
+    ({"schedule_seconds": ()}, "schedule_seconds"),
+    ({"schedule_seconds": (1.0, -1.0)}, r"schedule_seconds\[1\]"),
+    ({"schedule_seconds": (float("nan"),)}, r"schedule_seconds\[0\]"),
+    ({"schedule_seconds": ("1",)}, r"schedule_seconds\[0\]"),
     ({"jitter": 1.0}, "jitter"),
     ({"jitter": -0.1}, "jitter"),
 ])
@@ -126,9 +127,14 @@ def test_retry_policy_is_validated_when_built(kwargs, field):
 
 
 def test_retry_policy_from_config():
-    policy = RetryPolicy.from_config(DeliveryConfig(retry_backoff_seconds=(2.0, 7.0)))
-    assert policy.backoff_seconds == (2.0, 7.0)
-    assert policy.max_delay == 7.0
+    policy = RetryPolicy.from_config(DeliveryConfig(retry_schedule_seconds=(2.0, 7.0), jitter=0.1))
+    assert (policy.schedule_seconds, policy.jitter) == ((2.0, 7.0), 0.1)
+
+
+def test_default_schedule_is_the_issues():
+    assert RetryPolicy().schedule_seconds == (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800,
+                                              43200)
+    assert RetryPolicy().jitter == 0.2
 
 
 @pytest.mark.parametrize("status, expected", [
@@ -152,6 +158,12 @@ def test_is_success_is_any_2xx(status, expected):
     (Outcome(403, "bad response code"), False),
     (Outcome(404, "bad response code"), False),
     (Outcome(410, "bad response code"), False),
+    (Outcome(405, "bad response code"), False),
+    (Outcome(413, "bad response code"), False),
+    (Outcome(422, "bad response code"), False),
+    (Outcome(409, "bad response code"), True),
+    (Outcome(501, "bad response code"), True),
+    (Outcome(None, "invalid payload"), False),
     (Outcome(200, "success"), False),
     (Outcome(None, "invalid request"), False),
 ])
@@ -160,14 +172,14 @@ def test_should_retry(outcome, expected):
 
 
 def test_retry_delay_follows_the_schedule_then_stays_at_its_end():
-    policy = RetryPolicy(backoff_seconds=(1.0, 5.0, 15.0), jitter=0.0)
+    policy = RetryPolicy(schedule_seconds=(1.0, 5.0, 15.0), jitter=0.0)
     failed = Outcome(500, "bad response code")
     delays = [retry_delay(policy, n, failed, rand=0.3) for n in range(1, 6)]
     assert delays == [1.0, 5.0, 15.0, 15.0, 15.0]
 
 
 def test_retry_delay_jitter_stays_within_its_fraction():
-    policy = RetryPolicy(backoff_seconds=(10.0,), jitter=0.2)
+    policy = RetryPolicy(schedule_seconds=(10.0,), jitter=0.2)
     failed = Outcome(None, "timeout")
     assert retry_delay(policy, 1, failed, rand=0.0) == pytest.approx(8.0)
     assert retry_delay(policy, 1, failed, rand=0.5) == pytest.approx(10.0)
@@ -175,18 +187,20 @@ def test_retry_delay_jitter_stays_within_its_fraction():
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_retry_after_wins_on_429_and_503_clamped_to_the_longest_delay(status):
-    policy = RetryPolicy(backoff_seconds=(1.0, 30.0), jitter=0.5)
+def test_retry_after_wins_on_429_and_503_clamped_to_an_hour(status):
+    policy = RetryPolicy(schedule_seconds=(1.0, 30.0), jitter=0.5)
     assert retry_delay(policy, 1, Outcome(status, "bad response code", retry_after=7.0),
                        rand=0.9) == 7.0
-    assert retry_delay(policy, 1, Outcome(status, "bad response code", retry_after=3600.0),
-                       rand=0.9) == 30.0
+    assert retry_delay(policy, 1, Outcome(status, "bad response code", retry_after=3000.0),
+                       rand=0.9) == 3000.0
+    assert retry_delay(policy, 1, Outcome(status, "bad response code", retry_after=86400.0),
+                       rand=0.9) == 3600.0
     assert retry_delay(policy, 1, Outcome(status, "bad response code", retry_after=0.0),
                        rand=0.9) == 0.0
 
 
 def test_retry_after_is_ignored_on_other_statuses():
-    policy = RetryPolicy(backoff_seconds=(1.0,), jitter=0.0)
+    policy = RetryPolicy(schedule_seconds=(1.0,), jitter=0.0)
     assert retry_delay(policy, 1, Outcome(500, "bad response code", retry_after=20.0),
                        rand=0.5) == 1.0
 
@@ -196,11 +210,100 @@ def test_retry_delay_rejects_attempt_zero():
         retry_delay(RetryPolicy(), 0, Outcome(500, "bad response code"), rand=0.5)
 
 
+NOW = 1445412480.0          # Wed, 21 Oct 2015 07:28:00 GMT
+
+
 @pytest.mark.parametrize("header, expected", [
     ("120", 120.0), (" 5 ", 5.0), ("0", 0.0), (None, None), ("-1", None), ("1.5", None),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", None), ("", None)])
-def test_parse_retry_after_seconds_form_only(header, expected):
-    assert parse_retry_after(header) == expected
+    ("Wed, 21 Oct 2015 07:30:00 GMT", 120.0), ("Wed, 21 Oct 2015 07:00:00 GMT", 0.0),
+    ("Wed, 21 Oct 2015 07:30:00", None), ("soon", None), ("", None)])
+def test_parse_retry_after_seconds_or_http_date(header, expected):
+    assert parse_retry_after(header, NOW) == expected
+
+
+# -- circuit breaking -------------------------------------------------------------
+
+def test_circuit_opens_after_consecutive_failures_and_lets_one_probe_through():
+    policy = CircuitPolicy(failures_to_open=3, open_seconds=30)
+    circuit = Circuit()
+    for now in (1.0, 2.0):
+        circuit = circuit_after(circuit, policy, False, now)
+        assert circuit_admits(circuit, now)[0]           # still closed
+    circuit = circuit_after(circuit, policy, False, 3.0)
+    assert circuit.open_until == 33.0
+    assert circuit_admits(circuit, 32.9) == (False, circuit)
+    admitted, probing = circuit_admits(circuit, 33.0)
+    assert admitted and probing.probing
+    assert not circuit_admits(probing, 40.0)[0]          # one probe at a time
+    reopened = circuit_after(probing, policy, False, 41.0)
+    assert (reopened.open_until, reopened.probing) == (71.0, False)
+    assert circuit_after(probing, policy, True, 41.0) == Circuit()
+
+
+def test_a_success_resets_the_failure_count():
+    policy = CircuitPolicy(failures_to_open=2, open_seconds=30)
+    circuit = circuit_after(Circuit(), policy, False, 1.0)
+    circuit = circuit_after(circuit, policy, True, 2.0)
+    circuit = circuit_after(circuit, policy, False, 3.0)
+    assert circuit.open_until is None
+
+
+@pytest.mark.parametrize("outcome, expected", [
+    (Outcome(None, "timeout"), True), (Outcome(500, "bad response code"), True),
+    (Outcome(429, "bad response code"), True), (Outcome(404, "bad response code"), False)])
+def test_which_failures_count_against_a_host(outcome, expected):
+    assert host_failed(outcome) is expected
+
+
+@pytest.mark.parametrize("kwargs, field", [({"failures_to_open": 0}, "failures_to_open"),
+                                           ({"open_seconds": -1}, "open_seconds")])
+def test_circuit_policy_is_validated(kwargs, field):
+    with pytest.raises(ValueError, match="CircuitPolicy.%s" % field):
+        CircuitPolicy(**kwargs)
+
+
+# -- auto-disable -------------------------------------------------------------------
+
+FAILED = Outcome(500, "bad response code")
+
+
+def failures(policy, times):
+    health = HookHealth()
+    for now in times:
+        health = health_after(health, policy, False, now)
+    return health
+
+
+def test_disable_needs_both_the_silence_and_the_failures():
+    policy = DisablePolicy(after_seconds=100, after_failures=3)
+    # 3 failures, but the streak is only 50 s old: a short outage does not disable
+    assert disable_reason(failures(policy, [0, 25, 50]), policy, FAILED, 50) is None
+    # 100 s without success and 3 failures within them: disable
+    assert disable_reason(failures(policy, [0, 50, 100]), policy, FAILED, 100) == \
+        "too many failed attempts"
+    # 100 s without success but only 2 failures in the last 100 s
+    assert disable_reason(failures(policy, [0, 1, 2, 150]), policy, FAILED, 150) is None
+
+
+def test_a_success_ends_the_streak():
+    policy = DisablePolicy(after_seconds=100, after_failures=2)
+    health = health_after(failures(policy, [0, 90]), policy, True, 95)
+    health = health_after(health, policy, False, 150)
+    assert disable_reason(health, policy, FAILED, 150) is None
+    assert health.streak_start == 150
+
+
+def test_410_disables_at_once_and_zero_failures_turns_it_off():
+    gone = Outcome(410, "bad response code")
+    assert disable_reason(HookHealth(), DisablePolicy(), gone, 0) == "gone (410)"
+    off = DisablePolicy(after_seconds=0, after_failures=0)
+    assert disable_reason(failures(off, range(100)), off, FAILED, 99) is None
+
+
+def test_kazoos_behaviour_is_a_60_second_window():
+    kazoo = DisablePolicy(after_seconds=60, after_failures=6)
+    assert disable_reason(failures(kazoo, range(0, 61, 12)), kazoo, FAILED, 60) == \
+        "too many failed attempts"
 
 
 def test_outcome_keeps_at_most_2_kib_of_body():

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 # Read at most this much of a response body; beyond it the connection is
 # dropped instead of kept alive (a receiver has no reason to send more).
 MAX_BODY_READ_BYTES = 64 * 1024
-DEFAULT_MAX_CONNECTIONS_PER_HOST = 64
 
 PoolKey = tuple[str, str, int]
 
@@ -50,7 +49,7 @@ class HttpSender:
                  max_connections_per_host: int | None = None,
                  ca_file: str | None = None):
         if max_connections_per_host is None:
-            max_connections_per_host = min(config.max_in_flight, DEFAULT_MAX_CONNECTIONS_PER_HOST)
+            max_connections_per_host = min(config.max_in_flight, config.max_connections_per_host)
         if max_connections_per_host < 1:
             raise ValueError("max_connections_per_host: must be >= 1, got %r"
                              % (max_connections_per_host,))
@@ -116,6 +115,14 @@ class HttpSender:
                           network_timeout=self._config.timeout_seconds, **options)
 
 
+def host_key(url: str) -> PoolKey | None:
+    """(scheme, host, port) of a URL; None if it cannot be sent to."""
+    try:
+        return _split_target(url)[0]
+    except ValueError:
+        return None
+
+
 def _split_target(url: str) -> tuple[PoolKey, str]:
     """((scheme, host, port), request-target) or ValueError naming what is wrong."""
     parts = urlsplit(url)
@@ -145,7 +152,7 @@ def _attempt(client: HTTPClient, request: HttpRequest, target: str) -> Outcome:
         return Outcome(None, _network_reason(exc), error=_describe(exc))
     try:
         status = response.status_code
-        retry_after = parse_retry_after(_first(response.get("retry-after")))
+        retry_after = parse_retry_after(_first(response.get("retry-after")), time.time())
         body = _read_body(response)
     except (OSError, HTTPParseError) as exc:
         return Outcome(None, _network_reason(exc), error=_describe(exc))

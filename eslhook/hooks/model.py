@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Mapping
 
 HOOK_EVENTS = ("channel_create", "channel_answer", "channel_destroy")
+# Announcements eslhook makes itself (not call events): a hook of this type, or
+# of type "all", hears that another hook of its account was disabled.
+NOTICE_EVENTS = ("webhook_disabled",)
+HOOK_TYPES = HOOK_EVENTS + NOTICE_EVENTS + ("all",)
 HTTP_VERBS = ("get", "post", "put")
 BODY_FORMATS = ("form-data", "json")
 
@@ -26,24 +33,38 @@ class Hook:
     include_internal_legs: bool = True
     custom_data: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     disable_reason: str | None = None
+    # Standard Webhooks signing key, "whsec_" + base64; never logged (repr=False).
+    secret: str | None = field(default=None, repr=False)
+    # The key before the last rotation, still signed with until previous_secret_expires
+    # (ISO 8601 UTC) so receivers can switch over; see delivery/signing.py.
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_secret_expires: str | None = None
 
     def __post_init__(self):
         # the schema (schemas/webhook.schema.json) gives the friendly errors;
         # this only keeps a hook built in code from being nonsense
         for name, ok, allowed in (
-                ("hook", self.hook in HOOK_EVENTS + ("all",), "%s or all" % ", ".join(HOOK_EVENTS)),
+                ("hook", self.hook in HOOK_TYPES, ", ".join(HOOK_TYPES)),
                 ("http_verb", self.http_verb in HTTP_VERBS, ", ".join(HTTP_VERBS)),
                 ("format", self.format in BODY_FORMATS, ", ".join(BODY_FORMATS)),
                 ("retries", type(self.retries) is int and 0 <= self.retries <= 10, "0..10")):
             if not ok:
                 raise ValueError("Hook.%s: must be %s (got %r)" % (name, allowed,
                                                                     getattr(self, name)))
+        for name in ("secret", "previous_secret"):
+            problem = secret_problem(getattr(self, name))
+            if problem:   # the value itself is never echoed
+                raise ValueError("Hook.%s: %s" % (name, problem))
+        if self.previous_secret_expires is not None \
+                and parse_utc(self.previous_secret_expires) is None:
+            raise ValueError("Hook.previous_secret_expires: must be an ISO 8601 time with "
+                             "its zone (got %r)" % (self.previous_secret_expires,))
         if not isinstance(self.custom_data, MappingProxyType):  # keep it read-only
             object.__setattr__(self, "custom_data", MappingProxyType(dict(self.custom_data)))
 
     @property
     def events(self) -> tuple[str, ...]:
-        return HOOK_EVENTS if self.hook == "all" else (self.hook,)
+        return HOOK_EVENTS + NOTICE_EVENTS if self.hook == "all" else (self.hook,)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Hook":
@@ -56,7 +77,9 @@ class Hook:
     def to_dict(self) -> dict[str, Any]:
         """Field order as declared: the stable key order of hooks.yaml.
 
-        ``disable_reason`` is left out when unset, ``custom_data`` when empty.
+        Optional fields (``disable_reason``, the secrets) are left out when unset,
+        ``custom_data`` when empty.  This is what hooks.yaml stores, secrets
+        included: use ``public_dict`` for anything shown to a client.
         """
         out: dict[str, Any] = {}
         for f in fields(self):
@@ -64,6 +87,45 @@ class Hook:
             if f.name == "custom_data":
                 if value:
                     out[f.name] = dict(value)
-            elif not (f.name == "disable_reason" and value is None):
+            elif not (f.name in _OMIT_WHEN_NONE and value is None):
                 out[f.name] = value
         return out
+
+    def public_dict(self) -> dict[str, Any]:
+        """``to_dict`` without the secrets (list/get responses, logs)."""
+        out = self.to_dict()
+        for name in SECRET_FIELDS:
+            out.pop(name, None)
+        return out
+
+
+SECRET_FIELDS = ("secret", "previous_secret")
+_OMIT_WHEN_NONE = frozenset({"disable_reason", "secret", "previous_secret",
+                             "previous_secret_expires"})
+SECRET_PREFIX = "whsec_"
+MIN_SECRET_BYTES = 24
+
+
+def parse_utc(text: str) -> datetime | None:
+    """An ISO 8601 time with a zone ("Z" or +hh:mm), or None."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    return value if value.tzinfo is not None else None
+
+
+def secret_problem(secret: str | None) -> str | None:
+    """What is wrong with a hook secret (never quoting it), or None if it is usable."""
+    if secret is None:
+        return None
+    if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
+        return "must be %r followed by base64" % SECRET_PREFIX
+    text = secret[len(SECRET_PREFIX):].rstrip("=")
+    try:    # padding optional, as the standardwebhooks libraries accept it
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return "must be %r followed by valid base64" % SECRET_PREFIX
+    if len(key) < MIN_SECRET_BYTES:
+        return "must decode to at least %d bytes (got %d)" % (MIN_SECRET_BYTES, len(key))
+    return None
