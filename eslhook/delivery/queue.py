@@ -660,6 +660,17 @@ class DeliveryQueue:
             if lane.state == ACTIVE and not lane.items and not lane.scheduled:
                 self._load_soon(lane)
 
+    def follow_hooks(self, generation: Callable[[], int], interval: float = 0.5) -> None:
+        """Call ``refresh_hooks`` whenever ``generation()`` (the hook store's) changes."""
+        def follow():
+            seen = generation()
+            while not self._stopping:
+                gevent.sleep(interval)
+                if generation() != seen:
+                    seen = generation()
+                    self.refresh_hooks()
+        self._group.spawn(follow).link_exception(_log_crash)
+
     def _prune_loop(self) -> None:
         while True:
             before = self._clock() - self._config.attempt_log_days * 86400
