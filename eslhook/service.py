@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,7 +23,10 @@ from .accounts import AccountDirectory
 from .api import ApiServer
 from .calls import OpenCalls
 from .config import Config
+from .delivery.notices import (
+    CallSequences, disable_change, disabled_notice, hooks_by_id, notice_targets)
 from .delivery.queue import DeliveryQueue
+from .hooks.model import Hook
 from .hooks.store import HookStore
 from .mapping import channel_payload
 from .metrics import BridgeMetrics
@@ -53,7 +57,11 @@ class Bridge:
         self.accounts = AccountDirectory.from_config(config)
         self.hooks = HookStore(config.hooks_file, self.accounts)
         self.delivery = delivery or DeliveryQueue(
-            config.delivery, user_agent="eslhook/%s" % __version__)
+            config.delivery, user_agent="eslhook/%s" % __version__,
+            spool_path=str(config.state_dir / "delivery.sqlite3"),
+            hook_lookup=self.hook_by_id, on_disable=self.hook_disabled)
+        self._hooks_by_id: tuple[int, Mapping[str, Hook]] = (-1, {})
+        self.sequences = CallSequences()     # payload["sequence"], per call
         self.channel_variables = tuple(config.payload.channel_variables)
         self.calls = OpenCalls(config.state_dir / "open-calls.json")
         self.reconcilers = {s.name: Reconciler(s.name, self.calls, self.dispatch,
@@ -83,6 +91,7 @@ class Bridge:
         """Record, match and submit one payload (real, or synthesised by reconciliation)."""
         stats = self.stats
         stats.mapped += 1
+        self.sequences.stamp(payload)
         self.calls.observe(payload, core_uuid)
         if "account_id" not in payload:
             stats.unassigned += 1
@@ -95,6 +104,31 @@ class Bridge:
                 stats.submitted += 1
             else:
                 stats.dropped += 1
+
+    # -- delivery's view of the hooks -------------------------------------------
+
+    def hook_by_id(self, hook_id: str) -> Hook | None:
+        """The hook as in force now (delivery re-reads it before each attempt)."""
+        generation, table = self._hooks_by_id
+        if generation != self.hooks.generation:
+            table = hooks_by_id(self.hooks.hooks)
+            self._hooks_by_id = (self.hooks.generation, table)
+        return table.get(hook_id)
+
+    def hook_disabled(self, hook: Hook, reason: str) -> None:
+        """Delivery gave up on a hook: write it disabled to hooks.yaml, tell the account."""
+        try:
+            before = self.hooks.update(disable_change(hook.id, reason))
+        except Exception:
+            log.exception("hook %s: could not write it disabled to %s", hook.id,
+                          self.hooks.path)
+            return
+        if before is None:
+            return              # deleted or disabled meanwhile: nothing to announce
+        log.warning("hook %s (%s) disabled: %s", hook.id, hook.name, reason)
+        notice = disabled_notice(hook, reason, time.time())
+        for target in notice_targets(self.hooks.hooks, hook):
+            self.delivery.submit(target, notice)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -109,6 +143,8 @@ class Bridge:
         self.calls.load()
         self.calls.start()
         self.delivery.start()
+        # hand edits and the API may enable a held hook again: delivery resumes it
+        self.delivery.follow_hooks(lambda: self.hooks.generation)
         for source in self.sources:
             self._group.spawn(source.run).link_exception(_log_crash)
         log.info("eslhook %s started: %d switch(es), %d hook(s)", __version__,
