@@ -343,9 +343,9 @@ class DeliveryQueue:
         """The host is failing: the lane waits in the spool instead of holding a slot.
         Returns are spread so they do not all come back at the same instant."""
         now = self._clock()
-        spread = max(1.0, min(self._circuit_policy.open_seconds, 5.0)) * self._rand()
-        if circuit.probing:    # another attempt is finding out: about one timeout
-            delay = self._config.timeout_seconds + spread
+        spread = min(self._circuit_policy.open_seconds, 5.0) * self._rand()
+        if circuit.probing:    # another attempt is finding out: look again a bit later
+            delay = self._circuit_policy.open_seconds / 2 + spread
         else:
             delay = max(0.0, circuit.open_until - now) + spread
         head.next_attempt = now + delay
@@ -407,8 +407,12 @@ class DeliveryQueue:
         if self.on_attempt is not None:
             self.on_attempt(hook, outcome)
         if host is not None and (succeeded or host_failed(outcome)):
-            self._circuits[host] = circuit_after(self._circuits.get(host, Circuit()),
-                                                 self._circuit_policy, succeeded, now)
+            circuit = circuit_after(self._circuits.get(host, Circuit()), self._circuit_policy,
+                                    succeeded, now)
+            self._circuits[host] = circuit
+            if circuit.open_until is not None:   # lanes queued for a slot go to the spool
+                for key in self._host_waiting.pop(host, ()):
+                    self._ready.put_nowait(key)
         health = health_after(self._health.get(hook.id, HookHealth()), self._disable_policy,
                               succeeded, now)
         self._health[hook.id] = health

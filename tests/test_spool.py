@@ -1,0 +1,244 @@
+"""Delivery guarantees with the durable spool: real receivers on loopback, real SQLite
+files, a real ``eslhook run`` killed with SIGKILL."""
+
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import gevent
+import helpers
+import pytest
+import yaml
+from receiver import Receiver, Reply
+
+from eslhook.config import DeliveryConfig
+from eslhook.delivery.queue import DeliveryQueue
+from eslhook.fakeswitch import FakeSwitch
+from eslhook.hooks.model import Hook
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"
+OTHER_ACCOUNT = "9a3e5d7c1b2f4e6a8c0d2e4f6a8b0c1d"
+EVENTS = ("channel_create", "channel_answer", "channel_destroy")
+
+
+def make_hook(uri, **fields) -> Hook:
+    base = dict(id=uuid.uuid4().hex, account_id=ACCOUNT, name="h", uri=uri, hook="all",
+                format="json", retries=10)
+    base.update(fields)
+    return Hook(**base)
+
+
+def config(**fields) -> DeliveryConfig:
+    base = dict(timeout_seconds=2.0, connect_timeout_seconds=1.0, max_in_flight=16,
+                retry_schedule_seconds=(0.05, 0.1, 0.2), jitter=0.1, circuit_open_seconds=0.2)
+    base.update(fields)
+    return DeliveryConfig(**base)
+
+
+@pytest.fixture
+def queues():
+    made = []
+
+    def build(cfg, **kwargs):
+        queue = DeliveryQueue(cfg, **kwargs)
+        queue.start()
+        made.append(queue)
+        return queue
+
+    yield build
+    for queue in made:
+        if not queue._stopping:
+            queue.stop(timeout=0.5)
+
+
+def successes(receiver):
+    return [r for r, reply in zip(receiver.requests, receiver.replies) if reply == 200]
+
+
+class Flaky:
+    """A responder: 503 while ``down``, else 200; remembers what it answered."""
+
+    def __init__(self, receiver, down=True, delay=0.0):
+        self.down, self.delay = down, delay
+        receiver.replies = []
+        self.receiver = receiver
+        receiver.responder = self
+
+    def __call__(self, request):
+        status = 503 if self.down else 200
+        self.receiver.replies.append(status)
+        return Reply(status, delay=self.delay)
+
+
+def assert_each_call_in_order(requests):
+    per_call = defaultdict(list)
+    for request in sorted(requests, key=lambda r: r.arrived):
+        per_call[request.json["call_id"]].append(EVENTS.index(request.json["hook_event"]))
+    for call, order in per_call.items():
+        assert order == sorted(order), (call, order)
+    return per_call
+
+
+def test_a_receiver_down_then_up_gets_everything_each_call_in_order(receiver, queues):
+    flaky = Flaky(receiver)
+    queue = queues(config())
+    hook = make_hook(receiver.url("/"))
+    calls = ["call-%d" % n for n in range(10)]
+    for event in EVENTS:
+        for call in calls:
+            assert queue.submit(hook, {"call_id": call, "hook_event": event})
+    assert helpers.wait_until(lambda: len(receiver.requests) >= 20, timeout=10)
+    assert queue.stats.lanes_waiting > 0              # retries wait in the spool
+    flaky.down = False
+    assert queue.wait_idle(15), queue.stats
+    delivered = successes(receiver)
+    assert sorted((r.json["call_id"], r.json["hook_event"]) for r in delivered) == sorted(
+        (c, e) for c in calls for e in EVENTS)
+    per_call = assert_each_call_in_order(delivered)
+    assert all(order == [0, 1, 2] for order in per_call.values())
+    # strictly in order: no later event of a call was even tried before the earlier succeeded
+    assert_each_call_in_order(receiver.requests)
+
+
+def test_retry_after_is_honoured_and_404_is_not_retried(receiver, queues):
+    receiver.script(Reply.retry_after(429, 1), Reply(404))
+    queue = queues(config(retry_schedule_seconds=(0.01,)))
+    hook = make_hook(receiver.url("/"))
+    assert queue.submit(hook, {"call_id": "a", "hook_event": "channel_create"})
+    assert queue.submit(hook, {"call_id": "b", "hook_event": "channel_create"})
+    assert queue.wait_idle(10)
+    by_call = defaultdict(list)
+    for request in receiver.requests:
+        by_call[request.json["call_id"]].append(request.arrived)
+    retried, once = sorted(by_call.values(), key=len, reverse=True)
+    assert len(once) == 1 and len(retried) == 2        # the 404 went once
+    assert retried[1] - retried[0] >= 0.95              # Retry-After: 1, not the 10 ms schedule
+
+
+def test_a_stopped_queue_resumes_from_the_spool_in_order_with_the_same_ids(receiver, tmp_path,
+                                                                         queues):
+    spool = str(tmp_path / "state" / "delivery.sqlite3")
+    flaky = Flaky(receiver)
+    hook = make_hook(receiver.url("/"))
+    first = queues(config(retry_schedule_seconds=(0.3,)), spool_path=spool,
+                   hook_lookup={hook.id: hook}.get)
+    for event in EVENTS:
+        for call in ("x", "y"):
+            assert first.submit(hook, {"call_id": call, "hook_event": event,
+                                       "event_id": "%s-%s" % (call, event)})
+    receiver.wait_for(2, timeout=5)
+    first.stop(timeout=0.1)
+    assert first.stats.pending == 6
+    tried = len(receiver.requests)
+    flaky.down = False
+    second = queues(config(), spool_path=spool, hook_lookup={hook.id: hook}.get)
+    assert second.stats.pending == 6                  # resumed from the file
+    assert second.wait_idle(10)
+    resumed = receiver.requests[tried:]
+    assert_each_call_in_order(resumed)
+    assert sorted(r.header("webhook-id") for r in resumed if r.json["call_id"] == "x") == sorted(
+        "x-%s_%s" % (e, hook.id) for e in EVENTS)
+    assert second.stats.delivered == 6
+
+
+def test_a_slow_receiver_does_not_delay_a_healthy_one(queues):
+    slow, healthy = Receiver(), Receiver()
+    try:
+        slow.default_reply = Reply(delay=1.0)
+        queue = queues(config(max_in_flight=8, max_connections_per_host=2))
+        slow_hook, healthy_hook = make_hook(slow.url("/")), make_hook(healthy.url("/"))
+        for n in range(10):                 # the slow one's deliveries are submitted first
+            assert queue.submit(slow_hook, {"call_id": "s%d" % n, "hook_event": EVENTS[0]})
+        for n in range(10):
+            assert queue.submit(healthy_hook, {"call_id": "h%d" % n, "hook_event": EVENTS[0]})
+        healthy.wait_for(10, timeout=5)
+        first_slow_answer = slow.wait_for(1, timeout=5)[0].arrived + 1.0
+        assert max(r.arrived for r in healthy.requests) < first_slow_answer
+        assert slow.max_active <= 2                        # per-host limit
+    finally:
+        slow.stop()
+        healthy.stop()
+
+
+def test_a_failing_hosts_first_tries_wait_in_the_spool(queues):
+    dead = "http://127.0.0.1:%d/" % free_port()
+    queue = queues(config(circuit_failures=3, circuit_open_seconds=30, max_connections_per_host=1))
+    hook = make_hook(dead, retries=0)
+    for n in range(20):
+        assert queue.submit(hook, {"call_id": "c%d" % n, "hook_event": EVENTS[0]})
+    assert helpers.wait_until(lambda: queue.stats.lanes_waiting == 17, timeout=5), queue.stats
+    page = queue.attempts(ACCOUNT, page_size=100)
+    assert [a["reason"] for a in page.attempts] == ["connection refused"] * 3
+    assert queue.stats.pending == 17 and queue.stats.in_flight == 0
+
+
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_410_disables_the_hook_and_holds_its_deliveries_until_resumed(receiver, queues):
+    disabled = []
+    receiver.script(Reply(410))
+    hook = make_hook(receiver.url("/"))
+    state = {"hook": hook}
+    queue = queues(config(), hook_lookup=lambda hook_id: state["hook"],
+                   on_disable=lambda h, reason: disabled.append((h.id, reason)))
+    for event in EVENTS:
+        assert queue.submit(hook, {"call_id": "c", "hook_event": event})
+    assert helpers.wait_until(lambda: disabled, timeout=5)
+    assert disabled == [(hook.id, "gone (410)")]
+    gevent.sleep(0.3)
+    assert len(receiver.requests) == 1 and queue.stats.lanes_held == 1
+    assert queue.stats.pending == 2          # answer and destroy wait for the hook
+    assert queue.resume_hook(hook.id) == 1
+    assert queue.wait_idle(5)
+    assert [r.json["hook_event"] for r in receiver.requests] == list(EVENTS)
+
+
+def test_attempt_log_pages_newest_first_per_account_and_replay_resends(receiver, queues):
+    receiver.script(Reply(500, body=b"oops"))
+    queue = queues(config())
+    mine = make_hook(receiver.url("/mine"))
+    theirs = make_hook(receiver.url("/theirs"), account_id=OTHER_ACCOUNT)
+    started = time.time()
+    for n in range(5):
+        assert queue.submit(mine, {"call_id": "m%d" % n, "hook_event": EVENTS[0],
+                                   "event_id": "e%d" % n})
+    assert queue.submit(theirs, {"call_id": "t", "hook_event": EVENTS[0]})
+    assert queue.wait_idle(10)
+    pages, key = [], None
+    for _ in range(10):
+        page = queue.attempts(ACCOUNT, page_size=2, start_key=key)
+        pages.append(page.attempts)
+        key = page.next_start_key
+        if key is None:
+            break
+    records = [r for page in pages for r in page]
+    assert [len(p) for p in pages] == [2, 2, 2]
+    assert [int(r["id"]) for r in records] == sorted((int(r["id"]) for r in records),
+                                                     reverse=True)
+    assert {r["hook_id"] for r in records} == {mine.id}        # account-scoped
+    failure = next(r for r in records if r["result"] == "failure")
+    assert (failure["response_code"], failure["response_body"], failure["reason"],
+            failure["retries_left"], failure["method"]) == (500, "oops", "bad response code",
+                                                             10, "POST")
+    assert len(queue.attempts(OTHER_ACCOUNT, theirs.id).attempts) == 1
+    assert queue.attempts(ACCOUNT, theirs.id).attempts == []
+    with pytest.raises(ValueError, match="start_key"):
+        queue.attempts(ACCOUNT, start_key="x")
+    before = len(receiver.requests)
+    assert queue.replay(mine, started - 1, time.time() + 1) == 5
+    assert queue.wait_idle(10)
+    again = receiver.requests[before:]
+    assert sorted(r.header("webhook-id") for r in again) == sorted(
+        "e%d_%s" % (n, mine.id) for n in range(5))
+    with pytest.raises(ValueError, match="since"):
+        queue.replay(mine, 10, 5)
