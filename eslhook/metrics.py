@@ -27,6 +27,7 @@ from .delivery.policy import Outcome, is_success
 from .hooks.model import Hook
 
 if TYPE_CHECKING:
+    from .delivery.queue import DeliveryStats
     from .service import Bridge
 
 # Seconds.  Loopback receivers answer in ~1 ms; a slow receiver hits the 10 s timeout.
@@ -83,9 +84,10 @@ class _BridgeCollector:
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
+        delivery = self.bridge.delivery.stats     # one snapshot: it walks the lanes
         yield from self._switches()
-        yield from self._ingest()
-        yield from self._delivery()
+        yield from self._ingest(delivery)
+        yield from self._delivery(delivery)
         yield from self._hooks()
 
     def _switches(self) -> Iterator[Metric]:
@@ -113,9 +115,8 @@ class _BridgeCollector:
             malformed.add_metric([name], state.malformed)
         yield from (received, connected, reconnects, auth_failures, malformed)
 
-    def _ingest(self) -> Iterator[Metric]:
+    def _ingest(self, delivery: "DeliveryStats") -> Iterator[Metric]:
         stats = self.bridge.stats
-        delivery = self.bridge.delivery.stats
         for name, doc, value in (
                 ("eslhook_events_mapped", "Channel events that became a payload.", stats.mapped),
                 ("eslhook_events_unassigned", "Payloads no account claimed: delivered "
@@ -126,15 +127,14 @@ class _BridgeCollector:
                  "ingest buffer was full or delivery was stopping.", stats.dropped)):
             yield CounterMetricFamily(name, doc, value=value)
         yield GaugeMetricFamily(
-            "eslhook_ingest_buffer_depth", "Deliveries accepted and not yet finished "
-            "(the in-memory buffer between the ESL readers and delivery).",
-            value=delivery.pending)
+            "eslhook_ingest_buffer_depth", "Pending deliveries held in memory (the buffer "
+            "between the ESL readers and delivery, bounded by delivery.buffer_size).",
+            value=delivery.resident)
         yield GaugeMetricFamily(
             "eslhook_ingest_buffer_capacity", "delivery.buffer_size: beyond it, deliveries "
             "are dropped.", value=self.bridge.config.delivery.buffer_size)
 
-    def _delivery(self) -> Iterator[Metric]:
-        stats = self.bridge.delivery.stats
+    def _delivery(self, stats: "DeliveryStats") -> Iterator[Metric]:
         deliveries = CounterMetricFamily(
             "eslhook_deliveries", "Webhook deliveries by result: success (2xx), failure "
             "(an attempt without 2xx), retry (a retry scheduled), given_up (abandoned).",
@@ -151,12 +151,18 @@ class _BridgeCollector:
         for result, histogram in self.metrics.latency.items():
             latency.add_metric([result], histogram.buckets(), sum_value=histogram.total)
         yield latency
-        yield GaugeMetricFamily("eslhook_spool_depth", "Deliveries waiting to be delivered "
-                                "or retried (in memory in this version).", value=stats.pending)
+        yield GaugeMetricFamily("eslhook_spool_depth", "Deliveries accepted and not yet "
+                                "delivered or given up (in memory or in the spool).",
+                                value=stats.pending)
         yield GaugeMetricFamily("eslhook_deliveries_in_flight", "HTTP attempts running now.",
                                 value=stats.in_flight)
         yield CounterMetricFamily("eslhook_deliveries_invalid", "Deliveries whose hook and "
                                   "payload could not make a request.", value=stats.invalid)
+        yield CounterMetricFamily("eslhook_deliveries_expired", "Pending deliveries dropped "
+                                  "for being older than delivery.max_age_seconds.",
+                                  value=stats.expired)
+        yield CounterMetricFamily("eslhook_hooks_auto_disabled", "Hooks disabled by eslhook "
+                                  "after failing too long.", value=stats.hooks_disabled)
 
     def _hooks(self) -> Iterator[Metric]:
         hooks = self.bridge.hooks.hooks
