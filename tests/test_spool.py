@@ -242,3 +242,102 @@ def test_attempt_log_pages_newest_first_per_account_and_replay_resends(receiver,
         "e%d_%s" % (n, mine.id) for n in range(5))
     with pytest.raises(ValueError, match="since"):
         queue.replay(mine, 10, 5)
+
+
+# -- end to end: a real `eslhook run`, killed with SIGKILL -------------------------------
+
+def start_eslhook(config_path):
+    return subprocess.Popen([sys.executable, "-m", "eslhook", "run", "--config", str(config_path)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def spooled_rows(path):
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=5) as db:
+        return db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+
+
+def test_kill_9_with_pending_retries_then_restart_delivers_everything(tmp_path, receiver):
+    flaky = Flaky(receiver)
+    fake = FakeSwitch([], heartbeat_seconds=0.5)
+    host, port = fake.start()
+    (tmp_path / "eslhook.yaml").write_text(yaml.safe_dump({
+        "switches": [{"name": "fs1", "host": host, "port": port}],
+        "accounts": [{"id": ACCOUNT, "name": "Acme"}], "default_account_id": ACCOUNT,
+        "delivery": {"retry_schedule_seconds": [0.2], "jitter": 0.1,
+                     "circuit_open_seconds": 0.2}}))
+    (tmp_path / "hooks.yaml").write_text(yaml.safe_dump({"webhooks": [{
+        "id": uuid.uuid4().hex, "account_id": ACCOUNT, "name": "all", "hook": "all",
+        "format": "json", "retries": 10, "uri": receiver.url("/all")}]}))
+    spool = tmp_path / "state" / "delivery.sqlite3"
+    calls = ["kill9-%d" % n for n in range(5)]
+    process = start_eslhook(tmp_path / "eslhook.yaml")
+    try:
+        assert fake.wait_for_subscribers(1, timeout=20)
+        for call in calls:
+            for name in ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"):
+                more = [("Hangup-Cause", "NORMAL_CLEARING")] if name.endswith("COMPLETE") else []
+                fake.publish_generated(name, [("Unique-ID", call), ("Call-Direction", "inbound"),
+                                              ("Channel-Name", "sofia/internal/1000@x")] + more)
+        # every event handed to delivery is in the spool file (committed), retries going on
+        assert helpers.wait_until(lambda: spooled_rows(spool) >= 15, timeout=20)
+        receiver.wait_for(5, timeout=10)
+        process.kill()                                   # SIGKILL: no cleanup at all
+        process.wait(timeout=10)
+        assert not [r for r in receiver.replies if r == 200]
+        flaky.down = False
+        process = start_eslhook(tmp_path / "eslhook.yaml")
+        expected = {(c, e) for c in calls for e in EVENTS}
+        assert helpers.wait_until(lambda: expected <= {
+            (r.json["call_id"], r.json["hook_event"]) for r in successes(receiver)}, timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        fake.stop()
+    delivered = [r for r in successes(receiver) if r.json["call_id"] in calls]
+    assert_each_call_in_order(delivered)
+    for call in calls:
+        assert [r.json["sequence"] for r in delivered if r.json["call_id"] == call][:3] == [1, 2, 3]
+    ids = defaultdict(set)
+    for request in receiver.requests:          # duplicates, if any, carry the same webhook-id
+        ids[request.json["call_id"], request.json["hook_event"]].add(request.header("webhook-id"))
+    assert all(len(found) == 1 for found in ids.values())
+
+
+def test_auto_disable_writes_hooks_yaml_announces_and_re_enable_delivers(tmp_path):
+    from test_bridge import World
+    w = World(tmp_path, extra={"delivery": {
+        "timeout_seconds": 2, "retry_schedule_seconds": [0.1], "jitter": 0.1,
+        "circuit_failures": 100, "disable_after_seconds": 0.4, "disable_after_failures": 3}})
+    try:
+        flaky = Flaky(w.receiver)
+        failing = w.hook(ACCOUNT, "/failing", hook="channel_create", retries=10)
+        notices = w.hook(ACCOUNT, "/notices", hook="webhook_disabled")
+        w.write_hooks([failing, notices])
+        w.receiver.responder = lambda r: (flaky(r) if r.path == "/failing" else Reply(200))
+        w.start()
+        w.call("held-call", "CHANNEL_CREATE", account_id=ACCOUNT)
+        assert helpers.wait_until(lambda: any(r.path == "/notices" for r in w.receiver.requests),
+                                  timeout=10)
+        notice = next(r.json for r in w.receiver.requests if r.path == "/notices")
+        assert (notice["hook_event"], notice["hook_id"], notice["disable_reason"]) == (
+            "webhook_disabled", failing["id"], "too many failed attempts")
+        stored = yaml.safe_load((tmp_path / "hooks.yaml").read_text())["webhooks"]
+        entry = next(h for h in stored if h["id"] == failing["id"])
+        assert (entry["enabled"], entry["disable_reason"]) == (False, "too many failed attempts")
+        tried = len([r for r in w.receiver.requests if r.path == "/failing"])
+        assert tried >= 3
+        gevent.sleep(0.5)
+        assert len([r for r in w.receiver.requests if r.path == "/failing"]) == tried  # held
+        flaky.down = False
+        entry["enabled"], entry["disable_reason"] = True, None     # re-enable by hand
+        (tmp_path / "hooks.yaml").write_text(yaml.safe_dump({"webhooks": stored}))
+        assert helpers.wait_until(lambda: any(
+            r.path == "/failing" and reply == 200
+            for r, reply in zip([r for r in w.receiver.requests if r.path == "/failing"],
+                                w.receiver.replies)), timeout=10)
+        assert w.bridge.delivery.stats.pending == 0 or w.bridge.delivery.wait_idle(5)
+    finally:
+        w.close()
