@@ -176,6 +176,16 @@ class PayloadConfig:
 
 
 @dataclass(frozen=True)
+class ReconcileConfig:
+    interval_seconds: float = 300.0   # periodic comparison with the switch's channels
+    confirm_seconds: float = 3.0      # between the two reads (show channels lags)
+
+    def __post_init__(self):
+        _check(self, "interval_seconds", self.interval_seconds > 0, "must be > 0")
+        _check(self, "confirm_seconds", self.confirm_seconds >= 0, "must be >= 0")
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     switches: tuple[SwitchConfig, ...]
@@ -187,6 +197,7 @@ class Config:
     api: ApiConfig | None = None
     delivery: DeliveryConfig = DeliveryConfig()
     payload: PayloadConfig = PayloadConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
 
 
 # --------------------------------------------------------------------------
@@ -580,6 +591,7 @@ def _build_config(data: dict, path: Path) -> Config:
         api=_build_api(api, host, port) if api else None,
         delivery=_build_delivery(data.get("delivery") or {}),
         payload=PayloadConfig(tuple((data.get("payload") or {}).get("channel_variables", ()))),
+        reconcile=ReconcileConfig(**(data.get("reconcile") or {})),
     )
 
 

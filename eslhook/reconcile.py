@@ -30,23 +30,12 @@ from gevent.event import Event
 from gevent.pool import Group
 
 from .calls import OpenCall, OpenCalls
+from .config import ReconcileConfig
 from .mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 
 log = logging.getLogger(__name__)
 
 ANSWERED_CALLSTATES = frozenset(("ACTIVE", "HELD"))
-
-
-@dataclass(frozen=True)
-class ReconcileSettings:
-    interval_seconds: float = 300.0
-    confirm_seconds: float = 3.0
-
-    def __post_init__(self):
-        if self.interval_seconds <= 0:
-            raise ValueError("ReconcileSettings.interval_seconds must be > 0")
-        if self.confirm_seconds < 0:
-            raise ValueError("ReconcileSettings.confirm_seconds must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -117,7 +106,7 @@ class Reconciler:
 
     def __init__(self, switch: str, calls: OpenCalls, emit: Callable[[dict, str | None], None],
                  to_payload: Callable[[Mapping[str, str], str], dict | None],
-                 settings: ReconcileSettings = ReconcileSettings()):
+                 settings: ReconcileConfig = ReconcileConfig()):
         self.switch = switch
         self.calls = calls
         self.emit = emit

@@ -30,7 +30,7 @@ from .hooks.model import Hook
 from .hooks.store import HookStore
 from .mapping import channel_payload
 from .metrics import BridgeMetrics
-from .reconcile import ReconcileSettings, Reconciler
+from .reconcile import Reconciler
 from .source.switch import SwitchSource
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,7 @@ def _log_crash(greenlet) -> None:
 
 
 class Bridge:
-    def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None,
-                 reconcile: ReconcileSettings = ReconcileSettings()):
+    def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None):
         self.config = config
         self.accounts = AccountDirectory.from_config(config)
         self.hooks = HookStore(config.hooks_file, self.accounts)
@@ -65,7 +64,7 @@ class Bridge:
         self.channel_variables = tuple(config.payload.channel_variables)
         self.calls = OpenCalls(config.state_dir / "open-calls.json")
         self.reconcilers = {s.name: Reconciler(s.name, self.calls, self.dispatch,
-                                               self.map_event, reconcile)
+                                               self.map_event, config.reconcile)
                             for s in config.switches}
         self.sources = [SwitchSource(s, self.handle_event,
                                      on_connected=self.reconcilers[s.name].connected)

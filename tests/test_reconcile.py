@@ -8,11 +8,10 @@ from helpers import wait_until
 
 from eslhook.config import load_config
 from eslhook.fakeswitch import FakeSwitch
-from eslhook.reconcile import ReconcileSettings
 from eslhook.service import Bridge
 
 ACCOUNT = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"
-QUICK = ReconcileSettings(interval_seconds=0.5, confirm_seconds=0.2)
+QUICK = {"interval_seconds": 0.5, "confirm_seconds": 0.2}
 
 
 class Setup:
@@ -23,14 +22,14 @@ class Setup:
         host, port = self.fake.start()
         (tmp_path / "eslhook.yaml").write_text(yaml.safe_dump({
             "switches": [{"name": "fs1", "host": host, "port": port}],
-            "accounts": [{"id": ACCOUNT, "name": "Acme"}]}))
+            "accounts": [{"id": ACCOUNT, "name": "Acme"}], "reconcile": QUICK}))
         (tmp_path / "hooks.yaml").write_text(yaml.safe_dump({"webhooks": [{
             "id": uuid.uuid4().hex, "account_id": ACCOUNT, "name": "all", "hook": "all",
             "format": "json", "uri": receiver.url("/all")}]}))
         self.bridges = []
 
     def start_bridge(self) -> Bridge:
-        bridge = Bridge(load_config(self.tmp / "eslhook.yaml"), reconcile=QUICK)
+        bridge = Bridge(load_config(self.tmp / "eslhook.yaml"))
         bridge.start()
         self.bridges.append(bridge)
         assert self.fake.wait_for_subscribers(1, timeout=5)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from eslhook.calls import OpenCall, OpenCalls
-from eslhook.reconcile import (
-    ReconcileSettings, destroy_payload, parse_channels, plan, row_event)
+from eslhook.config import ReconcileConfig
+from eslhook.reconcile import destroy_payload, parse_channels, plan, row_event
 
 CORE = "f8136d9c-bd7c-4a9e-b280-42f4dd7310ac"
 
@@ -107,4 +107,4 @@ def test_an_unreadable_table_starts_empty_and_says_so(tmp_path, caplog):
 
 def test_settings_reject_nonsense():
     with pytest.raises(ValueError, match="interval_seconds"):
-        ReconcileSettings(interval_seconds=0)
+        ReconcileConfig(interval_seconds=0)
