@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Soak: 1,000,000 events through the whole pipeline; eslhook's RSS as it goes.
 
-    python scripts/bench_soak.py [--events 1000000] [--rate 1500] [--every 100000]
+    python scripts/bench_soak.py [--events 1000000] [--rate 1000] [--every 100000]
 
 The same three processes as bench_delivery.py: a switch process streaming the
 real capture's channel events (looped, call ids rewritten per pass) at
@@ -93,7 +93,7 @@ def soak(args, receiver_port: int) -> list[tuple[int, float]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--rate", type=float, default=1500.0,
+    ap.add_argument("--rate", type=float, default=1000.0,
                     help="events/s the switch sends (below saturation: see bench_delivery)")
     ap.add_argument("--every", type=int, default=100_000, help="RSS sample interval (events)")
     args = ap.parse_args()
