@@ -102,7 +102,8 @@ def test_bad_format_or_level_is_refused_by_name():
 def hooks_with_secrets(w):
     has_secret = "secret" in {f.name for f in fields(Hook)}
     extra = {"secret": HOOK_SECRET} if has_secret else {}
-    return [w.hook("/gone", hook="channel_create", **extra)]
+    return [w.hook("/gone", hook="channel_create", **extra),
+            w.hook("/410", hook="channel_create")]
 
 
 def test_happenings_are_logged_once_each_with_ids_and_no_secret_leaks(tmp_path, captured):
@@ -116,7 +117,7 @@ def test_happenings_are_logged_once_each_with_ids_and_no_secret_leaks(tmp_path, 
     try:
         hooks = hooks_with_secrets(w)
         w.write_hooks(hooks)
-        w.receiver.default_reply = Reply(404)
+        w.receiver.responder = lambda request: Reply(410 if request.path == "/410" else 404)
         w.bridge.start()
         assert w.fakes["fs1"].wait_for_subscribers(1, timeout=5)
         # auth failure (fs2 has the wrong password)
@@ -125,6 +126,8 @@ def test_happenings_are_logged_once_each_with_ids_and_no_secret_leaks(tmp_path, 
         # delivery given up: 404 is final
         call_id = w.call(events=["CHANNEL_CREATE"])
         assert wait_until(lambda: captured.find("eslhook.delivery.queue", "giving up"))
+        # hook disabled: 410 Gone disables it at once
+        assert wait_until(lambda: captured.find("eslhook.delivery.queue", "disabling hook"))
         # hooks file: a good edit is reloaded, a bad one rejected
         time.sleep(0.05)   # a new mtime for the poller
         w.write_hooks(hooks + [w.hook("/second")])
@@ -147,10 +150,11 @@ def test_happenings_are_logged_once_each_with_ids_and_no_secret_leaks(tmp_path, 
     connected = captured.find("eslhook.source.switch", "fs1", "connected (")
     assert len(connected) == 2
     assert len(captured.find("eslhook.source.switch", "fs2", "authentication failed")) >= 1
-    given_up = captured.find("eslhook.delivery.queue", "giving up")
-    assert len(given_up) == 1
-    assert hooks[0]["id"] in given_up[0]["message"] and call_id in given_up[0]["message"]
+    given_up = captured.find("eslhook.delivery.queue", "giving up", hooks[0]["id"])
+    assert len(given_up) == 1 and call_id in given_up[0]["message"]
     assert given_up[0]["level"] == "warning"
+    disabled = captured.find("eslhook.delivery.queue", "disabling hook")
+    assert len(disabled) == 1 and hooks[1]["id"] in disabled[0]["message"]
     assert len(captured.find("eslhook.source.switch", "fs1", "disconnected")) == 1
     reconnecting = captured.find("eslhook.source.switch", "fs1", "reconnecting in")
     assert reconnecting and reconnecting[0]["message"].endswith("s")

@@ -98,6 +98,22 @@ def test_failures_retries_and_given_up(world):
     assert value(m, "eslhook_delivery_latency_seconds_count", result="failure") == 2
 
 
+def test_a_hook_disabled_for_410_is_counted_and_shown_disabled(world):
+    w = world()
+    w.write_hooks([w.hook("/gone"), w.hook("/fine", hook="channel_create")])   # no notices
+    w.receiver.responder = lambda request: Reply(410 if request.path == "/gone" else 200)
+    w.start()
+    w.call(events=["CHANNEL_CREATE"])
+    assert wait_until(lambda: w.bridge.delivery.stats.hooks_disabled == 1)
+    # the disable is written to hooks.yaml and the store reloads it
+    assert wait_until(lambda: scrape(w)[("eslhook_hooks", frozenset({("state", "disabled")}))]
+                      == 1, timeout=5)
+    m = scrape(w)
+    assert value(m, "eslhook_hooks_auto_disabled_total") == 1
+    assert value(m, "eslhook_hooks", state="enabled") == 1
+    assert value(m, "eslhook_deliveries_total", result="success") == 1
+
+
 def test_backlog_and_drops_show_while_the_receiver_is_slow(world):
     w = world(delivery={"timeout_seconds": 5, "max_in_flight": 1, "buffer_size": 2})
     w.write_hooks([w.hook("/slow")])
