@@ -37,7 +37,6 @@ from gevent.queue import Queue
 
 from eslhook import __version__
 from eslhook.config import DeliveryConfig
-from eslhook.delivery import spool as spooling
 from eslhook.delivery.http import host_key
 from eslhook.delivery.policy import (
     INVALID_PAYLOAD, Circuit, CircuitPolicy, DisablePolicy, HookHealth, Outcome, RetryPolicy,
