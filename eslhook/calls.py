@@ -1,5 +1,9 @@
 """Calls seen created and not yet destroyed, per switch, kept in ``state_dir``.
 
+Each payload of a call is stamped here with ``sequence`` (1, 2, 3...), so a
+receiver can check order itself; the counter lives with the open call, so
+it survives an eslhook restart and a synthesised destroy continues it.
+
 FreeSWITCH does not replay events to a client that was away: a call that
 ends while eslhook reconnects never gets its CHANNEL_HANGUP_COMPLETE.  This
 table is what eslhook believes is open, so reconciliation (``reconcile.py``)
@@ -43,6 +47,7 @@ class OpenCall:
     fields: dict = field(default_factory=dict)   # KEPT_FIELDS of the last payload
     answered: bool = False
     since: float = field(default_factory=time.time)  # when eslhook first saw it
+    sequence: int = 0                                # last stamped on a payload
 
 
 class OpenCalls:
@@ -57,17 +62,22 @@ class OpenCalls:
     # -- the hot path: once per mapped payload -------------------------------
 
     def observe(self, payload: dict, core_uuid: str | None) -> None:
+        """Record the payload's call and stamp the payload's ``sequence``."""
         switch, call_id = payload.get("switch"), payload.get("call_id")
         if not switch or not call_id:
             return
         calls = self._calls.setdefault(switch, {})
+        call = calls.get(call_id)
         if payload["hook_event"] == "channel_destroy":
-            if calls.pop(call_id, None) is not None:
+            payload["sequence"] = (call.sequence if call else 0) + 1
+            if call is not None:
+                del calls[call_id]
                 self._dirty = True
             return
-        call = calls.get(call_id)
         if call is None:
             call = calls[call_id] = OpenCall(call_id, switch, core_uuid)
+        call.sequence += 1
+        payload["sequence"] = call.sequence
         call.fields = {k: payload[k] for k in KEPT_FIELDS if k in payload}
         call.core_uuid = core_uuid or call.core_uuid
         if payload["hook_event"] == "channel_answer":

@@ -24,7 +24,7 @@ from .api import ApiServer
 from .calls import OpenCalls
 from .config import Config
 from .delivery.notices import (
-    CallSequences, disable_change, disabled_notice, hooks_by_id, notice_targets)
+    disable_change, disabled_notice, hooks_by_id, notice_targets)
 from .delivery.queue import DeliveryQueue
 from .hooks.model import Hook
 from .hooks.store import HookStore
@@ -60,7 +60,6 @@ class Bridge:
             spool_path=str(config.state_dir / "delivery.sqlite3"),
             hook_lookup=self.hook_by_id, on_disable=self.hook_disabled)
         self._hooks_by_id: tuple[int, Mapping[str, Hook]] = (-1, {})
-        self.sequences = CallSequences()     # payload["sequence"], per call
         self.channel_variables = tuple(config.payload.channel_variables)
         self.calls = OpenCalls(config.state_dir / "open-calls.json")
         self.reconcilers = {s.name: Reconciler(s.name, self.calls, self.dispatch,
@@ -90,8 +89,7 @@ class Bridge:
         """Record, match and submit one payload (real, or synthesised by reconciliation)."""
         stats = self.stats
         stats.mapped += 1
-        self.sequences.stamp(payload)
-        self.calls.observe(payload, core_uuid)
+        self.calls.observe(payload, core_uuid)      # also stamps payload["sequence"]
         if "account_id" not in payload:
             stats.unassigned += 1
             return

@@ -92,6 +92,8 @@ def test_a_call_that_ends_during_a_disconnect_gets_one_reconciled_destroy(setup)
                                          ("channel_destroy", True)]
     assert destroy["hangup_cause"] == "UNKNOWN" and destroy["account_id"] == ACCOUNT
     assert destroy["sip_call_id"] == "sip-ended-away"
+    # The synthetic destroy continues the call's sequence, after what was sent.
+    assert [p["sequence"] for p in setup.payloads("ended-away")] == [1, 2, 3]
 
 
 def test_a_call_started_during_a_disconnect_gets_its_start_then_its_real_end(setup):
@@ -139,6 +141,8 @@ def test_an_eslhook_restart_reconciles_the_calls_it_left_open(setup):
     setup.runs(second, 2)
     assert setup.kinds("across-restart") == [("channel_create", False),
                                              ("channel_destroy", True)]
+    # The sequence counter came back from state_dir with the open call.
+    assert [p["sequence"] for p in setup.payloads("across-restart")] == [1, 2]
     assert setup.kinds("still-up") == [("channel_create", False)]
 
 

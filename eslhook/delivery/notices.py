@@ -1,4 +1,4 @@
-"""What eslhook tells hooks about itself, and per-call sequence numbers (pure)."""
+"""What eslhook tells hooks about itself (pure)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
 from eslhook.hooks.model import Hook
+from eslhook.mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 
-GREGORIAN_OFFSET = 62167219200      # seconds from year 0 to 1970: Kazoo's timestamps
 DISABLED_EVENT = "webhook_disabled"
-MAX_OPEN_CALLS = 100_000
 
 
 def disabled_notice(hook: Hook, reason: str, now: float) -> dict[str, Any]:
@@ -18,7 +17,7 @@ def disabled_notice(hook: Hook, reason: str, now: float) -> dict[str, Any]:
     Never carries the hook's secret."""
     return {"hook_event": DISABLED_EVENT, "account_id": hook.account_id,
             "event_id": "webhook_disabled-%s" % uuid.uuid4().hex,
-            "timestamp": int(now) + GREGORIAN_OFFSET, "hook_id": hook.id,
+            "timestamp": int(now) + GREGORIAN_UNIX_OFFSET_SECONDS, "hook_id": hook.id,
             "hook_name": hook.name, "hook_uri": hook.uri, "disable_reason": reason}
 
 
@@ -26,30 +25,6 @@ def notice_targets(hooks: Iterable[Hook], disabled: Hook) -> list[Hook]:
     """The account's other enabled hooks of type webhook_disabled or all."""
     return [h for h in hooks if h.account_id == disabled.account_id and h.id != disabled.id
             and h.enabled and h.hook in (DISABLED_EVENT, "all")]
-
-
-class CallSequences:
-    """Per-call counters (1, 2, 3...) stamped on payloads as ``sequence`` so a receiver
-    can check order itself.  A call is forgotten after its channel_destroy; the oldest
-    calls are forgotten beyond MAX_OPEN_CALLS (their destroy was lost)."""
-
-    def __init__(self, max_calls: int = MAX_OPEN_CALLS):
-        self._next: dict[str, int] = {}
-        self._max_calls = max_calls
-
-    def stamp(self, payload: dict) -> None:
-        call_id = payload.get("call_id")
-        if not call_id:
-            return
-        number = self._next.pop(call_id, 1)   # re-inserted: the dict stays oldest first
-        payload["sequence"] = number
-        if payload.get("hook_event") != "channel_destroy":
-            self._next[call_id] = number + 1
-            if len(self._next) > self._max_calls:
-                del self._next[next(iter(self._next))]
-
-    def __len__(self) -> int:
-        return len(self._next)
 
 
 def disable_change(hook_id: str, reason: str):
