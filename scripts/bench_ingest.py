@@ -25,6 +25,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import logging  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -214,6 +215,8 @@ def main() -> int:
     if args.serve:
         serve(args.serve, args.events)
         return 0
+    # this server answers api commands with +OK, not what eslhook's reconciler parses
+    logging.getLogger("eslhook.reconcile").setLevel(logging.ERROR)
     print("nproc=%d events=%d captures=%s" % (os.cpu_count(), args.events,
                                               capture_path("plain").parent))
     results = {}
