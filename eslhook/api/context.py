@@ -48,6 +48,23 @@ class ApiContext:
         return auth.authorize(req, self.tokens, self.accounts, account_id,
                               self.max_body_bytes)
 
+    @property
+    def delivery(self):
+        """The running bridge's DeliveryQueue; None when the API runs on its own."""
+        return getattr(self.bridge, "delivery", None)
+
+    def resume_delivery(self, hook_ids) -> None:
+        """Hooks enabled again: what delivery holds for them goes out now, not at
+        its next look at hooks.yaml."""
+        delivery = self.delivery
+        if delivery is None:
+            return
+        for hook_id in hook_ids:
+            lanes = delivery.resume_hook(hook_id)
+            if lanes:
+                log.info("hook %s enabled through the API: %d held calls resumed",
+                         hook_id, lanes)
+
     def current_hooks(self) -> list[Hook]:
         """The hooks in the file now (a hand edit shows at once); the hooks in
         force if the file has a bad edit (the log says what is wrong)."""

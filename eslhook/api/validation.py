@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import schema_validator
+from ..hooks.model import SECRET_FIELDS, secret_problem
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _NUMERIC_HOST = re.compile(r"[0-9a-fx.]+")   # 2852039166, 0xa9.0xfe.0xa9.0xfe, 169.254.1
@@ -29,6 +30,12 @@ def webhook_errors(data: dict, blocked_networks: Iterable[Network]) -> dict:
     for error in schema_validator("webhook").iter_errors(data):
         for field, kind, detail in _describe(error):
             errors.setdefault(field, {})[kind] = detail
+    for name in SECRET_FIELDS:
+        if name in errors:   # a signing key is never echoed, not even a wrong one
+            for detail in errors[name].values():
+                detail.pop("value", None)
+        elif secret_problem(data.get(name)):   # what the schema's pattern lets through
+            add_error(errors, name, "format", "Value %s" % secret_problem(data.get(name)))
     uri = data.get("uri")
     if isinstance(uri, str) and "uri" not in errors:
         network = blocked_network(uri, blocked_networks)

@@ -10,12 +10,15 @@ must name the same account (a hook never moves between accounts), and an
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
+from datetime import datetime, timezone
 from typing import Callable
 
 import falcon
 
 from ..config import ConfigError
+from ..delivery.signing import generate_secret, rotated
 from ..hooks.model import Hook
 from ..hooks.store import HooksFileChanged
 from .context import ApiContext
@@ -27,6 +30,9 @@ SUMMARY_FIELDS = ("id", "name", "uri", "hook", "enabled", "disable_reason")
 # patches the hook without naming them.
 HIDDEN_FIELDS = frozenset({"secret", "previous_secret"})
 SERVER_KEPT_FIELDS = HIDDEN_FIELDS | {"previous_secret_expires"}
+# "secret": "generate" asks for a new random secret, shown in that response only
+GENERATE = "generate"
+_HOOK_FIELD_ERROR = re.compile(r"Hook\.(\w+): (.*)", re.S)
 
 
 def full_view(hook: Hook) -> dict:
@@ -40,6 +46,29 @@ def _keep_server_fields(old: Hook, new: Hook, data: dict) -> Hook:
     kept = {name: getattr(old, name) for name in SERVER_KEPT_FIELDS
             if name not in data and hasattr(old, name)}
     return dataclasses.replace(new, **kept) if kept else new
+
+
+def changed_hook(old: Hook, new: Hook, data: dict) -> Hook:
+    """The hook a POST/PATCH stores: secrets not named are kept; a new ``secret``
+    rotates (the old one signs too for 24 h, as ``previous_secret``); ``null``
+    stops signing altogether."""
+    new = _keep_server_fields(old, new, data)
+    if "secret" not in data or "previous_secret" in data or new.secret == old.secret:
+        return new
+    if new.secret is None:
+        return dataclasses.replace(new, previous_secret=None, previous_secret_expires=None)
+    before = dataclasses.replace(new, secret=old.secret, previous_secret=old.previous_secret,
+                                 previous_secret_expires=old.previous_secret_expires)
+    return rotated(before, new.secret, datetime.now(timezone.utc))
+
+
+def shown_once(hook: Hook, data: dict) -> dict:
+    """The response to a change: the full view, plus the secret if this request
+    generated it (the only time it is ever shown)."""
+    view = full_view(hook)
+    if data.get("secret") == GENERATE:
+        view["secret"] = hook.secret
+    return view
 
 
 def summary_view(hook: Hook) -> dict:
@@ -64,12 +93,29 @@ def build_hook(ctx: ApiContext, data: dict, *, account_id: str, hook_id: str) ->
         add_error(errors, "id", "immutable", "must be the id in the URL (%s)" % hook_id,
                   target=hook_id, value=data["id"])
     data["account_id"], data["id"] = account_id, hook_id
+    if data.get("secret") == GENERATE:
+        data["secret"] = generate_secret()
     errors.update(webhook_errors(data, ctx.blocked_networks))
+    if "secret" in errors:
+        for detail in errors["secret"].values():
+            detail["message"] += ' (or "generate" for a new random secret)'
     if errors:
         raise validation_error(errors)
     if data.get("enabled", True):   # enabling clears why it was disabled
         data["disable_reason"] = None
-    return Hook.from_dict(data)
+    try:
+        return Hook.from_dict(data)
+    except ValueError as exc:   # a check past the schema's (e.g. a date that does not exist)
+        match = _HOOK_FIELD_ERROR.fullmatch(str(exc))
+        field, message = match.groups() if match else ("webhook", str(exc))
+        add_error(errors, field, "invalid", "Value %s" % message)
+        raise validation_error(errors) from None
+
+
+def find_hook(ctx: ApiContext, account_id: str, hook_id: str) -> Hook:
+    """The account's hook as in the file now, or 404."""
+    hooks = ctx.current_hooks()
+    return hooks[_index_of(hooks, account_id, hook_id)]
 
 
 def _index_of(hooks: list[Hook], account_id: str, hook_id: str) -> int:
@@ -127,7 +173,7 @@ class AccountWebhooks:
         hook = build_hook(self.ctx, data, account_id=account_id, hook_id=uuid.uuid4().hex)
         update_store(self.ctx, lambda hooks: (hooks + [hook], None))
         resp.location = "%s/%s" % (req.path.rstrip("/"), hook.id)
-        send(req, resp, full_view(hook), status=201, revision=hook_revision(hook))
+        send(req, resp, shown_once(hook, data), status=201, revision=hook_revision(hook))
 
     def on_patch(self, req, resp, account_id):
         reenable(self.ctx, req, resp, account_id, descendants=False)
@@ -167,6 +213,7 @@ def reenable(ctx: ApiContext, req, resp, account_id: str, *, descendants: bool) 
         return (hooks if enabled else None), enabled
 
     enabled = update_store(ctx, change)
+    ctx.resume_delivery(h.id for h in enabled)
     send(req, resp, [summary_view(h) for h in enabled])
 
 
@@ -178,16 +225,15 @@ class AccountWebhook:
 
     def on_get(self, req, resp, account_id, hook_id):
         self.ctx.authorize(req, account_id)
-        hooks = self.ctx.current_hooks()
-        hook = hooks[_index_of(hooks, account_id, hook_id)]
+        hook = find_hook(self.ctx, account_id, hook_id)
         send(req, resp, full_view(hook), revision=hook_revision(hook))
 
     def on_post(self, req, resp, account_id, hook_id):
         self.ctx.authorize(req, account_id)
         data = request_data(req, self.ctx.max_body_bytes)
         new = build_hook(self.ctx, data, account_id=account_id, hook_id=hook_id)
-        self._replace(req, resp, account_id, hook_id,
-                      lambda old: _keep_server_fields(old, new, data))
+        self._replace(req, resp, account_id, hook_id, data,
+                      lambda old: changed_hook(old, new, data))
 
     def on_patch(self, req, resp, account_id, hook_id):
         self.ctx.authorize(req, account_id)
@@ -199,9 +245,9 @@ class AccountWebhook:
                 del current["disable_reason"]
             new = build_hook(self.ctx, {**current, **data}, account_id=account_id,
                              hook_id=hook_id)
-            return _keep_server_fields(old, new, data)
+            return changed_hook(old, new, data)
 
-        self._replace(req, resp, account_id, hook_id, merged)
+        self._replace(req, resp, account_id, hook_id, data, merged)
 
     def on_delete(self, req, resp, account_id, hook_id):
         self.ctx.authorize(req, account_id)
@@ -214,12 +260,15 @@ class AccountWebhook:
         deleted = update_store(self.ctx, change)
         send(req, resp, full_view(deleted), revision=hook_revision(deleted))
 
-    def _replace(self, req, resp, account_id, hook_id, make: Callable[[Hook], Hook]):
+    def _replace(self, req, resp, account_id, hook_id, data: dict,
+                 make: Callable[[Hook], Hook]):
         def change(hooks):
             index = _index_of(hooks, account_id, hook_id)
             _check_if_match(req, hooks[index])
-            hooks[index] = make(hooks[index])
-            return hooks, hooks[index]
+            old, hooks[index] = hooks[index], make(hooks[index])
+            return hooks, (old, hooks[index])
 
-        hook = update_store(self.ctx, change)
-        send(req, resp, full_view(hook), revision=hook_revision(hook))
+        old, hook = update_store(self.ctx, change)
+        if hook.enabled and not old.enabled:   # what delivery held for it goes out now
+            self.ctx.resume_delivery([hook.id])
+        send(req, resp, shown_once(hook, data), revision=hook_revision(hook))
