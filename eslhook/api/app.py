@@ -19,7 +19,7 @@ import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
-from . import catalog
+from . import attempts, catalog
 from .context import ApiContext
 from .envelope import (ApiError, RequestIdMiddleware, handle_api_error, handle_unexpected,
                        serialize_http_error)
@@ -44,6 +44,16 @@ def install_webhooks(app: falcon.App, context: ApiContext) -> None:
     versioned_route(app, "/accounts/{account_id}/webhooks/{hook_id}", AccountWebhook(context))
 
 
+def install_attempts(app: falcon.App, context: ApiContext) -> None:
+    """The attempt log and replay (eslhook/api/attempts.py)."""
+    log_resource = attempts.Attempts(context)
+    versioned_route(app, "/accounts/{account_id}/webhooks/attempts", log_resource)
+    versioned_route(app, "/accounts/{account_id}/webhooks/{hook_id}/attempts", log_resource,
+                    suffix="hook")
+    versioned_route(app, "/accounts/{account_id}/webhooks/{hook_id}/replay",
+                    attempts.Replay(context))
+
+
 def install_catalog(app: falcon.App, context: ApiContext) -> None:
     samples = gevent.get_hub().threadpool.apply(catalog.bundled_capture)
     samples = catalog.sample_payloads(samples)
@@ -53,7 +63,7 @@ def install_catalog(app: falcon.App, context: ApiContext) -> None:
     app.add_route("/openapi.json", catalog.OpenApi(catalog.openapi_document()))
 
 
-ROUTE_INSTALLERS: tuple[Installer, ...] = (install_webhooks, install_catalog)
+ROUTE_INSTALLERS: tuple[Installer, ...] = (install_webhooks, install_attempts, install_catalog)
 
 
 def create_app(context: ApiContext, extra: Iterable[Installer] = ()) -> falcon.App:

@@ -63,12 +63,14 @@ def _common(req: falcon.Request) -> dict:
 
 
 def send(req: falcon.Request, resp: falcon.Response, data: Any, *, status: int = 200,
-         revision: str | None = None) -> None:
-    """A success response; ``revision`` (a single hook's) also goes out as ETag."""
+         revision: str | None = None, extra: dict | None = None) -> None:
+    """A success response; ``revision`` (a single hook's) also goes out as ETag.
+    ``extra``: more envelope keys (a page's ``start_key``, ``next_start_key``)."""
     body = {"data": data, "status": "success",
             "revision": revision or revision_of(data), **_common(req)}
     if isinstance(data, list):
         body["page_size"] = len(data)
+    body.update(extra or {})
     if revision:
         resp.set_header("ETag", '"%s"' % revision)
     _write(resp, status, body)

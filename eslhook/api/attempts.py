@@ -1,0 +1,147 @@
+"""The attempt log and replay, as Kazoo's ``webhooks/attempts``:
+
+- ``GET .../accounts/{A}/webhooks/attempts`` and ``.../webhooks/{ID}/attempts``:
+  every delivery attempt, newest first, in Crossbar's pagination (``page_size``,
+  ``start_key`` in the query; ``start_key``/``next_start_key`` in the envelope).
+  ``timestamp`` is gregorian seconds, as in Kazoo's attempts and in payloads.
+- ``POST .../accounts/{A}/webhooks/{ID}/replay`` ``{"data": {"since", "until"}}``:
+  send the hook's recorded deliveries of that window again (same ``webhook-id``).
+
+Both need the running bridge's delivery queue (503 without one).  An account
+sees its own hooks' attempts only; the token rules are those of the rest of
+the API.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from ..delivery.queue import REPLAY_LIMIT
+from ..hooks.model import parse_utc
+from ..mapping import GREGORIAN_UNIX_OFFSET_SECONDS
+from .context import ApiContext
+from .envelope import ApiError, request_data, send, validation_error
+from .validation import add_error
+from .webhooks import find_hook
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def page_request(req: falcon.Request) -> tuple[int, str | None]:
+    """(page_size, start_key) from the query, or a 400 naming each bad one."""
+    errors: dict = {}
+    text = req.get_param("page_size")
+    page_size = DEFAULT_PAGE_SIZE
+    if text is not None:
+        if not text.isascii() or not text.isdigit():
+            add_error(errors, "page_size", "type", "Value must be an integer",
+                      target="integer", value=text)
+        else:
+            page_size = int(text)
+            if page_size < 1:
+                add_error(errors, "page_size", "minimum", "Value must be at least 1",
+                          target=1, value=page_size)
+            elif page_size > MAX_PAGE_SIZE:
+                add_error(errors, "page_size", "maximum", "Value must be at most %d"
+                          % MAX_PAGE_SIZE, target=MAX_PAGE_SIZE, value=page_size)
+    start_key = req.get_param("start_key")
+    if start_key is not None and not (start_key.isascii() and start_key.isdigit()):
+        add_error(errors, "start_key", "invalid",
+                  "Value is not a key this API returned: pass a response's next_start_key",
+                  value=start_key)
+    if errors:
+        raise validation_error(errors)
+    return page_size, start_key
+
+
+def attempt_view(record: dict) -> dict:
+    """An attempt-log record with Kazoo's gregorian-seconds ``timestamp``."""
+    view = dict(record)
+    view["timestamp"] = int(record["timestamp"]) + GREGORIAN_UNIX_OFFSET_SECONDS
+    return view
+
+
+def running_delivery(ctx: ApiContext):
+    delivery = ctx.delivery
+    if delivery is None:
+        raise ApiError(503, "delivery not running", {"message": (
+            "the attempt log and replay are served by a running eslhook (eslhook run); "
+            "this API has no delivery queue")})
+    return delivery
+
+
+class Attempts:
+    """The account's attempt log (``on_get``) or one hook's (``on_get_hook``)."""
+
+    def __init__(self, ctx: ApiContext):
+        self.ctx = ctx
+
+    def on_get(self, req, resp, account_id):
+        self._page(req, resp, account_id, None)
+
+    def on_get_hook(self, req, resp, account_id, hook_id):
+        self._page(req, resp, account_id, hook_id)
+
+    def _page(self, req, resp, account_id: str, hook_id: str | None) -> None:
+        self.ctx.authorize(req, account_id)
+        page_size, start_key = page_request(req)
+        if hook_id is not None:
+            find_hook(self.ctx, account_id, hook_id)      # 404 if not the account's
+        delivery = running_delivery(self.ctx)
+        try:
+            page = delivery.attempts(account_id, hook_id, page_size=page_size,
+                                     start_key=start_key)
+        except ValueError as exc:   # the queue's own checks; ours above should match them
+            raise ApiError(400, "validation error", {"message": str(exc)}) from None
+        extra = {}
+        if page.attempts:
+            extra["start_key"] = page.attempts[0]["id"]
+        if page.next_start_key is not None:
+            extra["next_start_key"] = page.next_start_key
+        send(req, resp, [attempt_view(a) for a in page.attempts], extra=extra)
+
+
+def replay_window(data: dict) -> tuple[float, float]:
+    """(since, until) as unix seconds, or a 400 naming each problem."""
+    errors: dict = {}
+    times = {}
+    for name in ("since", "until"):
+        value = data.get(name)
+        if name not in data:
+            add_error(errors, name, "required", "Field is required but missing")
+            continue
+        parsed = parse_utc(value) if isinstance(value, str) and "T" in value else None
+        if parsed is None:
+            add_error(errors, name, "format", "Value must be an ISO 8601 date and time with "
+                      "its zone, e.g. 2026-01-31T12:00:00Z", value=value)
+        else:
+            times[name] = parsed.timestamp()
+    for name in sorted(set(data) - {"since", "until"}):
+        add_error(errors, name, "additionalProperties",
+                  "Field is not allowed; allowed fields: since, until")
+    if len(times) == 2 and not times["since"] < times["until"]:
+        add_error(errors, "until", "minimum", "Value must be after since",
+                  target=data["since"], value=data["until"])
+    if errors:
+        raise validation_error(errors)
+    return times["since"], times["until"]
+
+
+class Replay:
+    def __init__(self, ctx: ApiContext):
+        self.ctx = ctx
+
+    def on_post(self, req, resp, account_id, hook_id):
+        self.ctx.authorize(req, account_id)
+        data = request_data(req, self.ctx.max_body_bytes)
+        since, until = replay_window(data)
+        hook = find_hook(self.ctx, account_id, hook_id)
+        if not hook.enabled:
+            raise ApiError(409, "webhook disabled", {"enabled": {"conflict": {
+                "message": "the webhook is disabled: enable it (PATCH "
+                           '{"data": {"enabled": true}}), then replay', "value": False}}})
+        replayed = running_delivery(self.ctx).replay(hook, since, until)
+        send(req, resp, {"hook_id": hook.id, "since": data["since"], "until": data["until"],
+                         "replayed": replayed, "limit": REPLAY_LIMIT,
+                         "limit_reached": replayed >= REPLAY_LIMIT}, status=202)
