@@ -482,3 +482,37 @@ def test_gone_then_account_re_enable_delivers_the_rest_and_replay_brings_the_fir
     assert [r.json["hook_event"] for r in again] == [
         "channel_create", "channel_answer", "channel_destroy"]
     assert [r.header("webhook-id") for r in again] == [r.header("webhook-id") for r in first]
+
+
+def test_the_openapi_document_lists_every_status_these_endpoints_answer(logged):
+    _, client, ids, _ = logged
+    document = client("GET", "/openapi.json", None).json()
+
+    def documented(path: str, method: str) -> set[str]:
+        item = document["paths"][path]
+        if "$ref" in item:
+            item = document["paths"][item["$ref"].removeprefix("#/paths/").replace("~1", "/")]
+        return set(item[method]["responses"])
+
+    listing = HOOKS % PARENT + "/attempts"
+    answered = {client("GET", listing).status_code,
+                client("GET", listing, params={"page_size": "0"}).status_code,
+                client("GET", listing, None).status_code,
+                client("GET", listing, "other").status_code,
+                client("GET", HOOK % (PARENT, "f" * 32) + "/attempts").status_code}
+    assert answered == {200, 400, 401, 403, 404}
+    for path in ("/v1/accounts/{account_id}/webhooks/attempts",
+                 "/v2/accounts/{account_id}/webhooks/{hook_id}/attempts"):
+        assert {str(s) for s in answered} | {"503"} <= documented(path, "get")
+    replay = HOOK % (PARENT, ids["ok"]) + "/replay"
+    window = {"data": {"since": "2001-01-01T00:00:00Z", "until": "2001-01-02T00:00:00Z"}}
+    answered = {client("POST", replay, json=window).status_code,
+                client("POST", replay, json={"data": {}}).status_code,
+                client("POST", replay, None, json=window).status_code,
+                client("POST", replay, "other", json=window).status_code,
+                client("POST", HOOK % (PARENT, "f" * 32) + "/replay", json=window).status_code,
+                client("POST", replay, data=b"x=1",
+                       headers={"Content-Type": "text/plain"}).status_code}
+    assert answered == {202, 400, 401, 403, 404, 415}
+    assert {str(s) for s in answered} | {"409", "503"} <= documented(
+        "/v1/accounts/{account_id}/webhooks/{hook_id}/replay", "post")
