@@ -19,7 +19,7 @@ import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
-from . import attempts, catalog
+from . import attempts, catalog, operator
 from .context import ApiContext
 from .envelope import (ApiError, RequestIdMiddleware, handle_api_error, handle_unexpected,
                        serialize_http_error)
@@ -63,7 +63,8 @@ def install_catalog(app: falcon.App, context: ApiContext) -> None:
     app.add_route("/openapi.json", catalog.OpenApi(catalog.openapi_document()))
 
 
-ROUTE_INSTALLERS: tuple[Installer, ...] = (install_webhooks, install_attempts, install_catalog)
+ROUTE_INSTALLERS: tuple[Installer, ...] = (install_webhooks, install_attempts, install_catalog,
+                                           operator.install)
 
 
 def create_app(context: ApiContext, extra: Iterable[Installer] = ()) -> falcon.App:
