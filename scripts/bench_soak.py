@@ -77,6 +77,7 @@ def soak(args, receiver_port: int) -> list[tuple[int, float]]:
         finished = bench.wait_finished(bridge, args.events,
                                        timeout=max(1.0, deadline - time.monotonic()))
         stats = bridge.delivery.stats
+        end = (args.events, rss_mb())   # still running: stop() would free memory
     finally:
         bridge.stop(drain_seconds=1)
         switch.stop()
@@ -84,8 +85,8 @@ def soak(args, receiver_port: int) -> list[tuple[int, float]]:
     if finished is None or stats.delivered != args.events:
         raise SystemExit("soak failed: %d of %d delivered (%d given up, %d dropped)"
                          % (stats.delivered, args.events, stats.given_up, stats.dropped))
-    samples.append((args.events, rss_mb()))
-    print("events %9d  RSS %7.1f MB  (end: all delivered, %.0fs)"
+    samples.append(end)
+    print("events %9d  RSS %7.1f MB  (end: all delivered, still running, %.0fs)"
           % (args.events, samples[-1][1], time.monotonic() - started), flush=True)
     return samples
 
