@@ -49,7 +49,10 @@ class Plan:
 
 def parse_channels(text: str) -> dict[str, dict]:
     """Rows of ``show channels as json`` by uuid; ValueError if not that."""
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
     if not isinstance(data, dict) or "row_count" not in data:
         raise ValueError("not a show channels answer: %r" % text[:120])
     # Idle FreeSWITCH answers {"row_count": 0} with no "rows" at all.
@@ -139,7 +142,9 @@ class Reconciler:
                 return
 
     def run_once(self, conn) -> Plan:
-        core_uuid = conn.api("global_getvar core_uuid").data.strip() or None
+        core_uuid = conn.api("global_getvar core_uuid").data.strip()
+        if not core_uuid or core_uuid.startswith("-"):   # -ERR / -USAGE: not known
+            core_uuid = None
         first = parse_channels(conn.api("show channels as json").data)
         if conn.closed.wait(self.settings.confirm_seconds):
             return Plan((), ())
