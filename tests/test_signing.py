@@ -112,6 +112,7 @@ def test_generated_secrets_are_valid_distinct_and_never_in_repr():
 
 
 def test_webhook_id_falls_back_when_the_payload_names_no_event():
-    assert make_webhook_id(None, "h", "rand") == "rand_h"
-    assert make_webhook_id("bad id\r\n", "h", "rand") == "rand_h"
-    assert make_webhook_id("core-5", "h", "rand") == "core-5_h"
+    random_one, random_two = make_webhook_id(None, "h"), make_webhook_id("bad id\r\n", "h")
+    assert random_one.endswith("_h") and len(random_one) == 34 and random_one != random_two
+    assert random_two.endswith("_h") and random_two.isascii() and " " not in random_two
+    assert make_webhook_id("core-5", "h") == "core-5_h"

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -184,7 +183,7 @@ class DeliveryQueue:
         event_id = payload.get("event_id")
         delivery = Delivery(self._take_id(), hook, payload, call_id, event_id,
                             payload.get("hook_event"),
-                            make_webhook_id(event_id, hook.id, uuid.uuid4().hex), self._clock())
+                            make_webhook_id(event_id, hook.id), self._clock())
         self._spool.added(delivery)      # write-ahead: committed within a few ms
         self._stats.submitted += 1
         self._add_pending(1)

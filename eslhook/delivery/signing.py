@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import secrets as _random
+import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -82,9 +83,9 @@ def rotated(hook: Hook, new_secret: str, now: datetime) -> Hook:
                    previous_secret_expires=expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
-def make_webhook_id(event_id: str | None, hook_id: str, fallback: str) -> str:
-    """Stable per (event, hook): ``{event_id}_{hook_id}``; ``fallback`` (a random id kept
-    with the delivery) when the payload names no event."""
+def make_webhook_id(event_id: str | None, hook_id: str) -> str:
+    """Stable per (event, hook): ``{event_id}_{hook_id}``; a random id (kept with the
+    delivery) when the payload names no usable event."""
     base = event_id if event_id and event_id.isascii() and event_id.isprintable() \
-        and " " not in event_id else fallback
+        and " " not in event_id else uuid.uuid4().hex
     return "%s_%s" % (base, hook_id)
