@@ -151,22 +151,7 @@ def serve_receiver() -> None:
 
     def handle(sock, _address):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        buffered = b""
-        while True:
-            while b"\r\n\r\n" not in buffered:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                buffered += data
-            head, buffered = buffered.split(b"\r\n\r\n", 1)
-            length = CONTENT_LENGTH.search(head)
-            length = int(length.group(1)) if length else 0
-            while len(buffered) < length:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                buffered += data
-            body, buffered = buffered[:length], buffered[length:]
+        for head, body in http_requests(sock):
             if head.startswith(b"GET "):
                 text = json.dumps(latencies_us).encode()
                 latencies_us.clear()
@@ -186,6 +171,27 @@ def serve_receiver() -> None:
 
 
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
+
+
+def http_requests(sock):
+    """(head, body) of each HTTP/1.1 request on a keep-alive connection, until EOF."""
+    buffered = b""
+    while True:
+        while b"\r\n\r\n" not in buffered:
+            data = sock.recv(65536)
+            if not data:
+                return
+            buffered += data
+        head, buffered = buffered.split(b"\r\n\r\n", 1)
+        length = CONTENT_LENGTH.search(head)
+        length = int(length.group(1)) if length else 0
+        while len(buffered) < length:
+            data = sock.recv(65536)
+            if not data:
+                return
+            buffered += data
+        body, buffered = buffered[:length], buffered[length:]
+        yield head, body
 
 
 # -- nginx ------------------------------------------------------------------------

@@ -50,22 +50,7 @@ def serve_receiver(port: int, record: Path) -> None:
     out = record.open("a", buffering=1)
 
     def handle(sock, _address):
-        buffered = b""
-        while True:
-            while b"\r\n\r\n" not in buffered:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                buffered += data
-            head, buffered = buffered.split(b"\r\n\r\n", 1)
-            match = parts.CONTENT_LENGTH.search(head)
-            length = int(match.group(1)) if match else 0
-            while len(buffered) < length:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                buffered += data
-            body, buffered = buffered[:length], buffered[length:]
+        for _head, body in parts.http_requests(sock):
             payload = json.loads(body)
             out.write("%s %d\n" % (payload["call_id"], payload["sequence"]))
             sock.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")

@@ -39,3 +39,19 @@ def switch_factory():
     yield make
     for switch in started:
         switch.stop()
+
+
+@pytest.fixture
+def ops_world(tmp_path):
+    """Running bridges for the operator's-view tests: ``make(**options)`` (tests/ops_harness.py)."""
+    from ops_harness import OpsWorld
+
+    worlds = []
+
+    def make(**kwargs):
+        worlds.append(OpsWorld(tmp_path, **kwargs))
+        return worlds[-1]
+
+    yield make
+    for w in worlds:
+        w.close()

@@ -4,25 +4,11 @@ import socket
 import time
 from datetime import datetime
 
-import pytest
 from helpers import wait_until
-from ops_harness import OpsWorld
 from receiver import Reply
 
 from eslhook.health import health
 
-
-@pytest.fixture
-def world(tmp_path):
-    worlds = []
-
-    def make(**kwargs):
-        worlds.append(OpsWorld(tmp_path, **kwargs))
-        return worlds[-1]
-
-    yield make
-    for w in worlds:
-        w.close()
 
 
 def closed_port() -> int:
@@ -37,9 +23,9 @@ def parse_time(text: str) -> float:
     return datetime.fromisoformat(text[:-1] + "+00:00").timestamp()
 
 
-def test_all_connected_is_200_with_state_and_spool_depth(world):
+def test_all_connected_is_200_with_state_and_spool_depth(ops_world):
     before = time.time()
-    w = world(switches=("fs1", "fs2")).start()
+    w = ops_world(switches=("fs1", "fs2")).start()
     response = w.get("/healthz")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
@@ -54,8 +40,8 @@ def test_all_connected_is_200_with_state_and_spool_depth(world):
         assert "reason" not in switch
 
 
-def test_a_switch_that_cannot_be_reached_is_503_naming_it(world):
-    w = world(switches=("fs1",), dead_switches=[("pbx-east", closed_port())])
+def test_a_switch_that_cannot_be_reached_is_503_naming_it(ops_world):
+    w = ops_world(switches=("fs1",), dead_switches=[("pbx-east", closed_port())])
     w.start(subscribers=False)
     assert w.fakes["fs1"].wait_for_subscribers(1, timeout=5)
     assert wait_until(lambda: w.bridge.sources[1].state.last_error is not None)
@@ -70,8 +56,8 @@ def test_a_switch_that_cannot_be_reached_is_503_naming_it(world):
     assert body["switches"][0]["connected"] is True
 
 
-def test_a_switch_lost_after_connecting_says_since_when(world):
-    w = world(switches=("fs1",)).start()
+def test_a_switch_lost_after_connecting_says_since_when(ops_world):
+    w = ops_world(switches=("fs1",)).start()
     lost_at = time.time()
     w.fakes["fs1"].stop()
     assert wait_until(lambda: not w.bridge.sources[0].state.connected)
@@ -84,8 +70,8 @@ def test_a_switch_lost_after_connecting_says_since_when(world):
     assert fs1["for_seconds"] >= 0
 
 
-def test_spool_depth_counts_deliveries_waiting(world):
-    w = world(delivery={"timeout_seconds": 5, "max_in_flight": 1})
+def test_spool_depth_counts_deliveries_waiting(ops_world):
+    w = ops_world(delivery={"timeout_seconds": 5, "max_in_flight": 1})
     w.write_hooks([w.hook("/slow")])
     w.receiver.default_reply = Reply(200, delay=0.4)
     w.start()
@@ -97,8 +83,8 @@ def test_spool_depth_counts_deliveries_waiting(world):
     assert wait_until(lambda: w.get("/healthz").json()["spool_depth"] == 0, timeout=5)
 
 
-def test_health_of_a_bridge_not_started_yet(world):
-    w = world(switches=("fs1",))
+def test_health_of_a_bridge_not_started_yet(ops_world):
+    w = ops_world(switches=("fs1",))
     status, body = health(w.bridge, now=time.time() + 30)
     assert status == 503
     assert body["switches"][0]["reason"] == "not connected yet"

@@ -5,29 +5,16 @@ Scraped over real HTTP and parsed with prometheus_client's own parser.
 
 import pytest
 from helpers import wait_until
-from ops_harness import OpsWorld
 from prometheus_client.parser import text_string_to_metric_families
 from receiver import Reply
 
 from eslhook.metrics import LatencyHistogram
 
 
-@pytest.fixture
-def world(tmp_path):
-    worlds = []
 
-    def make(**kwargs):
-        worlds.append(OpsWorld(tmp_path, **kwargs))
-        return worlds[-1]
-
-    yield make
-    for w in worlds:
-        w.close()
-
-
-def scrape(world) -> dict:
+def scrape(ops_world) -> dict:
     """{(sample name, frozenset(labels)): value} of one scrape."""
-    response = world.get("/metrics")
+    response = ops_world.get("/metrics")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     samples = {}
@@ -41,8 +28,8 @@ def value(samples, name, **labels):
     return samples[name, frozenset(labels.items())]
 
 
-def test_events_deliveries_and_latency_of_real_calls(world):
-    w = world()
+def test_events_deliveries_and_latency_of_real_calls(ops_world):
+    w = ops_world()
     w.write_hooks([w.hook("/all"), w.hook("/off", enabled=False),
                    w.hook("/destroy", hook="channel_destroy")])
     w.start()
@@ -78,8 +65,8 @@ def test_events_deliveries_and_latency_of_real_calls(world):
     assert [v for _, v in buckets] == sorted(v for _, v in buckets)
 
 
-def test_failures_retries_and_given_up(world):
-    w = world()
+def test_failures_retries_and_given_up(ops_world):
+    w = ops_world()
     w.write_hooks([w.hook("/flaky", retries=1), w.hook("/gone")])
     w.receiver.responder = lambda request: (
         Reply(404) if request.path == "/gone"
@@ -98,8 +85,8 @@ def test_failures_retries_and_given_up(world):
     assert value(m, "eslhook_delivery_latency_seconds_count", result="failure") == 2
 
 
-def test_a_hook_disabled_for_410_is_counted_and_shown_disabled(world):
-    w = world()
+def test_a_hook_disabled_for_410_is_counted_and_shown_disabled(ops_world):
+    w = ops_world()
     w.write_hooks([w.hook("/gone"), w.hook("/fine", hook="channel_create")])   # no notices
     w.receiver.responder = lambda request: Reply(410 if request.path == "/gone" else 200)
     w.start()
@@ -114,8 +101,8 @@ def test_a_hook_disabled_for_410_is_counted_and_shown_disabled(world):
     assert value(m, "eslhook_deliveries_total", result="success") == 1
 
 
-def test_backlog_and_drops_show_while_the_receiver_is_slow(world):
-    w = world(delivery={"timeout_seconds": 5, "max_in_flight": 1, "buffer_size": 2})
+def test_backlog_and_drops_show_while_the_receiver_is_slow(ops_world):
+    w = ops_world(delivery={"timeout_seconds": 5, "max_in_flight": 1, "buffer_size": 2})
     w.write_hooks([w.hook("/slow")])
     w.receiver.default_reply = Reply(200, delay=0.5)
     w.start()
@@ -130,8 +117,8 @@ def test_backlog_and_drops_show_while_the_receiver_is_slow(world):
     assert value(m, "eslhook_deliveries_in_flight") == 1
 
 
-def test_a_lost_switch_reads_disconnected_and_counts_reconnects(world, tmp_path):
-    w = world(switches=("fs1", "fs2")).start()
+def test_a_lost_switch_reads_disconnected_and_counts_reconnects(ops_world, tmp_path):
+    w = ops_world(switches=("fs1", "fs2")).start()
     w.fakes["fs2"].stop()
     assert wait_until(lambda: not w.bridge.sources[1].state.connected)
     assert wait_until(lambda: w.bridge.sources[1].state.reconnects >= 1, timeout=5)
@@ -142,8 +129,8 @@ def test_a_lost_switch_reads_disconnected_and_counts_reconnects(world, tmp_path)
     assert value(m, "eslhook_switch_reconnects_total", switch="fs1") == 0
 
 
-def test_openmetrics_on_request_and_get_only(world):
-    w = world().start()
+def test_openmetrics_on_request_and_get_only(ops_world):
+    w = ops_world().start()
     response = w.get("/metrics", headers={"Accept": "application/openmetrics-text"})
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/openmetrics-text")
