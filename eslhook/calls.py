@@ -23,7 +23,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gevent
@@ -44,7 +44,10 @@ class OpenCall:
     call_id: str
     switch: str
     core_uuid: str | None
-    fields: dict = field(default_factory=dict)   # KEPT_FIELDS of the last payload
+    # The last payload itself: payloads are never changed once dispatched, so
+    # keeping a reference costs nothing per event; KEPT_FIELDS are picked out
+    # only when the table is written or a destroy is synthesised.
+    fields: dict = field(default_factory=dict)
     answered: bool = False
     since: float = field(default_factory=time.time)  # when eslhook first saw it
     sequence: int = 0                                # last stamped on a payload
@@ -78,7 +81,7 @@ class OpenCalls:
             call = calls[call_id] = OpenCall(call_id, switch, core_uuid)
         call.sequence += 1
         payload["sequence"] = call.sequence
-        call.fields = {k: payload[k] for k in KEPT_FIELDS if k in payload}
+        call.fields = payload
         call.core_uuid = core_uuid or call.core_uuid
         if payload["hook_event"] == "channel_answer":
             call.answered = True
@@ -126,7 +129,7 @@ class OpenCalls:
         if self.path is None or not self._dirty:
             return
         self._dirty = False
-        snapshot = {"switches": {switch: [asdict(c) for c in calls.values()]
+        snapshot = {"switches": {switch: [_snapshot(c) for c in calls.values()]
                                  for switch, calls in self._calls.items()}}
         gevent.get_hub().threadpool.apply(_write_atomically, (self.path, snapshot))
 
@@ -137,6 +140,14 @@ class OpenCalls:
             except OSError as exc:
                 self._dirty = True
                 log.error("cannot write %s: %s (will retry)", self.path, exc)
+
+
+def kept_fields(call: OpenCall) -> dict:
+    return {k: call.fields[k] for k in KEPT_FIELDS if k in call.fields}
+
+
+def _snapshot(call: OpenCall) -> dict:
+    return {**vars(call), "fields": kept_fields(call)}
 
 
 def _write_atomically(path: Path, data: dict) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from gevent.event import Event
 from gevent.pool import Group
 
-from .calls import OpenCall, OpenCalls
+from .calls import OpenCall, OpenCalls, kept_fields
 from .config import ReconcileConfig
 from .mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 
@@ -75,7 +75,7 @@ def plan(open_calls: Mapping[str, OpenCall], first: Mapping[str, dict],
 
 
 def destroy_payload(call: OpenCall, cause: str, now: float) -> dict:
-    payload = dict(call.fields)
+    payload = kept_fields(call)
     payload.update(hook_event="channel_destroy", hangup_cause=cause, reconciled=True,
                    timestamp=int(now) + GREGORIAN_UNIX_OFFSET_SECONDS,
                    event_id="%s-reconciled-destroy-%s" % (call.core_uuid or "unknown",
