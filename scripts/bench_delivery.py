@@ -110,9 +110,8 @@ def serve_switch(count: int, rate: float) -> None:
     time.sleep(3600)   # stay connected until killed
 
 
-def answer_commands(conn, subscribed: threading.Event, sending: threading.Lock) -> None:
-    """auth, event: +OK; api commands (eslhook's reconciler asks on connect): -ERR, so
-    reconciliation stays out of the figures."""
+def esl_commands(conn):
+    """Each command (blank-line terminated) an ESL client sends, until EOF."""
     buffered = b""
     while True:
         data = conn.recv(4096)
@@ -121,16 +120,23 @@ def answer_commands(conn, subscribed: threading.Event, sending: threading.Lock) 
         buffered += data
         while b"\n\n" in buffered:
             command, buffered = buffered.split(b"\n\n", 1)
-            if command.startswith(b"api "):
-                text = b"-ERR not in this benchmark\n"
-                reply = b"Content-Type: api/response\nContent-Length: %d\n\n%s" % (
-                    len(text), text)
-            else:
-                reply = b"Content-Type: command/reply\nReply-Text: +OK\n\n"
-            with sending:
-                conn.sendall(reply)
-            if command.startswith(b"event "):
-                subscribed.set()
+            yield command
+
+
+def answer_commands(conn, subscribed: threading.Event, sending: threading.Lock) -> None:
+    """auth, event: +OK; api commands (eslhook's reconciler asks on connect): -ERR, so
+    reconciliation stays out of the figures."""
+    for command in esl_commands(conn):
+        if command.startswith(b"api "):
+            text = b"-ERR not in this benchmark\n"
+            reply = b"Content-Type: api/response\nContent-Length: %d\n\n%s" % (
+                len(text), text)
+        else:
+            reply = b"Content-Type: command/reply\nReply-Text: +OK\n\n"
+        with sending:
+            conn.sendall(reply)
+        if command.startswith(b"event "):
+            subscribed.set()
 
 
 # -- the gevent receiver process ------------------------------------------------

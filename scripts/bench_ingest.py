@@ -40,6 +40,7 @@ import yaml  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_delivery import esl_commands  # noqa: E402
 from eslhook.source.framing import FrameReader, parse_event, split_frames  # noqa: E402
 
 EVENTS = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
@@ -84,22 +85,15 @@ def serve(fmt: str, count: int) -> None:
 
 def serve_one(conn, fmt: str, blob: bytes) -> None:
     conn.sendall(b"Content-Type: auth/request\n\n")
-    buf = b""
-    while True:
-        data = conn.recv(4096)
-        if not data:
-            break
-        buf += data
-        while b"\n\n" in buf:
-            command, buf = buf.split(b"\n\n", 1)
-            if command.startswith(b"auth "):
-                conn.sendall(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
-            elif command.startswith(b"event "):
-                conn.sendall(b"Content-Type: command/reply\nReply-Text: "
-                             b"+OK event listener enabled %s\n\n" % fmt.encode())
-                conn.sendall(blob)
-            else:
-                conn.sendall(b"Content-Type: command/reply\nReply-Text: +OK\n\n")
+    for command in esl_commands(conn):
+        if command.startswith(b"auth "):
+            conn.sendall(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+        elif command.startswith(b"event "):
+            conn.sendall(b"Content-Type: command/reply\nReply-Text: "
+                         b"+OK event listener enabled %s\n\n" % fmt.encode())
+            conn.sendall(blob)
+        else:
+            conn.sendall(b"Content-Type: command/reply\nReply-Text: +OK\n\n")
     conn.close()
 
 
