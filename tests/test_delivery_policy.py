@@ -12,7 +12,7 @@ from eslhook.delivery.policy import (
     BODY_EXCERPT_BYTES, Circuit, CircuitPolicy, DisablePolicy, HookHealth, Outcome, RetryPolicy,
     circuit_admits, circuit_after, disable_reason, health_after, host_failed, is_success,
     parse_retry_after, retry_delay, should_retry)
-from eslhook.delivery.request import build_request, encode_form
+from eslhook.delivery.request import build_request, encode_form, encode_json
 from eslhook.hooks.model import Hook
 
 HOOK_ID = "0123456789abcdef0123456789abcdef"
@@ -109,6 +109,46 @@ def test_unencodable_payload_value_is_a_clear_error(fmt):
 def test_an_account_id_unfit_for_a_header_is_refused(account):
     with pytest.raises(ValueError, match="account_id"):
         build_request(make_hook(), {"call_id": "c", "account_id": account}, user_agent=UA)
+
+
+def stdlib_json(data) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False).encode("utf-8")
+
+
+@pytest.mark.parametrize("data", [
+    {"call_id": "c", "n": 5, "ok": True, "none": None, "nested": {"a": ["x", 1, False]}},
+    {"text": "caf\u00e9 \u20ac \U0001f600 \u2028 \x7f", "ctl": "a\x00b\x1fc\n\t\"\\"},
+    {1: "int key", "big": 2 ** 70},            # orjson refuses both: the stdlib encodes them
+    {"f": 1.5, "list": (1, 2)},
+])
+def test_json_bodies_are_what_the_standard_library_writes(data):
+    assert encode_json(data) == stdlib_json(data)
+
+
+@pytest.mark.parametrize("data", [{"x": float("nan")}, {"x": [float("inf")]},
+                                  {"x": "lone \ud800 surrogate"}, {"x": object()}])
+def test_json_refuses_what_the_standard_library_refuses(data):
+    with pytest.raises(ValueError, match="payload cannot be encoded as JSON"):
+        encode_json(data)
+
+
+def test_json_bodies_of_real_payloads_match_the_standard_library(captures):
+    from eslhook.accounts import AccountDirectory
+    from eslhook.mapping import channel_payload
+    from eslhook.source.framing import parse_event, split_frames
+    accounts = AccountDirectory(default_account_id=ACCOUNT)
+    count = 0
+    for frame in split_frames((captures / "json-single-calls.esl").read_bytes()):
+        event = parse_event(frame)
+        if event is None:
+            continue
+        payload = channel_payload(event, switch="fs1", accounts=accounts,
+                                  channel_variables=("*",))
+        if payload is not None:
+            assert encode_json(payload) == stdlib_json(payload)
+            count += 1
+    assert count >= 3
 
 
 # -- policy -----------------------------------------------------------------------

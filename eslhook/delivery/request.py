@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
+import orjson
+
 from eslhook.hooks.model import Hook
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -28,8 +30,11 @@ class HttpRequest:
     body: bytes = b""
 
 
-def merge_custom_data(hook: Hook, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Kazoo semantics: custom_data keys are added and win over the payload's."""
+def merge_custom_data(hook: Hook, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Kazoo semantics: custom_data keys are added and win over the payload's.  Without
+    custom_data the payload itself (not a copy) comes back."""
+    if not hook.custom_data:
+        return payload
     merged = dict(payload)
     merged.update(hook.custom_data)
     return merged
@@ -83,11 +88,21 @@ def append_query(uri: str, query: str) -> str:
 
 
 def encode_json(data: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON.  orjson does the common case.  What it refuses (a non-str
+    key, an int beyond 64 bits, a lone surrogate, an unknown type) and any output with a
+    ``null`` (orjson writes NaN and infinities as null, where we refuse them) goes
+    through the standard library, which decides."""
     try:
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        body = orjson.dumps(data)
+        if b"null" not in body:
+            return body
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:   # UnicodeEncodeError too: a lone surrogate
         raise ValueError("payload cannot be encoded as JSON: %s" % exc) from None
-    return text.encode("utf-8")
 
 
 def encode_form(data: Mapping[str, Any]) -> str:
