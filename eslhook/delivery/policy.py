@@ -152,6 +152,9 @@ class Circuit:
     probing: bool = False
 
 
+CLOSED = Circuit()      # values are frozen: every closed circuit can be this one
+
+
 def circuit_admits(circuit: Circuit, now: float) -> tuple[bool, Circuit]:
     """(may an attempt go now, the circuit after letting it go).  Once open time is
     over, exactly one attempt (the probe) goes; the others wait for its result."""
@@ -167,7 +170,7 @@ def circuit_after(circuit: Circuit, policy: CircuitPolicy, succeeded: bool,
     """The circuit after an attempt's result: a success closes it; a failure of the probe,
     or the ``failures_to_open``-th in a row, opens it for ``open_seconds``."""
     if succeeded:
-        return Circuit()
+        return CLOSED
     failures = circuit.failures + 1
     if circuit.probing or failures >= policy.failures_to_open:
         return Circuit(failures, now + policy.open_seconds, probing=False)
@@ -199,10 +202,13 @@ class HookHealth:
     recent_failures: tuple[float, ...] = ()
 
 
+HEALTHY = HookHealth()
+
+
 def health_after(health: HookHealth, policy: DisablePolicy, succeeded: bool,
                  now: float) -> HookHealth:
     if succeeded:
-        return HookHealth()
+        return HEALTHY
     keep = max(policy.after_failures, 1)
     return HookHealth(health.streak_start if health.streak_start is not None else now,
                       (health.recent_failures + (now,))[-keep:])

@@ -26,7 +26,6 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from typing import Any, Callable, Hashable, Mapping, Protocol
 
 import gevent
@@ -38,7 +37,8 @@ from eslhook import __version__
 from eslhook.config import DeliveryConfig
 from eslhook.delivery.http import host_key
 from eslhook.delivery.policy import (
-    INVALID_PAYLOAD, Circuit, CircuitPolicy, DisablePolicy, HookHealth, Outcome, RetryPolicy,
+    CLOSED, HEALTHY, INVALID_PAYLOAD, Circuit, CircuitPolicy, DisablePolicy, HookHealth,
+    Outcome, RetryPolicy,
     circuit_admits, circuit_after, disable_reason, health_after, host_failed, is_success,
     retry_delay, should_retry)
 from eslhook.delivery.request import HttpRequest, build_request
@@ -60,7 +60,8 @@ LaneKey = tuple[str, str | None]
 
 
 class Sender(Protocol):
-    def send(self, request: HttpRequest) -> Outcome: ...
+    def send(self, request: HttpRequest,
+             extra_headers: Mapping[str, str] | None = None) -> Outcome: ...
     def close(self) -> None: ...
 
 
@@ -313,7 +314,7 @@ class DeliveryQueue:
             head = lane.items[0]
             host = host_key(head.hook.uri)
             if host is not None:
-                admitted, circuit = circuit_admits(self._circuits.get(host, Circuit()),
+                admitted, circuit = circuit_admits(self._circuits.get(host, CLOSED),
                                                    self._clock())
                 if not admitted:
                     lane.scheduled = False
@@ -388,10 +389,8 @@ class DeliveryQueue:
                 self._stats.invalid += 1
                 return Outcome(None, INVALID_PAYLOAD, error=str(exc))
         request = delivery.request
-        now = self._clock()
-        signed = webhook_headers(hook, delivery.webhook_id, int(now), request.body,
-                                 datetime.fromtimestamp(now, timezone.utc))
-        return self._sender.send(replace(request, headers={**request.headers, **signed}))
+        signed = webhook_headers(hook, delivery.webhook_id, int(self._clock()), request.body)
+        return self._sender.send(request, signed)
 
     def _settle(self, lane: _Lane, head: Delivery, hook: Hook, host: Hashable,
                 outcome: Outcome) -> None:
@@ -405,13 +404,13 @@ class DeliveryQueue:
         if self.on_attempt is not None:
             self.on_attempt(hook, outcome)
         if host is not None and (succeeded or host_failed(outcome)):
-            circuit = circuit_after(self._circuits.get(host, Circuit()), self._circuit_policy,
+            circuit = circuit_after(self._circuits.get(host, CLOSED), self._circuit_policy,
                                     succeeded, now)
             self._circuits[host] = circuit
             if circuit.open_until is not None:   # lanes queued for a slot go to the spool
                 for key in self._host_waiting.pop(host, ()):
                     self._ready.put_nowait(key)
-        health = health_after(self._health.get(hook.id, HookHealth()), self._disable_policy,
+        health = health_after(self._health.get(hook.id, HEALTHY), self._disable_policy,
                               succeeded, now)
         self._health[hook.id] = health
         if succeeded:
@@ -442,8 +441,8 @@ class DeliveryQueue:
             delivery.call_id, delivery.hook_event, hook.uri,
             request.method if request is not None else hook.http_verb.upper(),
             delivery.attempts, "success" if is_success(outcome) else "failure",
-            outcome.reason, outcome.status, outcome.body_excerpt.decode("utf-8", "replace"), retries_left,
-            now))
+            outcome.reason, outcome.status, outcome.body_excerpt.decode("utf-8", "replace"),
+            retries_left, now))
 
     def _give_up(self, delivery: Delivery, outcome: Outcome) -> None:
         self._stats.given_up += 1

@@ -63,6 +63,8 @@ def webhook_headers(hook: Hook, webhook_id: str, timestamp: int, body: bytes,
                     now: datetime | None = None) -> dict[str, str]:
     """The Standard Webhooks headers of one attempt."""
     headers = {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp)}
+    if not hook.secret and not hook.previous_secret:
+        return headers
     if now is None:
         now = datetime.fromtimestamp(timestamp, timezone.utc)
     keys = active_secrets(hook, now)
