@@ -1,6 +1,7 @@
 """Delivery guarantees with the durable spool: real receivers on loopback, real SQLite
 files, a real ``eslhook run`` killed with SIGKILL."""
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -341,3 +342,29 @@ def test_auto_disable_writes_hooks_yaml_announces_and_re_enable_delivers(tmp_pat
         assert w.bridge.delivery.stats.pending == 0 or w.bridge.delivery.wait_idle(5)
     finally:
         w.close()
+
+
+def test_a_batch_larger_than_one_statement_commits_every_row_and_the_latest_change(tmp_path):
+    from eslhook.delivery.spool import ROWS_PER_STATEMENT, Delivery, SpoolDb, _Batch
+    path = tmp_path / "spool.db"
+    db = SpoolDb(str(path))
+    hook = make_hook("http://127.0.0.1:9/")
+    count = ROWS_PER_STATEMENT * 2 + 7
+    rows = [Delivery(i, hook, {"call_id": "c%d" % i, "n": i}, "c%d" % i, "e%d" % i,
+                     "channel_create", "w%d" % i, 1000.0 + i).row() for i in range(1, count + 1)]
+    db.apply(_Batch(inserts=rows))
+    # a retried batch can carry an older and a newer change of the same row: newer wins
+    updates = [(1, 2000.0, "pending", None, i) for i in range(1, count + 1)]
+    updates += [(2, None, "delivered", 3000.0, i) for i in range(1, count + 1, 2)]
+    attempts = [(ACCOUNT, i, "w%d" % i, hook.id, "e%d" % i, "c%d" % i, "channel_create",
+                 hook.uri, "POST", 1, "failure", "timeout", None, "", 3, 1500.0)
+                for i in range(1, count + 1)]
+    db.apply(_Batch(updates=updates, attempts=attempts))
+    db.close()
+    with sqlite3.connect(path) as check:
+        states = dict(check.execute("SELECT id, state FROM deliveries").fetchall())
+        payload = check.execute("SELECT payload FROM deliveries WHERE id = 5").fetchone()[0]
+        logged = check.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+    assert len(states) == count and logged == count
+    assert all(states[i] == ("delivered" if i % 2 else "pending") for i in states)
+    assert json.loads(payload) == {"call_id": "c5", "n": 5}

@@ -32,6 +32,7 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 from gevent.pool import Group
 
+from eslhook.delivery.request import encode_json
 from eslhook.hooks.model import Hook
 
 log = logging.getLogger(__name__)
@@ -188,14 +189,12 @@ class SpoolDb:
         db = self.connection
         db.execute("BEGIN")
         try:
-            db.executemany("INSERT OR REPLACE INTO deliveries (%s) VALUES (%s)"
-                           % (_DELIVERY_COLUMNS, ",".join("?" * 13)), inserts)
-            db.executemany("UPDATE deliveries SET attempts = ?, next_attempt = ?, state = ?, "
-                           "finished = ? WHERE id = ?", batch.updates)
-            db.executemany("INSERT INTO attempts (account_id, delivery_id, webhook_id, %s) "
-                           "VALUES (%s)" % (", ".join(ATTEMPT_FIELDS),
-                                            ",".join("?" * (3 + len(ATTEMPT_FIELDS)))),
-                           batch.attempts)
+            _insert_many(db, "INSERT OR REPLACE INTO deliveries (%s) VALUES "
+                         % _DELIVERY_COLUMNS, 13, inserts)
+            _update_many(db, batch.updates)
+            _insert_many(db, "INSERT INTO attempts (account_id, delivery_id, webhook_id, %s) "
+                         "VALUES " % ", ".join(ATTEMPT_FIELDS), 3 + len(ATTEMPT_FIELDS),
+                         batch.attempts)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -257,10 +256,42 @@ class SpoolDb:
         self.connection.close()
 
 
+# Rows go in multi-row statements: the sqlite3 module releases the GIL for each
+# statement step, and the hub then has to hand it back, once per row with executemany.
+# A few hundred rows per statement keeps that to a handful of handoffs per batch.
+ROWS_PER_STATEMENT = 200
+_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
+
+
+def _insert_many(db: sqlite3.Connection, prefix: str, width: int, rows: list[tuple]) -> None:
+    row_marks = "(" + ",".join("?" * width) + ")"
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        part = rows[start:start + ROWS_PER_STATEMENT]
+        db.execute(prefix + ",".join([row_marks] * len(part)),
+                   [value for row in part for value in row])
+
+
+def _update_many(db: sqlite3.Connection, updates: list[tuple]) -> None:
+    """(attempts, next_attempt, state, finished, id) rows."""
+    if not _UPDATE_FROM:
+        db.executemany("UPDATE deliveries SET attempts = ?, next_attempt = ?, state = ?, "
+                       "finished = ? WHERE id = ?", updates)
+        return
+    # A row changed twice (a failed batch retried with newer changes) must end as the
+    # later change, and UPDATE ... FROM would pick either: keep the last per id.
+    updates = list({row[4]: row for row in updates}.values())
+    for start in range(0, len(updates), ROWS_PER_STATEMENT):
+        part = updates[start:start + ROWS_PER_STATEMENT]
+        db.execute("UPDATE deliveries SET attempts = u.column1, next_attempt = u.column2, "
+                   "state = u.column3, finished = u.column4 FROM (VALUES %s) AS u "
+                   "WHERE deliveries.id = u.column5" % ",".join(["(?,?,?,?,?)"] * len(part)),
+                   [value for row in part for value in row])
+
+
 def _encode(payload: Any) -> str:
     try:
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError):
+        return encode_json(payload).decode("utf-8")
+    except ValueError:
         # cannot be stored (nor sent: the attempt gives it up as an invalid payload)
         return "null"
 
