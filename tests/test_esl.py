@@ -9,6 +9,7 @@ import time
 
 import gevent
 import greenswitch.esl
+import orjson
 import pytest
 from helpers import wait_until
 
@@ -155,6 +156,63 @@ def test_invalid_utf8_does_not_kill_the_reader(switch_factory, source_factory, t
     assert source.events[0]["variable_name"] == "caf\ufffd\ufffd"
     assert source.events[1]["Event-Name"] == "CHANNEL_ANSWER"
     assert source.state.connects == 1
+
+
+def first_event_frame(path, containing: bytes) -> bytes:
+    """The raw bytes of the first event frame of a capture holding ``containing``."""
+    data, start = path.read_bytes(), 0
+    for frame in split_frames(data):
+        end = data.index(b"\n\n", start) + 2 + len(frame.body)
+        if containing in frame.body:
+            return data[start:end]
+        start = end
+    raise LookupError(containing)
+
+
+def test_invalid_utf8_in_a_json_event_is_replaced_not_fatal(switch_factory, source_factory,
+                                                            captures, tmp_path):
+    # The 1005 call's variable "café ..." with the é made invalid UTF-8 (same
+    # length).  orjson refuses such a body; the event must still arrive, as
+    # the stdlib decoder reads it (replacement characters).
+    good = first_event_frame(captures / "json-single-calls.esl", "café".encode())
+    bad = good.replace("café".encode(), b"caf\xff\xfe")
+    with pytest.raises(orjson.JSONDecodeError):   # the fallback path is the one tested
+        orjson.loads(split_frames(bad)[0].body)
+    capture = tmp_path / "utf8.esl"
+    capture.write_bytes(bad)
+    fake = switch_factory(capture)
+    source = source_factory(fake, fmt="json")
+    assert wait_until(lambda: len(source.events) == 1)
+    event, expected = source.events[0], dict(parse_event(split_frames(good)[0]))
+    assert event["variable_unicode_custom"] == "caf\ufffd\ufffd €5 %41 \"q\" 'a' <b>"
+    expected["variable_unicode_custom"] = event["variable_unicode_custom"]
+    assert event == expected
+    assert source.state.malformed == 0
+
+
+@pytest.mark.parametrize("body,message", [
+    (b'{"Event-Name":"CHANNEL_CREATE","Core-UUID":"c0de', "invalid event json: "),
+    (b'["Event-Name","CHANNEL_CREATE"]', "event json is not an object"),
+    (b'{"Event-Name":"CHANNEL_\xff', "invalid event json: "),
+])
+def test_a_broken_json_event_is_reported_clearly_and_skipped(switch_factory, captures,
+                                                             body, message):
+    fake = switch_factory(captures / "json-single-calls.esl", speed=20.0)
+    events, reasons = [], []
+    conn = EslConnection(*fake.address, "ClueCon", on_event=events.append,
+                         on_malformed=reasons.append)
+    conn.connect()
+    try:
+        assert conn.send("event json CHANNEL_CREATE").ok
+        assert wait_until(lambda: events)
+        fake.send_garbage(b"Content-Length: %d\nContent-Type: text/event-json\n\n%s"
+                          % (len(body), body))
+        assert wait_until(lambda: reasons)
+        seen = len(events)
+        assert wait_until(lambda: len(events) > seen)   # framing intact, reading goes on
+    finally:
+        conn.stop()
+    assert len(reasons) == 1 and reasons[0].startswith("text/event-json: " + message)
 
 
 def test_eof_in_the_middle_of_a_body_reconnects_and_the_hub_keeps_running(
