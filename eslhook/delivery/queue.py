@@ -13,9 +13,9 @@ Lanes go in parallel.  A lane is in one of four states:
 - ``HELD``: its hook is disabled; it stays in the spool until the hook is resumed.
 
 Anything submitted to a lane that is not ACTIVE (or that has more in the spool
-than in memory) goes to the spool only, and is read back in order.  A
-dispatcher greenlet takes ready lanes, checks the host's circuit and its
-connection limit, and starts attempts in a pool of ``max_in_flight``.
+than in memory) goes to the spool only, and is read back in order.
+``max_in_flight`` worker greenlets take ready lanes, check the host's circuit
+and its connection limit, and attempt the lane's head.
 Decisions (retry, delay, circuit, disable) are pure functions in ``policy``.
 """
 
@@ -30,7 +30,7 @@ from typing import Any, Callable, Hashable, Mapping, Protocol
 
 import gevent
 from gevent.event import Event
-from gevent.pool import Group, Pool
+from gevent.pool import Group
 from gevent.queue import Queue
 
 from eslhook import __version__
@@ -151,8 +151,8 @@ class DeliveryQueue:
         self._health: dict[str, HookHealth] = {}
         self._held_hooks: set[str] = set()
         self._disabling: set[str] = set()     # hooks whose hooks.yaml write is under way
-        self._pool = Pool(config.max_in_flight)
-        self._group = Group()                 # dispatcher, loaders, pruner, disablers
+        self._workers = Group()               # max_in_flight attempt workers
+        self._group = Group()                 # loaders, pruner, disablers
         self._stats = DeliveryStats()
         self._idle = Event()
         self._idle.set()
@@ -245,7 +245,8 @@ class DeliveryQueue:
             log.info("resuming %d pending webhook deliveries in %d lanes from %s",
                      contents.pending, len(contents.lanes), self._spool.path)
         self._spool.start()
-        self._group.spawn(self._dispatch).link_exception(_log_crash)
+        for _ in range(self._config.max_in_flight):
+            self._start_worker()
         self._group.spawn(self._prune_loop).link_exception(_log_crash)
 
     def wait_idle(self, timeout: float) -> bool:
@@ -267,11 +268,11 @@ class DeliveryQueue:
                 lane.timer.close()
                 lane.timer = None
         self._ready.put_nowait(_STOP)
-        self._pool.join(timeout=max(0.0, deadline - time.monotonic()))
-        if len(self._pool):
+        self._workers.join(timeout=max(0.0, deadline - time.monotonic()))
+        if len(self._workers):
             log.warning("killing %d delivery attempts still running after %gs",
                         self._stats.in_flight, timeout)
-            self._pool.kill(block=True, timeout=1.0)
+            self._workers.kill(block=True, timeout=1.0)
         self._group.kill(block=True, timeout=1.0)
         self._spool.close()
         if self._stats.pending:
@@ -300,32 +301,49 @@ class DeliveryQueue:
             lane.scheduled = True
             self._ready.put_nowait(lane.key)
 
-    def _dispatch(self) -> None:
+    def _start_worker(self) -> None:
+        self._workers.spawn(self._work).link_exception(self._worker_crashed)
+
+    def _worker_crashed(self, greenlet) -> None:
+        _log_crash(greenlet)
+        if not self._stopping:      # keep max_in_flight workers
+            self._start_worker()
+
+    def _work(self) -> None:
+        """A worker: takes ready lanes and attempts their heads, one at a time.  A fixed
+        set of workers costs less per attempt than a greenlet spawned for each."""
         while True:
             key = self._ready.get()
             if key is _STOP:
+                self._ready.put_nowait(_STOP)      # for the next worker
                 return
-            lane = self._lanes.get(key)
-            if lane is None:
-                continue
-            if lane.state != ACTIVE or not lane.items:
+            admitted = self._admit(key)
+            if admitted is not None:
+                self._attempt(*admitted)
+
+    def _admit(self, key: LaneKey) -> tuple[_Lane, Delivery, Hashable] | None:
+        """(lane, head, host) when the lane's head may be attempted now; else None, the
+        lane having been parked for its host's circuit or queued for a connection slot."""
+        lane = self._lanes.get(key)
+        if lane is None:
+            return None
+        if lane.state != ACTIVE or not lane.items:
+            lane.scheduled = False
+            return None
+        head = lane.items[0]
+        host = host_key(head.hook.uri)
+        if host is not None:
+            admitted, circuit = circuit_admits(self._circuits.get(host, CLOSED), self._clock())
+            if not admitted:
                 lane.scheduled = False
-                continue
-            head = lane.items[0]
-            host = host_key(head.hook.uri)
-            if host is not None:
-                admitted, circuit = circuit_admits(self._circuits.get(host, CLOSED),
-                                                   self._clock())
-                if not admitted:
-                    lane.scheduled = False
-                    self._park_for_circuit(lane, head, circuit)
-                    continue
-                self._circuits[host] = circuit
-                if self._host_busy.get(host, 0) >= self._config.max_connections_per_host:
-                    self._host_waiting.setdefault(host, deque()).append(key)
-                    continue
-                self._host_busy[host] = self._host_busy.get(host, 0) + 1
-            self._pool.spawn(self._attempt, lane, head, host).link_exception(_log_crash)
+                self._park_for_circuit(lane, head, circuit)
+                return None
+            self._circuits[host] = circuit
+            if self._host_busy.get(host, 0) >= self._config.max_connections_per_host:
+                self._host_waiting.setdefault(host, deque()).append(key)
+                return None
+            self._host_busy[host] = self._host_busy.get(host, 0) + 1
+        return lane, head, host
 
     def _release_host(self, host: Hashable) -> None:
         if host is None:
