@@ -400,3 +400,38 @@ def test_stop_abandons_a_delivery_waiting_for_retry(receiver):
         queue.stop(timeout=0.3)
     assert len(receiver.requests) == 1
     assert queue.stats.pending == 1 and queue.stats.given_up == 0
+
+
+def test_a_receiver_closing_idle_connections_costs_no_failed_attempt():
+    # Many servers close a kept-alive connection after a short idle time (Node's default
+    # is 5 s). The next delivery must notice and use a new connection, not fail.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+
+    def serve():
+        for _ in range(3):
+            conn, _ = listener.accept()
+            accepted.append(conn)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            gevent.sleep(0.05)       # idle timeout
+            conn.close()
+
+    server = gevent.spawn(serve)
+    sender = HttpSender(FAST)
+    url = "http://127.0.0.1:%d/hook" % listener.getsockname()[1]
+    try:
+        outcomes = []
+        for body in (b"1", b"2", b"3"):
+            outcomes.append(sender.send(HttpRequest("POST", url, {}, body)))
+            gevent.sleep(0.2)
+    finally:
+        sender.close()
+        server.kill()
+        listener.close()
+    assert [(o.status, o.reason) for o in outcomes] == [(200, "success")] * 3
+    assert len(accepted) == 3

@@ -121,7 +121,26 @@ class HttpSender:
         if scheme == "https":
             ssl_options = {"ca_certs": self._ca_file} if self._ca_file else None
             return SSLConnectionPool(host, port, host, port, ssl_options=ssl_options, **options)
-        return ConnectionPool(host, port, host, port, **options)
+        return _PlainPool(host, port, host, port, **options)
+
+
+class _PlainPool(ConnectionPool):
+    """Checks an idle connection with one non-blocking peek.  geventhttpclient's check
+    goes through gevent's select, which yields to the hub on every call: a full trip
+    round the event loop for each request.  (TLS pools keep the library's check: a
+    peek would see TLS records, not HTTP.)"""
+
+    def _is_socket_alive(self, sock) -> bool:
+        raw = getattr(sock, "_sock", None)     # gevent's socket wraps a non-blocking one
+        if raw is None:
+            return super()._is_socket_alive(sock)
+        try:
+            raw.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return True         # nothing to read: idle, as a kept-alive connection must be
+        except OSError:
+            return False
+        return False            # the receiver closed it (b"") or sent something unasked
 
 
 def _exchange(pool: ConnectionPool, data: bytes, method: str, started: float) -> Outcome:
