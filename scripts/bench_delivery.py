@@ -22,9 +22,11 @@ Three processes on loopback:
 
 Figures:
   saturation   deliveries/s with the switch unthrottled, vs the baseline: a bare
-               loop of geventhttpclient (the client HttpSender uses) posting the
-               same encoded requests with the same concurrency (connections per
-               host), measured in the same run, rounds interleaved, best of N.
+               loop of geventhttpclient's HTTPClient.request (the library
+               HttpSender is built on) posting the same encoded requests with the
+               same concurrency (connections per host), measured in the same run,
+               rounds interleaved, best of N.  Also shown, for reference: the same
+               loop through eslhook's HttpSender alone.
   latency      p50/p99/max from switch write to receiver arrival at each rate.
 """
 
@@ -295,7 +297,8 @@ def write_config(work: Path, switch_port: int, receiver_port: int, buffer: int) 
         "hooks_file": "hooks.yaml", "state_dir": "state",
         "accounts": [{"id": ACCOUNT, "name": "Bench"}], "default_account_id": ACCOUNT,
         "payload": {"channel_variables": ["bench_*"]},
-        "delivery": {"max_in_flight": CONCURRENCY, "buffer_size": max(buffer, 1000)}}))
+        "delivery": {"max_in_flight": CONCURRENCY, "max_connections_per_host": CONCURRENCY,
+                     "buffer_size": max(buffer, 1000)}}))
     return work / "eslhook.yaml"
 
 
@@ -396,6 +399,30 @@ def run_baseline(requests, receiver_port: int) -> float:
     return len(requests) / elapsed
 
 
+def run_sender_loop(requests, receiver_port: int) -> float:
+    """The same loop through eslhook's own HttpSender (signing headers included): what
+    the HTTP part of a delivery costs when nothing else runs.  Shown for reference."""
+    import gevent
+    from eslhook.config import DeliveryConfig
+    from eslhook.delivery.http import HttpSender
+    sender = HttpSender(DeliveryConfig(max_in_flight=CONCURRENCY,
+                                       max_connections_per_host=CONCURRENCY))
+    position = iter(range(len(requests)))
+    signed = {"webhook-id": "bench_" + HOOK_ID, "webhook-timestamp": str(int(time.time()))}
+
+    def post_loop():
+        for index in position:
+            outcome = sender.send(requests[index], signed)
+            if outcome.status is None or outcome.status >= 300:
+                raise RuntimeError("sender loop: %s" % (outcome,))
+
+    started = time.perf_counter()
+    gevent.joinall([gevent.spawn(post_loop) for _ in range(CONCURRENCY)], raise_error=True)
+    elapsed = time.perf_counter() - started
+    sender.close()
+    return len(requests) / elapsed
+
+
 def fetch_latencies(receiver_port: int) -> list[int]:
     from geventhttpclient import HTTPClient
     client = HTTPClient("127.0.0.1", receiver_port, network_timeout=30)
@@ -454,12 +481,15 @@ def measure(args) -> int:
     print("receiver: %s for saturation, gevent receiver process for latency"
           % ("nginx (204)" if nginx else "gevent receiver process (204)"), flush=True)
     try:
-        saturation, baseline = 0.0, 0.0
+        saturation, baseline, sender_loop = 0.0, 0.0, 0.0
         requests = baseline_requests(args.events, fast.port)
         for round_ in range(1, args.rounds + 1):
             rate = run_baseline(requests, fast.port)
             baseline = max(baseline, rate)
             print("round %d  bare client loop   %8.0f posts/s" % (round_, rate), flush=True)
+            rate = run_sender_loop(requests, fast.port)
+            sender_loop = max(sender_loop, rate)
+            print("round %d  HttpSender loop    %8.0f posts/s" % (round_, rate), flush=True)
             rate = run_eslhook(fast.port, args.events, 0, timeout=300)
             saturation = max(saturation, rate)
             print("round %d  eslhook end to end %8.0f deliveries/s" % (round_, rate), flush=True)
@@ -488,6 +518,8 @@ def measure(args) -> int:
           % (saturation, baseline))
     print("RESULT delivery_saturation_vs_bare_client: %.2fx (target 0.6x) %s"
           % (ratio, verdict(ratio >= 0.6)))
+    print("RESULT delivery_saturation_vs_httpsender_loop: %.2fx (eslhook's own sender alone: "
+          "%.0f posts/s; for reference)" % (saturation / sender_loop, sender_loop))
     for rate, (p50, p99, worst) in sorted(latency.items()):
         target = " (target 10 ms) %s" % verdict(p99 <= 10) if rate == 500 else ""
         print("RESULT delivery_latency_p50_at_%d: %.2f ms" % (rate, p50))
