@@ -15,7 +15,7 @@ from helpers import wait_until
 
 from eslhook.config import SwitchConfig
 from eslhook.source.esl import CommandTimeout, EslConnection, NotConnectedError
-from eslhook.source.framing import parse_event, split_frames
+from eslhook.source.framing import parse_event, parse_header_block, split_frames
 from eslhook.source.switch import ReconnectPolicy, SwitchSource
 
 FAST = ReconnectPolicy(first_seconds=0.05, cap_seconds=0.2)
@@ -101,6 +101,18 @@ def test_plain_capture_converted_to_json_gives_the_same_headers(switch_factory,
 
 
 # -- framing defects -------------------------------------------------------
+
+@pytest.mark.parametrize("block,headers", [
+    ("A: 1\nB: 2", {"A": "1", "B": "2"}),
+    ("A: 1\nB: 2\nA: 3", {"A": "3", "B": "2"}),                # the last one wins
+    ("A: 1\nB:\nC: 3", {"A": "1", "B": "", "C": "3"}),         # "Name:" is an empty value
+    ("A: x: y\nB: 2", {"A": "x: y", "B": "2"}),                 # only the first ": " splits
+    ("noise\nA: 1", {"A": "1"}),                                # no separator: skipped
+    ("", {}),
+])
+def test_header_block_lines(block, headers):
+    assert parse_header_block(block) == headers
+
 
 def test_encoded_newline_does_not_fabricate_headers(switch_factory, source_factory, tmp_path):
     # greenswitch defect 4: it URL-decoded the whole block before splitting

@@ -55,8 +55,11 @@ def parse_header_block(text: str) -> dict[str, str]:
     # in percent-encoded plain events and in nearly every frame header), names
     # and values alternate.  Only a block with one line holding two ": " *and*
     # another holding none could fool it: FreeSWITCH never sends such a thing.
-    parts = text.replace("\n", ": ").split(": ")
-    if len(parts) % 2 == 0 and len(parts) == 2 * (text.count("\n") + 1):
+    # Each "\n" became one character longer: that length difference counts
+    # the lines without another pass over the text (a pass costs ~10 % here).
+    joined = text.replace("\n", ": ")
+    parts = joined.split(": ")
+    if len(parts) == 2 * (len(joined) - len(text) + 1):
         it = iter(parts)
         return dict(zip(it, it))
     headers: dict[str, str] = {}
