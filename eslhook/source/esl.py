@@ -158,6 +158,10 @@ class EslConnection(InboundESL):
                 frames.feed(data)
                 for frame in frames.frames():
                     self.handle_frame(frame)
+                # A busy switch keeps the socket readable, so recv never blocks: yield
+                # after each read, or attempts, the spool's flusher and the API would
+                # wait until the burst is over (and deliveries would not overlap ingest).
+                gevent.sleep(0)
         except ProtocolError as exc:
             reason = "protocol error: %s" % exc
             self.on_malformed(reason)
