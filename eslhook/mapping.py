@@ -183,25 +183,50 @@ def _literal_prefix(glob: str) -> str:
     return glob[:cut]
 
 
+def _minimal(prefixes) -> list[str]:
+    """The prefixes no other one is a prefix of: each name matches at most one."""
+    return [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+
+
 @functools.lru_cache(maxsize=64)
 def _channel_variable_finder(globs: tuple[str, ...]):
     """A function: header names -> those of channel variables matching ``globs``.
 
     Globs are fnmatch-style and case-sensitive, matched against the variable
-    name without its ``variable_`` prefix.  A regex over the joined names
-    picks candidates by the globs' literal prefixes (one C-level scan,
-    several times faster than a match call per header); the exact glob
-    regex then confirms each candidate.
+    name without its ``variable_`` prefix.  Candidates are picked by the
+    globs' literal prefixes over the joined names, in C; the exact glob
+    regex then confirms each one.  Names come in event order.
     """
-    prefixes = "|".join(re.escape(_literal_prefix(g)) for g in sorted(set(globs)))
-    candidates = re.compile(
-        "\n(%s(?:%s)[^\n]*)" % (re.escape(VARIABLE_PREFIX), prefixes)).findall
     exact = re.compile(re.escape(VARIABLE_PREFIX) + "(?:%s)" % "|".join(
         fnmatch.translate(g) for g in globs)).match
+    prefixes = _minimal(sorted({_literal_prefix(g) for g in globs}))
+    if prefixes == [""]:
+        # A glob starting with a wildcard: every variable is a candidate, and
+        # one regex pass collects them cheaper than a loop of finds.
+        every = re.compile("\n(%s[^\n]*)" % re.escape(VARIABLE_PREFIX)).findall
+        return lambda names: [n for n in every("\n" + "\n".join(names)) if exact(n)]
+    # A str.find per prefix: for 3 globs ~2.5x cheaper than a regex scan
+    # (sre tries its alternation at each "\nvariable_").
+    needles = ["\n" + VARIABLE_PREFIX + p for p in prefixes]
 
     def find(names) -> list[str]:
-        return [name for name in candidates("\n" + "\n".join(names)) if exact(name)]
+        text = "\n%s\n" % "\n".join(names)
+        found = []
+        for needle in needles:
+            at = text.find(needle)
+            while at >= 0:
+                end = text.find("\n", at + 1)
+                found.append((at, text[at + 1:end]))
+                at = text.find(needle, end)
+        if len(needles) > 1:
+            found.sort()        # event order, as one scan would give
+        return [name for _, name in found if exact(name)]
     return find
+
+
+def _minimal(prefixes: list[str]) -> list[str]:
+    """Those no other one starts with: a name then matches one at most."""
+    return [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
 
 
 def custom_channel_variables(event: Mapping[str, str],

@@ -7,6 +7,7 @@ hold the same events in the same order, recorded at the same time.
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import pytest
@@ -292,6 +293,23 @@ def test_custom_channel_vars_of_the_1005_call(by_leg):
 def test_custom_channel_var_globs(by_leg, globs, expected_names):
     done = destroy(by_leg, CUSTOM_VARS, channel_variables=globs)
     assert set(done.get("custom_channel_vars", {})) == expected_names
+
+
+@pytest.mark.parametrize("globs", [
+    ("ecallmgr_*",), ("ecallmgr_*", "ecallmgr_Acc*", "some_custom"),
+    ("unicode_custom", "sip_h_*", "ecallmgr_*", "sip_*_uri"), ("*_custom", "sip_h_X-*"),
+    ("[es]*", "current_application"), ("*",),
+])
+def test_custom_channel_vars_are_what_fnmatch_picks_in_event_order(plain_events, json_events,
+                                                                   globs):
+    # fnmatch over every header, one by one, is the reference the finder must equal.
+    for event in plain_events + json_events:
+        expected = [(name[len("variable_"):], event[name]) for name in event
+                    if name.startswith("variable_") and event[name] and any(
+                        fnmatch.fnmatchcase(name[len("variable_"):], g) for g in globs)]
+        got = payload(event, channel_variables=globs)
+        if got is not None:
+            assert list(got.get("custom_channel_vars", {}).items()) == expected
 
 
 def test_no_globs_means_no_custom_channel_vars_key(by_leg):
