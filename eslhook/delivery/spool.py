@@ -25,7 +25,7 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import gevent
 from gevent.event import Event
@@ -258,15 +258,25 @@ class SpoolDb:
 
 # Rows go in multi-row statements: the sqlite3 module releases the GIL for each
 # statement step, and the hub then has to hand it back, once per row with executemany.
-# A few hundred rows per statement keeps that to a handful of handoffs per batch.
-ROWS_PER_STATEMENT = 200
+# Statements hold 128, 64, ... or 1 rows (the binary digits of a batch's size): a
+# handful of handoffs per batch, and at most eight distinct statements of each kind in
+# sqlite3's statement cache (one per row count would fill it with large ones).
+ROWS_PER_STATEMENT = 128
 _UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
+
+
+def _parts(rows: list[tuple]) -> Iterator[list[tuple]]:
+    start, size = 0, ROWS_PER_STATEMENT
+    while start < len(rows):
+        while size > len(rows) - start:
+            size //= 2
+        yield rows[start:start + size]
+        start += size
 
 
 def _insert_many(db: sqlite3.Connection, prefix: str, width: int, rows: list[tuple]) -> None:
     row_marks = "(" + ",".join("?" * width) + ")"
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        part = rows[start:start + ROWS_PER_STATEMENT]
+    for part in _parts(rows):
         db.execute(prefix + ",".join([row_marks] * len(part)),
                    [value for row in part for value in row])
 
@@ -280,8 +290,7 @@ def _update_many(db: sqlite3.Connection, updates: list[tuple]) -> None:
     # A row changed twice (a failed batch retried with newer changes) must end as the
     # later change, and UPDATE ... FROM would pick either: keep the last per id.
     updates = list({row[4]: row for row in updates}.values())
-    for start in range(0, len(updates), ROWS_PER_STATEMENT):
-        part = updates[start:start + ROWS_PER_STATEMENT]
+    for part in _parts(updates):
         db.execute("UPDATE deliveries SET attempts = u.column1, next_attempt = u.column2, "
                    "state = u.column3, finished = u.column4 FROM (VALUES %s) AS u "
                    "WHERE deliveries.id = u.column5" % ",".join(["(?,?,?,?,?)"] * len(part)),
