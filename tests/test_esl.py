@@ -13,9 +13,18 @@ import orjson
 import pytest
 from helpers import wait_until
 
-from eslhook.config import SwitchConfig
+from eslhook.accounts import AccountDirectory
+from eslhook.config import AccountConfig, SwitchConfig
+from eslhook.mapping import channel_payload
 from eslhook.source.esl import CommandTimeout, EslConnection, NotConnectedError
-from eslhook.source.framing import parse_event, parse_header_block, split_frames
+from eslhook.source.framing import (
+    HeaderPicker,
+    PlainEvent,
+    parse_event,
+    parse_header_block,
+    parse_plain_event,
+    split_frames,
+)
 from eslhook.source.switch import ReconnectPolicy, SwitchSource
 
 FAST = ReconnectPolicy(first_seconds=0.05, cap_seconds=0.2)
@@ -98,6 +107,88 @@ def test_plain_capture_converted_to_json_gives_the_same_headers(switch_factory,
     # Only the values the plain format itself mangles differ (a literal %41).
     assert set(differing) <= {"variable_unicode_custom", "variable_current_application_data",
                               "Application-Data"}
+
+
+# -- picked plain events ---------------------------------------------------
+
+def plain_bodies(path) -> list[bytes]:
+    return [f.body for f in split_frames(path.read_bytes())
+            if f.content_type == "text/event-plain"]
+
+
+MAPPING = {"switch": "fs1", "accounts": AccountDirectory(
+    [AccountConfig(id="4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5", realms=("127.0.0.1",))])}
+
+
+def test_picked_plain_events_map_and_read_like_whole_ones(captures):
+    bodies = plain_bodies(captures / "plain-single-calls.esl")
+    picker = HeaderPicker()
+    for body in bodies:                  # the mapping teaches the picker what it reads
+        channel_payload(parse_plain_event(body, picker), **MAPPING)
+    wholes = picker.wholes
+    for body in bodies:
+        picked, whole = parse_plain_event(body, picker), parse_plain_event(body)
+        assert channel_payload(picked, **MAPPING) == channel_payload(whole, **MAPPING)
+        assert {n: picked.get(n) for n in picker.names} == {n: whole.get(n) for n in picker.names}
+    assert picker.wholes == wholes       # learned: no whole block was needed any more
+    assert {"Event-Name", "Unique-ID", "variable_sip_req_uri"} <= picker.names
+    for body in bodies:
+        picked, whole = parse_plain_event(body, picker), parse_plain_event(body)
+        assert dict(picked) == dict(whole) and len(picked) == len(whole)
+        assert picked.get("_body") == whole.get("_body")
+
+
+@pytest.mark.parametrize("globs", [("ecallmgr_*", "sip_h_*"), ("*",)])
+def test_picked_plain_events_give_the_same_custom_channel_vars(captures, globs):
+    picker = HeaderPicker()
+    for body in plain_bodies(captures / "plain-single-calls.esl"):
+        picked, whole = parse_plain_event(body, picker), parse_plain_event(body)
+        assert (channel_payload(picked, channel_variables=globs, **MAPPING)
+                == channel_payload(whole, channel_variables=globs, **MAPPING))
+
+
+@pytest.mark.parametrize("block", [
+    b"A: 1\nB:\nA: 3\nC: x: y\nnoise\n\n",       # repeats, "Name:", two ": ", noise
+    b"A: 1\r\nnoise\r\nB: 2\r\n\n",              # "\r", stripped by the exact parse
+    b"A: 1\nContent-Length: 9\n\nB: 2\nC: 3",     # an inner body
+    b"A: 1%0AB%3A%202\nB: %41\n\n",               # encoded newline and ": "
+    b"\nA: 1\nB: 2\n\n",
+    b"A: 1",
+])
+def test_picked_and_whole_plain_events_agree_on_odd_blocks(block):
+    picker = HeaderPicker()
+    for name in ("A", "B", "C", "Content-Length", "_body"):
+        picker.learn(name)
+    whole = parse_plain_event(block)
+    for read in (lambda e: {n: e.get(n) for n in ("A", "B", "C", "Content-Length", "_body")},
+                 lambda e: {n: n in e for n in ("A", "B", "C", "_body")}, dict):
+        assert read(parse_plain_event(block, picker)) == read(whole)
+
+
+def test_a_picked_event_agrees_with_itself_where_the_fast_split_is_fooled():
+    # One line with two ": " and one with none (FreeSWITCH never sends that)
+    # fool parse_header_block's fast split; a picked event still reads the
+    # same as its whole block, the exact line-by-line parse.
+    block = b"A: x: y\nnoise\nB: 2\n\n"
+    picker = HeaderPicker()
+    picker.learn("A")
+    event = parse_plain_event(block, picker)
+    assert event["A"] == "x: y"
+    assert dict(event) == {"A": "x: y", "B": "2"}
+
+
+@pytest.mark.parametrize("iterates", [True, False])
+def test_picking_stops_only_when_the_reader_needs_whole_blocks(iterates):
+    body = plain_frame(channel_event("CHANNEL_CREATE", "u-1", 1)).partition(b"\n\n")[2]
+    picker = HeaderPicker()
+    for _ in range(HeaderPicker.WINDOW):
+        event = parse_plain_event(body, picker)
+        event.get("Unique-ID")
+        if iterates:
+            dict(event)
+    assert picker.enabled is not iterates
+    assert (type(parse_plain_event(body, picker)) is PlainEvent) is iterates
+    assert parse_plain_event(body, picker)["Unique-ID"] == "u-1"
 
 
 # -- framing defects -------------------------------------------------------

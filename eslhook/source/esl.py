@@ -40,7 +40,7 @@ from gevent.event import AsyncResult, Event
 from gevent.pool import Group
 from greenswitch.esl import InboundESL, NotConnectedError
 
-from .framing import Frame, FrameReader, ProtocolError, parse_event
+from .framing import Frame, FrameReader, HeaderPicker, ProtocolError, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,9 @@ class EslConnection(InboundESL):
         self.command_timeout = command_timeout
         self.on_event = on_event or (lambda event: None)
         self.on_malformed = on_malformed or (lambda reason: None)
+        # Learns which headers on_event reads of plain events (kept across
+        # reconnects): see framing.HeaderPicker.
+        self.picker = HeaderPicker()
         self._group = Group()
         self._reset()
 
@@ -177,7 +180,7 @@ class EslConnection(InboundESL):
         ctype = frame.content_type
         if ctype.startswith("text/event-"):
             try:
-                event = parse_event(frame)
+                event = parse_event(frame, self.picker)
             except ValueError as exc:
                 # One bad event is reported and skipped; framing is intact.
                 self.on_malformed("%s: %s" % (ctype, exc))

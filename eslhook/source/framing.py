@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Mapping
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -62,6 +63,11 @@ def parse_header_block(text: str) -> dict[str, str]:
     if len(parts) == 2 * (len(joined) - len(text) + 1):
         it = iter(parts)
         return dict(zip(it, it))
+    return _parse_lines(text)
+
+
+def _parse_lines(text: str) -> dict[str, str]:
+    """The exact line-by-line parse (the fast path's reference)."""
     headers: dict[str, str] = {}
     for line in text.split("\n"):
         name, sep, value = line.partition(": ")
@@ -148,9 +154,9 @@ def percent_decode(value: str) -> str:
 class PlainEvent(Mapping):
     """Headers of a ``text/event-plain`` body, percent-decoded on access.
 
-    Splitting ~100 lines is cheap; decoding every value is not, and the
-    mapping reads a few dozen of them.  So values stay encoded until read.
-    Each value is decoded on its own, after the lines were split.
+    Decoding all ~160 values would cost more than splitting the lines, and
+    the mapping reads a few dozen of them.  So values stay encoded until
+    read.  Each value is decoded on its own, after the lines were split.
     """
 
     __slots__ = ("_raw",)
@@ -181,15 +187,137 @@ class PlainEvent(Mapping):
         return "PlainEvent(%r)" % dict(self.items())
 
 
-def parse_plain_event(body: bytes) -> PlainEvent:
-    """Headers of a ``text/event-plain`` body (``_body`` holds an inner body)."""
+class PickedPlainEvent(PlainEvent):
+    """A plain event read through a ``HeaderPicker``.
+
+    The picker's names were found in the block without parsing it; reading
+    any other header, iterating or counting parses the whole block once, to
+    the same result as ``parse_plain_event`` without a picker.
+    """
+
+    __slots__ = ("_body", "_names", "_picked", "_picker")
+
+    def __init__(self, picked: dict[str, str], picker: HeaderPicker, body: bytes):
+        super().__init__(None)     # the whole block, when something needs it
+        self._picked = picked
+        self._names = picker.names
+        self._picker = picker
+        self._body = body
+
+    def _whole(self) -> dict[str, str]:
+        if self._raw is None:
+            self._picker.wholes += 1
+            raw = _plain_raw(self._body)
+            picked = self._picked
+            if any(raw.get(name) != picked.get(name) for name in self._names):
+                # The fast split was fooled (see parse_header_block); the
+                # exact parse agrees with the picked lines.
+                raw = _plain_raw(self._body, exact=True)
+            self._raw = raw
+        return self._raw
+
+    def _value(self, name: str) -> str | None:
+        if name in self._names:
+            return self._picked.get(name)
+        self._picker.learn(name)
+        return self._whole().get(name)
+
+    def __getitem__(self, name: str) -> str:
+        value = self._value(name)
+        if value is None:
+            raise KeyError(name)
+        return percent_decode(value) if "%" in value else value
+
+    def get(self, name, default=None):
+        value = self._value(name)
+        if value is None:
+            return default
+        return percent_decode(value) if "%" in value else value
+
+    def __contains__(self, name) -> bool:
+        return self._value(name) is not None
+
+    def __iter__(self):
+        return iter(self._whole())
+
+    def __len__(self) -> int:
+        return len(self._whole())
+
+
+class HeaderPicker:
+    """The headers a reader asks plain events for, learned as it asks.
+
+    Splitting all ~160 lines of a plain event is most of what an event
+    costs eslhook, yet the mapping asks for the same ~50 names every time.
+    Events parsed with a picker find just the lines of the names learned so
+    far, with one regex over the block; a name not learned yet is read from
+    the whole block (and learned).  When most events need the whole block
+    anyway (a reader that iterates, e.g. for channel-variable globs),
+    picking would only add work, so it stops.
+    """
+
+    WINDOW = 256      # events between two looks at how often the whole block was needed
+    MAX_NAMES = 256   # a reader of ever new names must not grow the regex forever
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.names: frozenset[str] = frozenset()
+        self._learned: set[str] = set()
+        self._findall = None
+        self.events = self.wholes = 0
+
+    def learn(self, name) -> None:
+        # Names a header line can carry; "_body" is not a line.
+        if (isinstance(name, str) and name and name != "_body"
+                and not any(c in name for c in "\n\r:")
+                and len(self._learned) < self.MAX_NAMES):
+            self._learned.add(name)
+
+    def event(self, text: str, body: bytes) -> PickedPlainEvent:
+        """The event of ``body``, whose head decodes to ``text`` (no "\\r" in it)."""
+        if len(self._learned) != len(self.names):
+            self.names = frozenset(self._learned)
+            self._findall = re.compile("\n(%s)(?:: ([^\n]*)|:(?=\n))"
+                                       % _alternation(sorted(self.names))).findall
+        self.events += 1
+        if self.events == self.WINDOW:
+            self.enabled = self.wholes * 2 < self.events
+            self.events = self.wholes = 0
+        picked = dict(self._findall("\n%s\n" % text)) if self.names else {}
+        return PickedPlainEvent(picked, self, body)
+
+
+def _alternation(names: list[str]) -> str:
+    """A regex matching exactly ``names`` (sorted), as a trie: sre tries
+    alternatives one by one, so shared prefixes are matched once."""
+    if names == [""]:
+        return ""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name[:1], []).append(name[1:])
+    alternatives = [re.escape(first) + _alternation(rest) if first else ""
+                    for first, rest in groups.items()]
+    return alternatives[0] if len(alternatives) == 1 else "(?:%s)" % "|".join(alternatives)
+
+
+def _plain_raw(body: bytes, exact: bool = False) -> dict[str, str]:
     head, sep, rest = body.partition(b"\n\n")
-    raw = parse_header_block(_decode(head).rstrip("\n"))
+    text = _decode(head).rstrip("\n")
+    raw = _parse_lines(text) if exact else parse_header_block(text)
     inner = raw.get("Content-Length")
     if sep and inner is not None and inner.isdigit():
         # The inner body is raw text, not percent-encoded: keep it apart.
         raw["_body"] = _decode(rest[:int(inner)]).replace("%", "%25")
-    return PlainEvent(raw)
+    return raw
+
+
+def parse_plain_event(body: bytes, picker: HeaderPicker | None = None) -> PlainEvent:
+    """Headers of a ``text/event-plain`` body (``_body`` holds an inner body)."""
+    if picker is not None and picker.enabled:
+        text = _decode(body.partition(b"\n\n")[0])
+        if "\r" not in text:    # the exact parse strips it, picking does not
+            return picker.event(text, body)
+    return PlainEvent(_plain_raw(body))
 
 
 def parse_json_event(body: bytes) -> dict[str, str]:
@@ -212,11 +340,11 @@ def _stdlib_json_event(body: bytes):
         raise ValueError("invalid event json: %s" % exc) from None
 
 
-def parse_event(frame: Frame) -> Mapping[str, str] | None:
+def parse_event(frame: Frame, picker: HeaderPicker | None = None) -> Mapping[str, str] | None:
     """Event headers of an event frame, or None when it is not an event."""
     ctype = frame.content_type
     if ctype == "text/event-plain":
-        return parse_plain_event(frame.body)
+        return parse_plain_event(frame.body, picker)
     if ctype == "text/event-json":
         return parse_json_event(frame.body)
     return None
