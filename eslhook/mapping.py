@@ -125,14 +125,6 @@ TRUE_FLAGS = frozenset(("1", "true"))
 VARIABLE_PREFIX = "variable_"
 
 
-def _first_present(get, names) -> str | None:
-    for name in names:
-        value = get(name)
-        if value:
-            return value
-    return None
-
-
 def _account_for_host(accounts: AccountDirectory, host: str | None) -> str | None:
     """The account owning a SIP host; outbound legs add a port (``h:5080``)."""
     if not host:
@@ -326,9 +318,11 @@ def channel_payload(event: Mapping[str, str], *, switch: str,
     if account_id is not None:
         payload["account_id"] = account_id
     for key, names in FIRST_PRESENT_SOURCES:
-        value = _first_present(get, names)
-        if value:
-            payload[key] = value
+        for name in names:      # inline: a call per key was ~2 % of an event
+            value = get(name)
+            if value:
+                payload[key] = value
+                break
     if "to" not in payload and "request" in payload:
         payload["to"] = payload["request"]
     channel_name = get("Channel-Name") or ""

@@ -216,26 +216,29 @@ class PickedPlainEvent(PlainEvent):
             self._raw = raw
         return self._raw
 
-    def _value(self, name: str) -> str | None:
-        if name in self._names:
-            return self._picked.get(name)
-        self._picker.learn(name)
-        return self._whole().get(name)
-
-    def __getitem__(self, name: str) -> str:
-        value = self._value(name)
-        if value is None:
-            raise KeyError(name)
-        return percent_decode(value) if "%" in value else value
-
     def get(self, name, default=None):
-        value = self._value(name)
+        if name in self._names:
+            value = self._picked.get(name)
+        else:
+            value = self._unpicked(name)
         if value is None:
             return default
         return percent_decode(value) if "%" in value else value
 
+    def _unpicked(self, name) -> str | None:
+        self._picker.learn(name)
+        return self._whole().get(name)
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
     def __contains__(self, name) -> bool:
-        return self._value(name) is not None
+        if name in self._names:
+            return name in self._picked
+        return self._unpicked(name) is not None
 
     def __iter__(self):
         return iter(self._whole())
