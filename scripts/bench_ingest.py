@@ -2,6 +2,7 @@
 """Ingest throughput: socket -> framing -> parsing -> mapping -> matching.
 
     python scripts/bench_ingest.py [--events 100000] [--formats plain,json]
+                                   [--channel-variables GLOBS]
 
 A server process (a second core) streams the same subscribed events of a real
 capture, repeated to reach --events, to three consumers in turn, each over
@@ -158,7 +159,7 @@ class DiscardingQueue:
         pass
 
 
-def write_config(work: Path, port: int, fmt: str) -> Path:
+def write_config(work: Path, port: int, fmt: str, channel_variables=()) -> Path:
     accounts = ["%032x" % (i + 1) for i in range(1000)]
     hooks = [{"id": "%032x" % (0xA0000000 + i), "account_id": accounts[i % 1000],
               "name": "h%d" % i, "uri": "http://127.0.0.1:9/h%d" % i,
@@ -168,15 +169,19 @@ def write_config(work: Path, port: int, fmt: str) -> Path:
     config = {"switches": [{"name": "bench", "host": "127.0.0.1", "port": port, "format": fmt}],
               "hooks_file": "hooks.yaml", "state_dir": "state",
               "accounts": [{"id": a} for a in accounts], "default_account_id": accounts[7]}
+    if channel_variables:
+        config["payload"] = {"channel_variables": list(channel_variables)}
     (work / "eslhook.yaml").write_text(yaml.safe_dump(config))
     return work / "eslhook.yaml"
 
 
-def consume_eslhook(port: int, fmt: str, count: int) -> tuple[float, int]:
+def consume_eslhook(port: int, fmt: str, count: int,
+                    channel_variables=()) -> tuple[float, int]:
     from eslhook.config import load_config
     from eslhook.service import Bridge
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    bridge = Bridge(load_config(write_config(work, port, fmt)), delivery=DiscardingQueue())
+    bridge = Bridge(load_config(write_config(work, port, fmt, channel_variables)),
+                    delivery=DiscardingQueue())
     bridge.hooks.load()
     source = bridge.sources[0]
     state = {"t0": None}
@@ -204,6 +209,9 @@ def main() -> int:
     ap.add_argument("--formats", default="plain,json")
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds per consumer, interleaved; the best counts (noisy machines)")
+    ap.add_argument("--channel-variables", default="", metavar="GLOBS",
+                    help="comma-separated payload.channel_variables globs for eslhook "
+                         "(e.g. 'ecallmgr_*,sip_h_X-*'); none by default")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -211,8 +219,9 @@ def main() -> int:
         return 0
     # this server answers api commands with +OK, not what eslhook's reconciler parses
     logging.getLogger("eslhook.reconcile").setLevel(logging.ERROR)
-    print("nproc=%d events=%d captures=%s" % (os.cpu_count(), args.events,
-                                              capture_path("plain").parent))
+    globs = tuple(g for g in args.channel_variables.split(",") if g)
+    print("nproc=%d events=%d captures=%s channel_variables=%s" % (
+        os.cpu_count(), args.events, capture_path("plain").parent, ",".join(globs) or "-"))
     results = {}
     for fmt in args.formats.split(","):
         server = subprocess.Popen([sys.executable, __file__, "--serve", fmt,
@@ -225,9 +234,10 @@ def main() -> int:
                 for who, consume in consumers:
                     if who == "greenswitch" and fmt != "plain":
                         continue
-                    rate = consume(port, fmt, args.events)
                     if who == "eslhook":
-                        rate, submitted = rate
+                        rate, submitted = consume(port, fmt, args.events, globs)
+                    else:
+                        rate = consume(port, fmt, args.events)
                     results[who, fmt] = max(rate, results.get((who, fmt), 0))
                     print("round %d  %-12s %-5s %10.0f events/s" % (round_, who, fmt, rate),
                           flush=True)
