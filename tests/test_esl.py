@@ -138,13 +138,18 @@ def test_picked_plain_events_map_and_read_like_whole_ones(captures):
         assert picked.get("_body") == whole.get("_body")
 
 
-@pytest.mark.parametrize("globs", [("ecallmgr_*", "sip_h_*"), ("*",)])
+@pytest.mark.parametrize("globs", [("ecallmgr_*", "sip_h_*"), ("*",), ("some_custom",)])
 def test_picked_plain_events_give_the_same_custom_channel_vars(captures, globs):
+    bodies = plain_bodies(captures / "plain-single-calls.esl")
     picker = HeaderPicker()
-    for body in plain_bodies(captures / "plain-single-calls.esl"):
+    for body in bodies:                  # teaching, then taught
+        channel_payload(parse_plain_event(body, picker), channel_variables=globs, **MAPPING)
+    wholes = picker.wholes
+    for body in bodies:
         picked, whole = parse_plain_event(body, picker), parse_plain_event(body)
         assert (channel_payload(picked, channel_variables=globs, **MAPPING)
                 == channel_payload(whole, channel_variables=globs, **MAPPING))
+    assert picker.wholes == wholes and picker.enabled
 
 
 @pytest.mark.parametrize("block", [
@@ -165,16 +170,38 @@ def test_picked_and_whole_plain_events_agree_on_odd_blocks(block):
         assert read(parse_plain_event(block, picker)) == read(whole)
 
 
+@pytest.mark.parametrize("block", [
+    b"v1: a\nB: 1\nv2:\nv1: b\nv3: x: y\nv4:x\nvv\nv5:z:\n\n",   # repeats, "Name:", two ": "...
+    b"v1: 1\nContent-Length: 9\n\nv2: 2\nC: 3",                        # an inner body
+    b"B: 1%0Av9%3A%202\nv1: %41\n\n",                                   # encoded separators
+])
+def test_picked_prefixes_read_like_whole_blocks(block):
+    picker = HeaderPicker()
+    picker.learn("B")
+    picker.learn_prefixes(("v",))
+    whole = dict(parse_plain_event(block))
+    names = [n for n in whole if n.startswith("v")]
+    assert names                                        # the block has some
+    event = parse_plain_event(block, picker)
+    assert [n for n in event.names_with(("v",)) if n.startswith("v")] == names
+    asked = [*names, "v9", "B"]
+    assert {n: event.get(n) for n in asked} == {n: whole.get(n) for n in asked}
+    assert [n in event for n in asked] == [n in whole for n in asked]
+    assert picker.wholes == 0                           # all of it from the picked lines
+    assert dict(event) == whole
+
+
 def test_a_picked_event_agrees_with_itself_where_the_fast_split_is_fooled():
     # One line with two ": " and one with none (FreeSWITCH never sends that)
     # fool parse_header_block's fast split; a picked event still reads the
     # same as its whole block, the exact line-by-line parse.
     block = b"A: x: y\nnoise\nB: 2\n\n"
-    picker = HeaderPicker()
-    picker.learn("A")
-    event = parse_plain_event(block, picker)
-    assert event["A"] == "x: y"
-    assert dict(event) == {"A": "x: y", "B": "2"}
+    for learn in (lambda p: p.learn("A"), lambda p: p.learn_prefixes(("A",))):
+        picker = HeaderPicker()
+        learn(picker)
+        event = parse_plain_event(block, picker)
+        assert event["A"] == "x: y"
+        assert dict(event) == {"A": "x: y", "B": "2"}
 
 
 @pytest.mark.parametrize("iterates", [True, False])

@@ -190,17 +190,19 @@ class PlainEvent(Mapping):
 class PickedPlainEvent(PlainEvent):
     """A plain event read through a ``HeaderPicker``.
 
-    The picker's names were found in the block without parsing it; reading
-    any other header, iterating or counting parses the whole block once, to
-    the same result as ``parse_plain_event`` without a picker.
+    The lines of the picker's names, and of every name starting with one of
+    its prefixes, were found in the block without parsing it; reading any
+    other header, iterating or counting parses the whole block once, to the
+    same result as ``parse_plain_event`` without a picker.
     """
 
-    __slots__ = ("_body", "_names", "_picked", "_picker")
+    __slots__ = ("_body", "_names", "_picked", "_picker", "_prefixes")
 
     def __init__(self, picked: dict[str, str], picker: HeaderPicker, body: bytes):
         super().__init__(None)     # the whole block, when something needs it
         self._picked = picked
         self._names = picker.names
+        self._prefixes = picker.prefixes
         self._picker = picker
         self._body = body
 
@@ -208,13 +210,20 @@ class PickedPlainEvent(PlainEvent):
         if self._raw is None:
             self._picker.wholes += 1
             raw = _plain_raw(self._body)
-            picked = self._picked
-            if any(raw.get(name) != picked.get(name) for name in self._names):
+            if not self._agrees(raw):
                 # The fast split was fooled (see parse_header_block); the
                 # exact parse agrees with the picked lines.
                 raw = _plain_raw(self._body, exact=True)
             self._raw = raw
         return self._raw
+
+    def _agrees(self, raw: dict[str, str]) -> bool:
+        picked, prefixes = self._picked, self._prefixes
+        if any(raw.get(name) != picked.get(name) for name in self._names):
+            return False
+        return not prefixes or (
+            {n: v for n, v in raw.items() if n.startswith(prefixes)}
+            == {n: v for n, v in picked.items() if n.startswith(prefixes)})
 
     def get(self, name, default=None):
         if name in self._names:
@@ -226,6 +235,8 @@ class PickedPlainEvent(PlainEvent):
         return percent_decode(value) if "%" in value else value
 
     def _unpicked(self, name) -> str | None:
+        if self._prefixes and isinstance(name, str) and name.startswith(self._prefixes):
+            return self._picked.get(name)
         self._picker.learn(name)
         return self._whole().get(name)
 
@@ -246,17 +257,26 @@ class PickedPlainEvent(PlainEvent):
     def __len__(self) -> int:
         return len(self._whole())
 
+    def names_with(self, prefixes: tuple[str, ...]) -> list[str]:
+        """Header names in event order: at least all starting with one of
+        ``prefixes``, from the picked lines when the picker has them."""
+        if self._prefixes and all(p.startswith(self._prefixes) for p in prefixes):
+            return list(self._picked)
+        self._picker.learn_prefixes(prefixes)
+        return list(self._whole())
+
 
 class HeaderPicker:
     """The headers a reader asks plain events for, learned as it asks.
 
     Splitting all ~160 lines of a plain event is most of what an event
-    costs eslhook, yet the mapping asks for the same ~50 names every time.
-    Events parsed with a picker find just the lines of the names learned so
-    far, with one regex over the block; a name not learned yet is read from
-    the whole block (and learned).  When most events need the whole block
-    anyway (a reader that iterates, e.g. for channel-variable globs),
-    picking would only add work, so it stops.
+    costs eslhook, yet the mapping asks for the same ~50 names every time
+    (and, for channel-variable globs, for the names with a few prefixes).
+    Events parsed with a picker find just the lines of the names and
+    prefixes learned so far, with one regex over the block; a name not
+    learned yet is read from the whole block (and learned).  When most
+    events need the whole block anyway (a reader that iterates), picking
+    would only add work, so it stops.
     """
 
     WINDOW = 256      # events between two looks at how often the whole block was needed
@@ -265,29 +285,48 @@ class HeaderPicker:
     def __init__(self) -> None:
         self.enabled = True
         self.names: frozenset[str] = frozenset()
+        self.prefixes: tuple[str, ...] = ()
         self._learned: set[str] = set()
+        self._learned_prefixes: set[str] = set()
         self._findall = None
         self.events = self.wholes = 0
 
     def learn(self, name) -> None:
-        # Names a header line can carry; "_body" is not a line.
-        if (isinstance(name, str) and name and name != "_body"
-                and not any(c in name for c in "\n\r:")
-                and len(self._learned) < self.MAX_NAMES):
+        if _line_name(name) and len(self._learned) < self.MAX_NAMES:
             self._learned.add(name)
+
+    def learn_prefixes(self, prefixes) -> None:
+        for prefix in prefixes:
+            if _line_name(prefix) and len(self._learned_prefixes) < self.MAX_NAMES:
+                self._learned_prefixes.add(prefix)
 
     def event(self, text: str, body: bytes) -> PickedPlainEvent:
         """The event of ``body``, whose head decodes to ``text`` (no "\\r" in it)."""
-        if len(self._learned) != len(self.names):
-            self.names = frozenset(self._learned)
-            self._findall = re.compile("\n(%s)(?:: ([^\n]*)|:(?=\n))"
-                                       % _alternation(sorted(self.names))).findall
+        if (len(self._learned) != len(self.names)
+                or len(self._learned_prefixes) != len(self.prefixes)):
+            self._compile()
         self.events += 1
         if self.events == self.WINDOW:
             self.enabled = self.wholes * 2 < self.events
             self.events = self.wholes = 0
-        picked = dict(self._findall("\n%s\n" % text)) if self.names else {}
+        picked = dict(self._findall("\n%s\n" % text)) if self._findall else {}
         return PickedPlainEvent(picked, self, body)
+
+    def _compile(self) -> None:
+        self.names = frozenset(self._learned)
+        self.prefixes = tuple(sorted(self._learned_prefixes))
+        alternatives = [_alternation(sorted(self.names))] if self.names else []
+        if self.prefixes:
+            # the shortest name that a ": " (or the end of the line) follows
+            alternatives.append(_alternation(list(self.prefixes)) + "[^\n]*?")
+        self._findall = re.compile("\n(%s)(?:: ([^\n]*)|:(?=\n))"
+                                   % "|".join(alternatives)).findall
+
+
+def _line_name(name) -> bool:
+    """Can be (the start of) a header line's name: "_body" is not a line."""
+    return (isinstance(name, str) and name != "" and name != "_body"
+            and not any(c in name for c in "\n\r:"))
 
 
 def _alternation(names: list[str]) -> str:
