@@ -315,12 +315,11 @@ class HeaderPicker:
     def _compile(self) -> None:
         self.names = frozenset(self._learned)
         self.prefixes = tuple(sorted(self._learned_prefixes))
-        alternatives = [_alternation(sorted(self.names))] if self.names else []
-        if self.prefixes:
-            # the shortest name that a ": " (or the end of the line) follows
-            alternatives.append(_alternation(list(self.prefixes)) + "[^\n]*?")
+        # After a prefix, the shortest rest that ": " (or the line's end) follows.
+        entries = sorted([(name, "") for name in self.names]
+                         + [(prefix, "[^\n]*?") for prefix in self.prefixes])
         self._findall = re.compile("\n(%s)(?:: ([^\n]*)|:(?=\n))"
-                                   % "|".join(alternatives)).findall
+                                   % _alternation(entries)).findall
 
 
 def _line_name(name) -> bool:
@@ -329,16 +328,18 @@ def _line_name(name) -> bool:
             and not any(c in name for c in "\n\r:"))
 
 
-def _alternation(names: list[str]) -> str:
-    """A regex matching exactly ``names`` (sorted), as a trie: sre tries
-    alternatives one by one, so shared prefixes are matched once."""
-    if names == [""]:
-        return ""
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        groups.setdefault(name[:1], []).append(name[1:])
-    alternatives = [re.escape(first) + _alternation(rest) if first else ""
-                    for first, rest in groups.items()]
+def _alternation(entries: list[tuple[str, str]]) -> str:
+    """A regex for (literal, then regex) entries, as a trie of the literals:
+    sre tries alternatives one by one, so shared starts are matched once."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    ends = []
+    for literal, then in entries:
+        if literal:
+            groups.setdefault(literal[0], []).append((literal[1:], then))
+        else:
+            ends.append(then)
+    alternatives = [re.escape(first) + _alternation(rest) for first, rest in groups.items()]
+    alternatives += ends
     return alternatives[0] if len(alternatives) == 1 else "(?:%s)" % "|".join(alternatives)
 
 
