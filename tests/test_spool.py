@@ -368,3 +368,23 @@ def test_a_batch_larger_than_one_statement_commits_every_row_and_the_latest_chan
     assert len(states) == count and logged == count
     assert all(states[i] == ("delivered" if i % 2 else "pending") for i in states)
     assert json.loads(payload) == {"call_id": "c5", "n": 5}
+
+
+def test_a_greenlet_killed_in_a_database_call_does_not_let_close_run_under_its_thread(tmp_path):
+    # A stopping queue kills its pruner while the prune runs in a thread (here held up by
+    # another connection's write lock, as by a slow disk). close() must wait for that
+    # thread: closing the connection under it crashed the process (a segfault).
+    from eslhook.delivery.spool import Spool
+    path = tmp_path / "spool.db"
+    spool = Spool(str(path))
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    pruner = gevent.spawn(spool.prune, time.time())
+    gevent.sleep(0.2)                   # the prune now waits for the lock in its thread
+    pruner.kill(block=False)
+    gevent.spawn_later(0.3, locker.rollback)
+    spool.close()
+    locker.close()
+    assert pruner.dead
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -34,6 +34,7 @@ from gevent.pool import Group
 
 from eslhook.delivery.request import encode_json
 from eslhook.hooks.model import Hook
+from eslhook.threads import in_threadpool
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +312,7 @@ class Spool:
     def __init__(self, path: str, *, flush_interval: float = FLUSH_INTERVAL_SECONDS):
         self.path = path
         self._flush_interval = flush_interval
-        self._db = _in_threadpool(SpoolDb, path)
+        self._db = in_threadpool(SpoolDb, path)
         self._new: dict[int, Delivery] = {}        # accepted, not yet in a batch
         self._changed: dict[int, Delivery] = {}    # in the database, state changed since
         self._attempts: list[tuple] = []
@@ -357,7 +358,7 @@ class Spool:
         if not batch:
             return
         try:
-            _in_threadpool(self._db.apply, batch)
+            in_threadpool(self._db.apply, batch)
         except Exception as exc:    # disk full, I/O error: keep the rows and try again
             self._failed = batch
             self._dirty.set()
@@ -387,7 +388,7 @@ class Spool:
     def _call(self, method: Callable[..., T], *args) -> T:
         with self._lock:
             self._flush_locked()
-            return _in_threadpool(method, self._db, *args)
+            return in_threadpool(method, self._db, *args)
 
     def lane(self, hook_id: str, call_id: str | None, limit: int) -> list[StoredDelivery]:
         return self._call(SpoolDb.lane, hook_id, call_id, limit)
@@ -419,11 +420,7 @@ class Spool:
             if self._failed:
                 log.error("spool %s: %d deliveries could not be committed before closing",
                           self.path, len(self._failed.inserts))
-            _in_threadpool(self._db.close)
-
-
-def _in_threadpool(function: Callable[..., T], *args) -> T:
-    return gevent.get_hub().threadpool.apply(function, args)
+            in_threadpool(self._db.close)
 
 
 def _log_crash(greenlet) -> None:

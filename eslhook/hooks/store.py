@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
-import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
 from gevent.pool import Group
@@ -29,6 +28,7 @@ from gevent.pool import Group
 from ..accounts import AccountDirectory
 from ..config import (ConfigError, ConfigIssue, parse_hooks, validate_hooks,
                       write_hooks_file)
+from ..threads import in_threadpool
 from .index import HookIndex
 from .model import Hook
 
@@ -90,7 +90,7 @@ class HookStore:
     def load(self) -> list[Hook]:
         """Read the file at startup (creating it empty if missing); ConfigError if bad."""
         with self._lock:
-            result = _in_threadpool(_read_hooks, self.path, self.accounts, True)
+            result = in_threadpool(_read_hooks, self.path, self.accounts, True)
             if result.error is not None:
                 raise result.error
             self._install(result.hooks, result.signature, result.digest)
@@ -101,10 +101,10 @@ class HookStore:
     def poll(self) -> bool:
         """Reload if the file changed since it was last read; True if reloaded."""
         with self._lock:
-            if _in_threadpool(_file_signature, self.path) == self._signature:
+            if in_threadpool(_file_signature, self.path) == self._signature:
                 return False
-            result = _in_threadpool(_read_hooks, self.path, self.accounts, False)
-            if result.signature != _in_threadpool(_file_signature, self.path):
+            result = in_threadpool(_read_hooks, self.path, self.accounts, False)
+            if result.signature != in_threadpool(_file_signature, self.path):
                 return False  # changed while we read it (an editor mid-save): next poll
             self._signature = result.signature  # a bad file is reported once, not every poll
             if result.error is not None:
@@ -119,8 +119,8 @@ class HookStore:
         """Validate, then replace the file atomically and put the hooks in force."""
         hooks = list(hooks)
         with self._lock:
-            _in_threadpool(validate_hooks, hooks, self.accounts, str(self.path))
-            signature, digest = _in_threadpool(_write_and_sign, self.path, hooks, None)
+            in_threadpool(validate_hooks, hooks, self.accounts, str(self.path))
+            signature, digest = in_threadpool(_write_and_sign, self.path, hooks, None)
             self._install(hooks, signature, digest)
         log.info("hooks written: %d hooks to %s", len(hooks), self.path)
 
@@ -140,8 +140,8 @@ class HookStore:
                 if new_hooks is None:
                     return result
                 new_hooks = list(new_hooks)
-                _in_threadpool(validate_hooks, new_hooks, self.accounts, str(self.path))
-                written = _in_threadpool(_write_and_sign, self.path, new_hooks, self._digest)
+                in_threadpool(validate_hooks, new_hooks, self.accounts, str(self.path))
+                written = in_threadpool(_write_and_sign, self.path, new_hooks, self._digest)
                 if written is None:
                     continue  # a hand edit landed after our read: apply the change to it
                 self._install(new_hooks, *written)
@@ -151,9 +151,9 @@ class HookStore:
 
     def _fresh_hooks(self) -> tuple[Hook, ...]:
         """The hooks in the file now (call with the lock held)."""
-        if _in_threadpool(_file_digest, self.path) == self._digest:
+        if in_threadpool(_file_digest, self.path) == self._digest:
             return self._snapshot.hooks
-        result = _in_threadpool(_read_hooks, self.path, self.accounts, False)
+        result = in_threadpool(_read_hooks, self.path, self.accounts, False)
         if result.error is not None:
             raise result.error
         self._install(result.hooks, result.signature, result.digest)
@@ -195,10 +195,6 @@ class HookStore:
                 self.poll()
             except Exception:  # keep watching: the next poll may well succeed
                 log.exception("hooks file %s: poll failed", self.path)
-
-
-def _in_threadpool(function: Callable[..., T], *args) -> T:
-    return gevent.get_hub().threadpool.apply(function, args)
 
 
 def _file_signature(path: Path) -> FileSignature | None:
