@@ -175,7 +175,7 @@ def _literal_prefix(glob: str) -> str:
     return glob[:cut]
 
 
-def _minimal(prefixes) -> list[str]:
+def _minimal(prefixes: list[str]) -> list[str]:
     """The prefixes no other one is a prefix of: each name matches at most one."""
     return [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
 
@@ -220,11 +220,6 @@ def _channel_variable_finder(globs: tuple[str, ...]):
         return [name for _, name in found if exact(name)]
     find.prefixes = tuple(needle[1:] for needle in needles)
     return find
-
-
-def _minimal(prefixes: list[str]) -> list[str]:
-    """Those no other one starts with: a name then matches one at most."""
-    return [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
 
 
 def custom_channel_variables(event: Mapping[str, str],

@@ -42,6 +42,26 @@ def switch_factory():
 
 
 @pytest.fixture
+def queues():
+    """Builds started DeliveryQueues (``queues(config, **kwargs)``) and stops those the
+    test did not stop itself."""
+    from eslhook.delivery.queue import DeliveryQueue
+
+    made = []
+
+    def build(config, **kwargs):
+        queue = DeliveryQueue(config, **kwargs)
+        queue.start()
+        made.append(queue)
+        return queue
+
+    yield build
+    for queue in made:
+        if not queue._stopping:
+            queue.stop(timeout=1.0)
+
+
+@pytest.fixture
 def ops_world(tmp_path):
     """Running bridges for the operator's-view tests: ``make(**options)`` (tests/ops_harness.py)."""
     from ops_harness import OpsWorld

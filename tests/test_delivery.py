@@ -46,22 +46,6 @@ def make_hook(uri, **fields) -> Hook:
     return Hook(**base)
 
 
-@pytest.fixture
-def queues():
-    """Builds started DeliveryQueues and stops them all after the test."""
-    made = []
-
-    def build(config=FAST, **kwargs):
-        queue = DeliveryQueue(config, **kwargs)
-        queue.start()
-        made.append(queue)
-        return queue
-
-    yield build
-    for queue in made:
-        queue.stop(timeout=1.0)
-
-
 def deliver(queues, hook, *payloads, config=FAST):
     queue = queues(config)
     for payload in payloads:
@@ -237,7 +221,7 @@ def test_an_unsendable_uri_is_given_up_at_once(queues, uri, caplog):
 
 
 def test_an_unencodable_payload_is_given_up_without_a_request(receiver, queues, caplog):
-    queue = queues()
+    queue = queues(FAST)
     hook = make_hook(receiver.url("/"))
     assert queue.submit(hook, {"call_id": "c", "x": object()})
     assert queue.submit(hook, {"call_id": "c", "hook_event": "channel_answer"})
@@ -296,7 +280,7 @@ def test_each_calls_events_arrive_in_order_while_calls_go_in_parallel(receiver, 
     receiver.responder = respond
     hook = make_hook(receiver.url("/"), retries=3)
     calls = ["call-%02d" % n for n in range(50)]
-    queue = queues()
+    queue = queues(FAST)
     for event in EVENTS:            # all creates, then all answers, then all destroys
         for call in calls:
             assert queue.submit(hook, {"call_id": call, "hook_event": event})

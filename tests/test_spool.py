@@ -17,7 +17,6 @@ import yaml
 from receiver import Receiver, Reply
 
 from eslhook.config import DeliveryConfig
-from eslhook.delivery.queue import DeliveryQueue
 from eslhook.fakeswitch import FakeSwitch
 from eslhook.hooks.model import Hook
 
@@ -39,22 +38,6 @@ def config(**fields) -> DeliveryConfig:
                 retry_schedule_seconds=(0.05, 0.1, 0.2), jitter=0.1, circuit_open_seconds=0.2)
     base.update(fields)
     return DeliveryConfig(**base)
-
-
-@pytest.fixture
-def queues():
-    made = []
-
-    def build(cfg, **kwargs):
-        queue = DeliveryQueue(cfg, **kwargs)
-        queue.start()
-        made.append(queue)
-        return queue
-
-    yield build
-    for queue in made:
-        if not queue._stopping:
-            queue.stop(timeout=0.5)
 
 
 def successes(receiver):
