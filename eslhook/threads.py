@@ -17,10 +17,24 @@ def in_threadpool(function: Callable[..., T], *args) -> T:
     before the exception goes up, so the caller's lock is not released while a
     thread still uses what it guards.  Closing the spool's SQLite connection
     under such a thread crashed the process (a segfault; tests/test_spool.py).
+
+    An exception of ``function`` is raised here, in the caller, and nowhere else:
+    gevent's hub would print every exception leaving a threadpool function with its
+    traceback (a full disk failing each commit filled the log with them).
     """
-    result = gevent.get_hub().threadpool.spawn(function, *args)
+    result = gevent.get_hub().threadpool.spawn(_capturing, function, args)
     try:
-        return result.get()
+        failed, value = result.get()
     except BaseException:
         result.wait()
         raise
+    if failed:
+        raise value
+    return value
+
+
+def _capturing(function: Callable[..., T], args: tuple) -> tuple[bool, object]:
+    try:
+        return False, function(*args)
+    except Exception as exc:    # handed to the caller, with its traceback
+        return True, exc

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, replace
@@ -80,6 +81,9 @@ class DeliveryStats:
     lanes_held: int = 0     # lanes of disabled hooks
     expired: int = 0        # pending older than max_age_seconds, dropped when read back
     hooks_disabled: int = 0  # hooks this queue disabled
+    not_durable: int = 0    # pending deliveries the spool could not commit: memory only
+    unrecorded: int = 0     # finished deliveries / attempt rows never recorded (disk full)
+    spool_error: str | None = None   # why spool commits fail now; None while they work
 
 
 @dataclass(eq=False)
@@ -140,7 +144,7 @@ class DeliveryQueue:
         self._lookup = hook_lookup or self._known_hooks.get
         self._on_disable = on_disable
         self.on_attempt = on_attempt          # e.g. the metrics' latency histogram
-        self._spool = Spool(spool_path or ":memory:")
+        self._spool = Spool(spool_path or ":memory:", memory_limit=config.buffer_size)
         self._resumed = self._spool.contents()    # what a previous run left pending
         self._next_id = self._resumed.next_id
         self._lanes: dict[LaneKey, _Lane] = {}
@@ -167,6 +171,9 @@ class DeliveryQueue:
         snapshot = replace(self._stats)
         snapshot.lanes_waiting = sum(1 for lane in self._lanes.values() if lane.state == WAITING)
         snapshot.lanes_held = sum(1 for lane in self._lanes.values() if lane.state == HELD)
+        snapshot.not_durable = self._spool.not_durable
+        snapshot.unrecorded = self._spool.unrecorded
+        snapshot.spool_error = self._spool.failure
         return snapshot
 
     # -- producer side (ESL reader greenlet): never blocks -------------------------
@@ -174,7 +181,8 @@ class DeliveryQueue:
     def submit(self, hook: Hook, payload: Mapping[str, Any]) -> bool:
         if not self._accepting:
             return self._drop("queue stopped", hook)
-        # memory bound: resident deliveries, and those not committed yet (mostly the same)
+        # memory bound: resident deliveries, and those not committed yet (mostly the same;
+        # with a full disk, the not-durable ones, delivered from the spool's memory)
         if max(self._stats.resident, self._spool.backlog) >= self._config.buffer_size:
             return self._drop("buffer full (%d)" % self._config.buffer_size, hook)
         # Only bookkeeping here: the request is encoded by the attempt, the row by the
@@ -529,7 +537,7 @@ class DeliveryQueue:
                 return self._hook_gone(lane)
             if not hook.enabled or hook_id in self._held_hooks:
                 return self._hold(lane)
-            lane.more = lane.more or len(rows) == LOAD_BATCH
+            lane.more = lane.more or len(rows) >= LOAD_BATCH
             fresh = self._expire(rows, hook)
             if fresh:
                 lane.items.extend(fresh)
@@ -698,6 +706,8 @@ class DeliveryQueue:
                 if attempts or finished:
                     log.info("pruned %d attempts and %d finished deliveries older than %g "
                              "days", attempts, finished, self._config.attempt_log_days)
+            except sqlite3.Error as exc:     # a full disk: said once, not a traceback
+                log.error("pruning the attempt log failed: %s", exc)
             except Exception:
                 log.exception("pruning the attempt log failed")
             gevent.sleep(PRUNE_INTERVAL_SECONDS)

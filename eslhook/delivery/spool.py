@@ -24,7 +24,7 @@ import logging
 import os
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import gevent
@@ -34,12 +34,14 @@ from gevent.pool import Group
 
 from eslhook.delivery.request import encode_json
 from eslhook.hooks.model import Hook
+from eslhook.statedir import private_dir, private_file, tighten_existing
 from eslhook.threads import in_threadpool
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_SECONDS = 0.005
-ERROR_REPORT_INTERVAL_SECONDS = 10.0
+ERROR_REPORT_INTERVAL_SECONDS = 10.0   # while commits fail: one log line per interval
+COMMIT_RETRY_SECONDS = 1.0             # while commits fail: how often to try again
 PENDING, DELIVERED, FAILED, EXPIRED, DROPPED = "pending", "delivered", "failed", "expired", \
     "dropped"
 T = TypeVar("T")
@@ -153,26 +155,67 @@ class _Batch:
     updates: list[tuple] = field(default_factory=list)
     attempts: list[tuple] = field(default_factory=list)
 
-    def __bool__(self) -> bool:
-        return bool(self.inserts or self.updates or self.attempts)
+    def __len__(self) -> int:
+        return len(self.inserts) + len(self.updates) + len(self.attempts)
 
-    def merge_after(self, earlier: "_Batch") -> "_Batch":
-        return _Batch(earlier.inserts + self.inserts, earlier.updates + self.updates,
-                      earlier.attempts + self.attempts)
+    def part(self, start: int, stop: int) -> "_Batch":
+        """Rows [start, stop) of inserts + updates + attempts, in that order."""
+        updates_at = len(self.inserts)
+        attempts_at = updates_at + len(self.updates)
+        return _Batch(self.inserts[start:stop],
+                      self.updates[max(0, start - updates_at):max(0, stop - updates_at)],
+                      self.attempts[max(0, start - attempts_at):max(0, stop - attempts_at)])
 
 
 # -- the synchronous part: runs in a worker thread, one call at a time ---------------
 
+class SpoolCorrupt(Exception):
+    """The spool file is not a usable SQLite database; ``str()`` says what to do."""
+
+    def __init__(self, path: str, problem: str):
+        self.path, self.problem = path, problem
+        super().__init__(
+            "the delivery spool %s is corrupt (%s). To start afresh, stop eslhook and move "
+            "it aside: mv %s %s.corrupt (and its -wal and -shm files, if any, the same "
+            "way). This loses the deliveries pending in it and the attempt log; the moved "
+            "file can still be inspected with sqlite3." % (path, problem, path, path))
+
+
+_CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _CORRUPT_CODES
+
+
 class SpoolDb:
     def __init__(self, path: str):
+        self.path = path
         if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute("PRAGMA synchronous=NORMAL")
-        self.connection.executescript(_SCHEMA)
+            private_dir(os.path.dirname(os.path.abspath(path)))
+            private_file(path)       # before SQLite: its -wal and -shm take this file's mode
+            for suffix in ("-wal", "-shm"):
+                tighten_existing(path + suffix)
+        try:
+            self.connection = sqlite3.connect(path, check_same_thread=False,
+                                              isolation_level=None)
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=NORMAL")
+            self.connection.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            if _is_corruption(exc):
+                raise SpoolCorrupt(path, str(exc)) from None
+            raise
 
     def contents(self) -> SpoolContents:
+        try:
+            return self._contents()
+        except sqlite3.DatabaseError as exc:    # a truncated file shows on the first reads
+            if _is_corruption(exc):
+                raise SpoolCorrupt(self.path, str(exc)) from None
+            raise
+
+    def _contents(self) -> SpoolContents:
         db = self.connection
         next_id = (db.execute("SELECT MAX(id) FROM deliveries").fetchone()[0] or 0) + 1
         lanes: dict = {}
@@ -198,8 +241,27 @@ class SpoolDb:
                          batch.attempts)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:    # SQLITE_FULL has already rolled it back
+                db.execute("ROLLBACK")
             raise
+
+    def apply_what_fits(self, batch: _Batch) -> tuple[int, sqlite3.Error | None]:
+        """Commit the batch, or the longest start of it that fits (new rows, then
+        changes, then attempt-log rows, in order), in parts halved down to one row
+        while they fail.  (rows committed, the error that stopped it or None)."""
+        total, done, size, error = len(batch), 0, len(batch), None
+        while done < total:
+            size = min(size, total - done)
+            try:
+                self.apply(batch.part(done, done + size))
+            except sqlite3.Error as exc:
+                error = exc
+                if size == 1:
+                    break
+                size = (size + 1) // 2
+                continue
+            done += size
+        return done, (error if done < total else None)
 
     def lane(self, hook_id: str, call_id: str | None, limit: int) -> list[StoredDelivery]:
         rows = self.connection.execute(
@@ -208,6 +270,11 @@ class SpoolDb:
             "AND call_id = ? ORDER BY id LIMIT ?", (hook_id, call_id or "", limit)).fetchall()
         return [StoredDelivery(r[0], r[1], r[2] or None, r[3], r[4], r[5], json.loads(r[6]),
                                r[7], r[8], r[9]) for r in rows]
+
+    def count_lane(self, hook_id: str, call_id: str | None) -> int:
+        return self.connection.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND hook_id = ? "
+            "AND call_id = ?", (hook_id, call_id or "")).fetchone()[0]
 
     def end_lane(self, hook_id: str, call_id: str | None, state: str, now: float) -> int:
         """Finish every pending delivery of a lane as ``state``; how many there were."""
@@ -309,19 +376,27 @@ def _encode(payload: Any) -> str:
 # -- the greenlet side ----------------------------------------------------------------
 
 class Spool:
-    def __init__(self, path: str, *, flush_interval: float = FLUSH_INTERVAL_SECONDS):
+    """Commits in the background what the queue records; while commits fail (a full
+    disk), holds the deliveries not committed in memory, serves them to lane reads
+    as if they were in the file, and retries every ``COMMIT_RETRY_SECONDS``."""
+
+    def __init__(self, path: str, *, flush_interval: float = FLUSH_INTERVAL_SECONDS,
+                 memory_limit: int = 10_000):
         self.path = path
         self._flush_interval = flush_interval
+        self._memory_limit = memory_limit       # finished deliveries / attempt rows held
         self._db = in_threadpool(SpoolDb, path)
-        self._new: dict[int, Delivery] = {}        # accepted, not yet in a batch
+        self._new: dict[int, Delivery] = {}        # accepted, not committed yet
         self._changed: dict[int, Delivery] = {}    # in the database, state changed since
         self._attempts: list[tuple] = []
-        self._failed = _Batch()                    # a batch whose commit failed: goes first
         self._dirty = Event()
+        self._closing = Event()
         self._lock = Semaphore()                   # one database call at a time
         self._group = Group()
         self._closed = False
-        self._last_error_report = 0.0
+        self._committing = 0                       # accepted deliveries in the commit running
+        self._failing: _Failing | None = None      # set while commits fail
+        self.unrecorded = 0    # finished deliveries and attempt rows given up, see _trim
 
     def contents(self) -> SpoolContents:
         return self._call(SpoolDb.contents)
@@ -332,15 +407,32 @@ class Spool:
     @property
     def backlog(self) -> int:
         """Deliveries accepted but not yet committed."""
-        return len(self._new) + len(self._failed.inserts)
+        return len(self._new) + self._committing
+
+    @property
+    def not_durable(self) -> int:
+        """Pending deliveries a commit failed for: in memory only (0 while commits work)."""
+        return self.backlog if self._failing is not None else 0
+
+    @property
+    def failure(self) -> str | None:
+        """Why commits fail now (the SQLite error), None while they succeed."""
+        return self._failing.error if self._failing is not None else None
 
     # -- recording (hub side, never blocks) ---------------------------------------
     def added(self, delivery: Delivery) -> None:
         self._new[delivery.id] = delivery
+        if self._failing is not None:
+            self._failing.hold(delivery)
         self._dirty.set()
 
     def changed(self, delivery: Delivery) -> None:
-        if delivery.id not in self._new:     # a new row is captured as it is at flush time
+        if delivery.id in self._new:    # a new row is captured as it is at commit time
+            if self._failing is not None:
+                self._failing.changed(delivery, self._new)
+            else:
+                self._new[delivery.id] = delivery    # a read back made a new object of it
+        else:
             self._changed[delivery.id] = delivery
             self._dirty.set()
 
@@ -353,34 +445,71 @@ class Spool:
         with self._lock:
             self._flush_locked()
 
-    def _flush_locked(self) -> None:
-        batch = self._take()
-        if not batch:
+    def _flush_locked(self, force: bool = False) -> None:
+        failing = self._failing
+        if failing is not None and not force and time.monotonic() < failing.retry_at:
+            return                     # a full disk: try again at the retry time only
+        inserted = list(self._new.values())
+        finished = list(failing.unrecorded.values()) if failing is not None else []
+        changed, attempts = list(self._changed.values()), self._attempts
+        if not (inserted or finished or changed or attempts):
             return
-        try:
-            in_threadpool(self._db.apply, batch)
-        except Exception as exc:    # disk full, I/O error: keep the rows and try again
-            self._failed = batch
-            self._dirty.set()
-            now = time.monotonic()
-            if now - self._last_error_report >= ERROR_REPORT_INTERVAL_SECONDS:
-                self._last_error_report = now
-                log.error("spool %s: cannot commit %d deliveries (%s); keeping them in "
-                          "memory and retrying", self.path, len(batch.inserts), exc)
-
-    def _take(self) -> _Batch:
-        batch = _Batch([d.row() for d in self._new.values()],
-                       [(d.attempts, d.next_attempt, d.state, d.finished, d.id)
-                        for d in self._changed.values()],
-                       self._attempts)
         self._new, self._changed, self._attempts = {}, {}, []
-        batch, self._failed = batch.merge_after(self._failed), _Batch()
-        return batch
+        if failing is not None:
+            failing.unrecorded = {}
+        batch = _Batch([d.row() for d in inserted + finished],
+                       [(d.attempts, d.next_attempt, d.state, d.finished, d.id)
+                        for d in changed], attempts)
+        self._committing = len(inserted)
+        try:
+            done, error = in_threadpool(self._db.apply_what_fits, batch)
+        except BaseException:          # killed (closing): keep everything for the next try
+            self._keep(inserted + finished, changed, attempts, 0)
+            raise
+        finally:
+            self._committing = 0
+        if error is None:
+            if failing is not None:
+                self._failing = None
+                failing.recovered(self.path, len(inserted))
+            return
+        self._keep(inserted + finished, changed, attempts, done)
+        self._failing = failing or _Failing(self.path)
+        self._failing.regroup(self._new)
+        self._trim()
+        self._failing.report(error, len(self._new))
+
+    def _trim(self) -> None:
+        """Memory bound while commits fail: finished deliveries and attempt rows beyond
+        ``memory_limit`` each are given up, oldest first, and counted (pending ones are
+        bounded by delivery.buffer_size, in DeliveryQueue.submit)."""
+        unrecorded = self._failing.unrecorded
+        excess = max(0, len(unrecorded) - self._memory_limit)
+        for delivery_id in list(unrecorded)[:excess]:
+            del unrecorded[delivery_id]
+        extra = max(0, len(self._attempts) - self._memory_limit)
+        del self._attempts[:extra]
+        self.unrecorded += excess + extra
+        self._failing.lost += excess + extra
+
+    def _keep(self, inserted: list[Delivery], changed: list[Delivery], attempts: list[tuple],
+              done: int) -> None:
+        """Put back what was not committed, before what came meanwhile."""
+        changes_at = len(inserted)
+        attempts_at = changes_at + len(changed)
+        newer, self._new = self._new, {d.id: d for d in inserted[done:]}
+        self._new.update(newer)
+        for delivery in changed[max(0, done - changes_at):]:
+            self._changed.setdefault(delivery.id, delivery)    # a newer change wins
+        self._attempts = attempts[max(0, done - attempts_at):] + self._attempts
 
     def _flush_loop(self) -> None:
         while not self._closed:
-            self._dirty.wait()
-            gevent.sleep(self._flush_interval)   # gather a batch
+            if self._failing is None:
+                self._dirty.wait()
+                gevent.sleep(self._flush_interval)   # gather a batch
+            else:
+                self._closing.wait(max(0.0, self._failing.retry_at - time.monotonic()))
             self._dirty.clear()
             self.flush()
 
@@ -391,10 +520,32 @@ class Spool:
             return in_threadpool(method, self._db, *args)
 
     def lane(self, hook_id: str, call_id: str | None, limit: int) -> list[StoredDelivery]:
-        return self._call(SpoolDb.lane, hook_id, call_id, limit)
+        """The lane's first pending deliveries, those held in memory included.  May
+        return more than ``limit``; fewer means there are no more."""
+        with self._lock:
+            self._flush_locked()
+            rows = in_threadpool(SpoolDb.lane, self._db, hook_id, call_id, limit)
+            if self._changed:          # changes not committed yet win over the file
+                rows = [_overlay(row, self._changed.get(row.id)) for row in rows]
+                rows = [row for row in rows if row is not None]
+            if self._failing is None:
+                return rows
+            return _merge_held(rows, self._failing.held_of((hook_id, call_id or None)), limit)
 
     def end_lane(self, hook_id: str, call_id: str | None, state: str) -> int:
-        return self._call(SpoolDb.end_lane, hook_id, call_id, state, time.time())
+        now = time.time()
+        ended = 0
+        if self._failing is not None:
+            for delivery in self._failing.held_of((hook_id, call_id or None)):
+                delivery.state, delivery.finished = state, now
+                self.changed(delivery)
+                ended += 1
+        try:
+            return ended + self._call(SpoolDb.end_lane, hook_id, call_id, state, now)
+        except sqlite3.Error as exc:
+            log.error("spool %s: cannot end the pending deliveries of hook %s, call %s "
+                      "(%s): the next start ends them", self.path, hook_id, call_id, exc)
+            return ended + self._call(SpoolDb.count_lane, hook_id, call_id)
 
     def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
                       start_key: int | None) -> AttemptPage:
@@ -412,15 +563,103 @@ class Spool:
     def close(self) -> None:
         """Stop the flusher, commit what is left, close the database."""
         self._closed = True
+        self._closing.set()
         self._dirty.set()
         self._group.join(timeout=5)
         self._group.kill(timeout=1)
         with self._lock:
-            self._flush_locked()
-            if self._failed:
-                log.error("spool %s: %d deliveries could not be committed before closing",
-                          self.path, len(self._failed.inserts))
+            self._flush_locked(force=True)
+            if self._failing is not None:
+                log.error("spool %s: %d deliveries could not be committed before closing "
+                          "(%s): lost", self.path, self.backlog, self._failing.error)
             in_threadpool(self._db.close)
+
+
+class _Failing:
+    """What the spool holds in memory while commits fail, and the reporting of it."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.error = ""
+        self.retry_at = 0.0
+        self.held: dict[tuple, dict[int, Delivery]] = {}   # lane -> pending, not committed
+        self.unrecorded: dict[int, Delivery] = {}          # finished, not committed
+        self.lost = 0                                       # given up since the last line
+        self._last_report: float | None = None
+        self._since = time.monotonic()
+
+    def hold(self, delivery: Delivery) -> None:
+        self.held.setdefault(_lane_of(delivery), {})[delivery.id] = delivery
+
+    def held_of(self, key: tuple) -> list[Delivery]:
+        return sorted(self.held.get(key, {}).values(), key=lambda d: d.id)
+
+    def changed(self, delivery: Delivery, new: dict[int, Delivery]) -> None:
+        """A delivery not committed changed: still pending, it stays held (as its newest
+        object); finished, it waits to be recorded with the history."""
+        lane = self.held.setdefault(_lane_of(delivery), {})
+        if delivery.state == PENDING:
+            new[delivery.id] = lane[delivery.id] = delivery
+            return
+        del new[delivery.id]
+        lane.pop(delivery.id, None)
+        self.unrecorded[delivery.id] = delivery
+
+    def regroup(self, new: dict[int, Delivery]) -> None:
+        """After a failed commit: ``new`` keeps the pending deliveries (held, by lane),
+        the finished ones wait with the history."""
+        for delivery in [d for d in new.values() if d.state != PENDING]:
+            del new[delivery.id]
+            self.unrecorded[delivery.id] = delivery
+        self.held = {}
+        for delivery in new.values():
+            self.hold(delivery)
+
+    def report(self, error: sqlite3.Error, not_durable: int) -> None:
+        """Retry later; say so at most once per interval."""
+        self.error = str(error)
+        now = time.monotonic()
+        self.retry_at = now + COMMIT_RETRY_SECONDS
+        if self._last_report is not None and \
+                now - self._last_report < ERROR_REPORT_INTERVAL_SECONDS:
+            return
+        self._last_report = now
+        log.error("spool %s: cannot commit (%s): %d deliveries are not durable (held in "
+                  "memory, still delivered), %d finished ones not recorded yet, %d given "
+                  "up for memory since the last report; retrying every %gs", self.path,
+                  self.error, not_durable, len(self.unrecorded), self.lost,
+                  COMMIT_RETRY_SECONDS)
+        self.lost = 0
+
+    def recovered(self, path: str, committed: int) -> None:
+        log.warning("spool %s: commits succeed again after %.0fs; %d deliveries held in "
+                    "memory are durable again", path, time.monotonic() - self._since,
+                    committed)
+
+
+def _lane_of(delivery: Delivery) -> tuple:
+    return (delivery.hook.id, delivery.call_id or None)
+
+
+def _overlay(row: StoredDelivery, delivery: Delivery | None) -> StoredDelivery | None:
+    """A row read back, as changed since in memory (None: no longer pending)."""
+    if delivery is None:
+        return row
+    if delivery.state != PENDING:
+        return None
+    return replace(row, attempts=delivery.attempts, next_attempt=delivery.next_attempt)
+
+
+def _merge_held(rows: list[StoredDelivery], held: list[Delivery],
+                limit: int) -> list[StoredDelivery]:
+    """Rows from the file and deliveries held in memory, in order; when the file may
+    have more, only held ones before its last row."""
+    if len(rows) >= limit:
+        held = [d for d in held if d.id < rows[-1].id]
+    stored = [StoredDelivery(d.id, d.hook.id, d.call_id, d.event_id, d.hook_event,
+                             d.webhook_id, d.payload, d.created, d.attempts, d.next_attempt)
+              for d in held]
+    return sorted(rows + stored, key=lambda row: row.id)
 
 
 def _log_crash(greenlet) -> None:

@@ -1,0 +1,118 @@
+"""state_dir on a real, tiny filesystem (tmpfs) that fills up: delivery goes on from
+memory, commits shrink to what fits, spooling resumes by itself when space returns,
+and the log says so once per interval."""
+
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import uuid
+from pathlib import Path
+
+import gevent
+import helpers
+import pytest
+from test_spool import EVENTS, Flaky, assert_each_call_in_order, config, make_hook, successes
+
+from eslhook.calls import OpenCalls
+from eslhook.delivery import spool as spool_module
+
+INTERVAL = 0.3          # the spool's report interval in these tests (it retries 3 times as often)
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """``make(size)``: a tmpfs of ``size`` mounted under tmp_path (unmounted after)."""
+    mounted = []
+
+    def make(size: str) -> Path:
+        point = tmp_path / ("fs%d" % len(mounted))
+        point.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs",
+                                 str(point)], capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here (needs root): %s" % result.stderr.strip())
+        mounted.append(point)
+        return point
+
+    yield make
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+@pytest.fixture
+def short_intervals(monkeypatch):
+    monkeypatch.setattr(spool_module, "COMMIT_RETRY_SECONDS", INTERVAL / 3)
+    monkeypatch.setattr(spool_module, "ERROR_REPORT_INTERVAL_SECONDS", INTERVAL)
+
+
+def fill(directory: Path, keep_free: int = 0) -> Path:
+    """A file taking all the free space of ``directory``'s filesystem but ``keep_free``."""
+    filler = directory / "filler"
+    stat = os.statvfs(directory)
+    size = max(0, stat.f_bavail * stat.f_frsize - keep_free)
+    with open(filler, "wb") as out:
+        chunk = b"\0" * 65536
+        try:
+            while size > 0:
+                size -= out.write(chunk[:min(size, len(chunk))])
+        except OSError:
+            pass
+    return filler
+
+
+def spooled(path: Path, state: str | None = None) -> int:
+    with sqlite3.connect(path, timeout=5) as db:
+        if state is None:
+            return db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+        return db.execute("SELECT COUNT(*) FROM deliveries WHERE state = ?",
+                          (state,)).fetchone()[0]
+
+
+def spool_records(caplog):
+    return [r for r in caplog.records if r.name == spool_module.log.name]
+
+
+def test_a_full_disk_during_an_outage_still_delivers_everything_and_spooling_resumes(
+        receiver, queues, tiny_fs, short_intervals, caplog):
+    caplog.set_level(logging.INFO)
+    state = tiny_fs("8m")
+    path = state / "delivery.sqlite3"
+    flaky = Flaky(receiver)
+    hook = make_hook(receiver.url("/"))
+    queue = queues(config(retry_schedule_seconds=(0.1, 0.2, 0.3), circuit_failures=1000),
+                   spool_path=str(path), hook_lookup={hook.id: hook}.get)
+    filler = fill(state, keep_free=256 * 1024)      # room for a part of the burst only
+    calls = ["full-%d" % n for n in range(300)]
+    padding = "x" * 1500
+    for event in EVENTS:                              # a burst of 900 while the receiver is down
+        for call in calls:
+            assert queue.submit(hook, {"call_id": call, "hook_event": event,
+                                       "event_id": "%s-%s" % (call, event), "pad": padding})
+    assert helpers.wait_until(lambda: queue.stats.not_durable > 0, timeout=5), queue.stats
+    assert 0 < spooled(path) < 900                    # commits shrank to what fit
+    assert helpers.wait_until(lambda: len(receiver.requests) >= 300, timeout=10)
+    flaky.down = False                                # the receiver is back, the disk still full
+    assert queue.wait_idle(15), queue.stats
+    delivered = successes(receiver)
+    assert sorted((r.json["call_id"], r.json["hook_event"]) for r in delivered) == sorted(
+        (c, e) for c in calls for e in EVENTS)
+    assert_each_call_in_order(delivered)
+    assert queue.stats.dropped == 0
+    filler.unlink()                                   # space returns
+    for call in ("after-1", "after-2"):
+        assert queue.submit(hook, {"call_id": call, "hook_event": "channel_create",
+                                   "event_id": call})
+    assert helpers.wait_until(lambda: queue.stats.not_durable == 0, timeout=5), queue.stats
+    # spooling resumed by itself: everything is in the file, the new ones included
+    assert helpers.wait_until(lambda: spooled(path) == 902, timeout=5)
+    assert queue.wait_idle(5)
+    assert helpers.wait_until(lambda: spooled(path, "delivered") == 902, timeout=5)
+    records = spool_records(caplog)
+    failing = [r for r in records if "cannot commit" in r.getMessage()]
+    assert failing and all(r.exc_info is None for r in records)      # no traceback
+    # at most one line per interval while it lasted (plus the first one)
+    span = failing[-1].created - failing[0].created
+    assert len(failing) <= span / INTERVAL + 1
+    assert any("commits succeed again" in r.getMessage() for r in records)
