@@ -26,11 +26,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gevent
 from gevent.event import Event
 from gevent.pool import Group
 
+from .statedir import private_dir
+from .threads import in_threadpool
+
 log = logging.getLogger(__name__)
+
+ERROR_REPORT_INTERVAL_SECONDS = 10.0    # a failing write (full disk): one line per interval
 
 # What a synthetic channel_destroy can reuse of the last payload of a call.
 KEPT_FIELDS = ("call_direction", "account_id", "request", "to", "from", "call_id",
@@ -61,6 +65,8 @@ class OpenCalls:
         self._dirty = False
         self._stopping = Event()
         self._group = Group()
+        self.write_error: str | None = None    # why the last write failed; None: it worked
+        self._last_error_report: float | None = None
 
     # -- the hot path: once per mapped payload -------------------------------
 
@@ -123,7 +129,7 @@ class OpenCalls:
         self._stopping.set()
         self._group.join(timeout=5)
         self._group.kill()
-        self.flush()
+        self._try_flush()
 
     def flush(self) -> None:
         if self.path is None or not self._dirty:
@@ -131,15 +137,32 @@ class OpenCalls:
         self._dirty = False
         snapshot = {"switches": {switch: [_snapshot(c) for c in calls.values()]
                                  for switch, calls in self._calls.items()}}
-        gevent.get_hub().threadpool.apply(_write_atomically, (self.path, snapshot))
+        try:
+            in_threadpool(_write_atomically, self.path, snapshot)
+        except BaseException:
+            self._dirty = True      # the table in memory is intact: written next time
+            raise
 
     def _persist_loop(self) -> None:
         while not self._stopping.wait(self.flush_seconds):
-            try:
-                self.flush()
-            except OSError as exc:
-                self._dirty = True
-                log.error("cannot write %s: %s (will retry)", self.path, exc)
+            self._try_flush()
+
+    def _try_flush(self) -> None:
+        """Write if changed; a full disk is logged once per interval, and retried."""
+        try:
+            self.flush()
+        except OSError as exc:
+            self.write_error = str(exc)
+            now = time.monotonic()
+            if self._last_error_report is None or \
+                    now - self._last_error_report >= ERROR_REPORT_INTERVAL_SECONDS:
+                self._last_error_report = now
+                log.error("cannot write %s: %s (kept in memory, retrying every %gs)",
+                          self.path, exc, self.flush_seconds)
+            return
+        if self.write_error is not None:
+            log.warning("%s written again", self.path)
+            self.write_error, self._last_error_report = None, None
 
 
 def kept_fields(call: OpenCall) -> dict:
@@ -151,7 +174,8 @@ def _snapshot(call: OpenCall) -> dict:
 
 
 def _write_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    # mkstemp creates the file 0600, and os.replace keeps that mode for the table
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as out:

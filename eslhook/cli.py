@@ -13,6 +13,8 @@ import sys  # noqa: E402
 from . import __version__  # noqa: E402
 
 DEFAULT_CONFIG = "conf/eslhook.yaml"
+EXIT_CONFIG = 1         # the configuration is invalid
+EXIT_STATE_CORRUPT = 3  # a file in state_dir is corrupt (2 is argparse's usage error)
 
 
 def _setup_logging(level: str, fmt: str) -> None:
@@ -22,6 +24,7 @@ def _setup_logging(level: str, fmt: str) -> None:
 
 def _cmd_run(args) -> int:
     from .config import ConfigError, load_config
+    from .delivery.spool import SpoolCorrupt
     from .service import Bridge
     try:
         config = load_config(args.config)
@@ -31,7 +34,10 @@ def _cmd_run(args) -> int:
         for issue in exc.issues:
             print("error: %s" % issue, file=sys.stderr)
         print("eslhook: refusing to start with an invalid configuration", file=sys.stderr)
-        return 1
+        return EXIT_CONFIG
+    except SpoolCorrupt as exc:
+        print("eslhook: refusing to start: %s" % exc, file=sys.stderr)
+        return EXIT_STATE_CORRUPT
     return 0
 
 
@@ -51,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the service",
                          description="Attach to the configured switches and deliver webhooks "
-                                     "until SIGTERM/SIGINT.")
+                                     "until SIGTERM/SIGINT.",
+                         epilog="Exit status: 0 stopped by a signal; %d invalid configuration; "
+                                "%d a corrupt file in state_dir (the message says which and "
+                                "how to move it aside)." % (EXIT_CONFIG, EXIT_STATE_CORRUPT))
     run.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
     run.add_argument("--drain-seconds", type=float, default=10.0,
                      help="on stop, how long in-flight deliveries may finish (default %(default)s)")

@@ -163,6 +163,7 @@ class _BridgeCollector:
                                   value=stats.expired)
         yield CounterMetricFamily("eslhook_hooks_auto_disabled", "Hooks disabled by eslhook "
                                   "after failing too long.", value=stats.hooks_disabled)
+        yield from _durability(stats)
 
     def _hooks(self) -> Iterator[Metric]:
         hooks = self.bridge.hooks.hooks
@@ -172,6 +173,21 @@ class _BridgeCollector:
         family.add_metric(["enabled"], enabled)
         family.add_metric(["disabled"], len(hooks) - enabled)
         yield family
+
+
+def _durability(stats: "DeliveryStats") -> Iterator[Metric]:
+    """The spool's health: a full disk shows here (and in /healthz) before it costs."""
+    yield GaugeMetricFamily(
+        "eslhook_delivery_not_durable", "Pending deliveries the spool could not commit "
+        "(disk full, I/O error): held in memory, still delivered, lost if eslhook stops "
+        "before they fit.", value=stats.not_durable)
+    yield GaugeMetricFamily(
+        "eslhook_spool_commit_failing", "1 while commits to the delivery spool fail (the "
+        "log says why, once per interval), else 0.", value=1 if stats.spool_error else 0)
+    yield CounterMetricFamily(
+        "eslhook_spool_unrecorded", "Finished deliveries and attempt-log rows never "
+        "recorded: given up to bound memory while the spool could not commit.",
+        value=stats.unrecorded)
 
 
 def render_metrics(bridge: "Bridge", accept: str | None = None) -> tuple[str, bytes]:

@@ -9,6 +9,7 @@ delivery drains until a deadline, and whatever is left is killed.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ from .hooks.store import HookStore
 from .mapping import channel_payload
 from .metrics import BridgeMetrics
 from .reconcile import Reconciler
+from .statedir import private_dir
 from .source.switch import SwitchSource
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,15 @@ class IngestStats:
     unmatched: int = 0     # payloads of an account with no hook for them
     submitted: int = 0     # (hook, payload) pairs handed to delivery
     dropped: int = 0       # pairs delivery had no room for
+
+
+def root_warning(euid: int) -> str | None:
+    """What to say at start when running as ``euid`` (None: nothing)."""
+    if euid != 0:
+        return None
+    return ("running as root: eslhook needs no privilege, and a flaw in it would then have "
+            "the whole machine; run it as its own user (the systemd unit "
+            "scripts/eslhook.service does: User=eslhook)")
 
 
 def _log_crash(greenlet) -> None:
@@ -131,7 +142,10 @@ class Bridge:
 
     def start(self) -> None:
         """Load hooks (raises ConfigError), then start every stage."""
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        warning = root_warning(os.geteuid())
+        if warning is not None:
+            log.warning(warning)
+        private_dir(self.config.state_dir)
         self.hooks.load()
         if self.config.api is not None:   # first: a port in use fails before anything runs
             self.api = ApiServer.for_bridge(self)

@@ -15,7 +15,9 @@ import helpers
 import pytest
 from test_spool import EVENTS, Flaky, assert_each_call_in_order, config, make_hook, successes
 
-from eslhook.calls import OpenCalls
+from prometheus_client.parser import text_string_to_metric_families
+
+from eslhook import calls as calls_module
 from eslhook.delivery import spool as spool_module
 
 INTERVAL = 0.3          # the spool's report interval in these tests (it retries 3 times as often)
@@ -26,8 +28,8 @@ def tiny_fs(tmp_path):
     """``make(size)``: a tmpfs of ``size`` mounted under tmp_path (unmounted after)."""
     mounted = []
 
-    def make(size: str) -> Path:
-        point = tmp_path / ("fs%d" % len(mounted))
+    def make(size: str, name: str | None = None) -> Path:
+        point = tmp_path / (name or "fs%d" % len(mounted))
         point.mkdir()
         result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs",
                                  str(point)], capture_output=True, text=True)
@@ -45,11 +47,12 @@ def tiny_fs(tmp_path):
 def short_intervals(monkeypatch):
     monkeypatch.setattr(spool_module, "COMMIT_RETRY_SECONDS", INTERVAL / 3)
     monkeypatch.setattr(spool_module, "ERROR_REPORT_INTERVAL_SECONDS", INTERVAL)
+    monkeypatch.setattr(calls_module, "ERROR_REPORT_INTERVAL_SECONDS", INTERVAL)
 
 
 def fill(directory: Path, keep_free: int = 0) -> Path:
     """A file taking all the free space of ``directory``'s filesystem but ``keep_free``."""
-    filler = directory / "filler"
+    filler = directory / ("filler-%s" % uuid.uuid4().hex)
     stat = os.statvfs(directory)
     size = max(0, stat.f_bavail * stat.f_frsize - keep_free)
     with open(filler, "wb") as out:
@@ -70,8 +73,23 @@ def spooled(path: Path, state: str | None = None) -> int:
                           (state,)).fetchone()[0]
 
 
-def spool_records(caplog):
-    return [r for r in caplog.records if r.name == spool_module.log.name]
+def records_of(caplog, module):
+    return [r for r in caplog.records if r.name == module.log.name]
+
+
+def assert_said_once_per_interval(records, words):
+    """Lines with ``words``: some, none with a traceback, at most one per interval."""
+    lines = [r for r in records if words in r.getMessage()]
+    assert lines and [r.getMessage() for r in records if r.exc_info] == []
+    assert len(lines) <= (lines[-1].created - lines[0].created) / INTERVAL + 1, len(lines)
+
+
+def scrape(world) -> dict:
+    samples = {}
+    for family in text_string_to_metric_families(world.get("/metrics").text):
+        for sample in family.samples:
+            samples[sample.name] = sample.value
+    return samples
 
 
 def test_a_full_disk_during_an_outage_still_delivers_everything_and_spooling_resumes(
@@ -109,10 +127,50 @@ def test_a_full_disk_during_an_outage_still_delivers_everything_and_spooling_res
     assert helpers.wait_until(lambda: spooled(path) == 902, timeout=5)
     assert queue.wait_idle(5)
     assert helpers.wait_until(lambda: spooled(path, "delivered") == 902, timeout=5)
-    records = spool_records(caplog)
-    failing = [r for r in records if "cannot commit" in r.getMessage()]
-    assert failing and all(r.exc_info is None for r in records)      # no traceback
-    # at most one line per interval while it lasted (plus the first one)
-    span = failing[-1].created - failing[0].created
-    assert len(failing) <= span / INTERVAL + 1
-    assert any("commits succeed again" in r.getMessage() for r in records)
+    assert helpers.wait_until(lambda: any("commits succeed again" in r.getMessage()
+                                          for r in records_of(caplog, spool_module)))
+    assert_said_once_per_interval(records_of(caplog, spool_module), "cannot commit")
+
+
+def test_a_full_state_dir_shows_in_metrics_and_healthz_and_keeps_open_calls(
+        tiny_fs, ops_world, short_intervals, caplog):
+    caplog.set_level(logging.INFO)
+    state = tiny_fs("8m", name="state")               # the bridge's state_dir
+    w = ops_world(delivery={"timeout_seconds": 2, "retry_schedule_seconds": [0.1, 0.2],
+                            "jitter": 0.1, "circuit_failures": 1000})
+    w.write_hooks([w.hook("/all", retries=10)])
+    w.bridge.calls.flush_seconds = 0.05
+    flaky = Flaky(w.receiver)
+    w.start()
+    fillers = [fill(state, keep_free=128 * 1024)]
+    burst = [w.call() for _ in range(100)]           # 300 deliveries, receiver down
+    assert helpers.wait_until(lambda: scrape(w)["eslhook_delivery_not_durable"] > 0, timeout=10)
+    fillers.append(fill(state))                       # what the spool left: nothing now
+    left_open = [w.call(events=["CHANNEL_CREATE"]) for _ in range(5)]
+    assert helpers.wait_until(lambda: all(w.bridge.calls.is_open("fs1", c) for c in left_open))
+    assert helpers.wait_until(lambda: w.bridge.calls.write_error is not None, timeout=5)
+    m = scrape(w)
+    assert m["eslhook_spool_commit_failing"] == 1
+    response = w.get("/healthz")
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "degraded", body
+    assert body["not_durable"] > 0
+    assert [p.split(" (")[0] for p in body["degraded"]] == [
+        "delivery spool cannot commit", "open calls table cannot be written"]
+    assert all(w.bridge.calls.is_open("fs1", call) for call in left_open)   # kept in memory
+    assert not list(state.glob("open-calls.json.*.tmp"))   # no half-written temp file left
+    flaky.down = False                                # receiver back, disk still full
+    expected = {(c, e) for c in burst for e in EVENTS} | {(c, EVENTS[0]) for c in left_open}
+    assert helpers.wait_until(lambda: expected <= {
+        (r.json["call_id"], r.json["hook_event"]) for r in successes(w.receiver)}, timeout=15)
+    for filler in fillers:                            # space returns
+        filler.unlink()
+    assert helpers.wait_until(lambda: w.get("/healthz").json()["status"] == "ok", timeout=5)
+    m = scrape(w)
+    assert (m["eslhook_delivery_not_durable"], m["eslhook_spool_commit_failing"]) == (0, 0)
+    written = json.loads((state / "open-calls.json").read_text())
+    assert {c["call_id"] for c in written["switches"]["fs1"]} == set(left_open)
+    assert helpers.wait_until(lambda: spooled(state / "delivery.sqlite3", "delivered") == 305,
+                              timeout=5)
+    assert_said_once_per_interval(records_of(caplog, spool_module), "cannot commit")
+    assert_said_once_per_interval(records_of(caplog, calls_module), "cannot write")

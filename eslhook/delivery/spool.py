@@ -471,6 +471,8 @@ class Spool:
         if error is None:
             if failing is not None:
                 self._failing = None
+                # finished during this commit: recorded by the next one, like any new row
+                self._new.update(failing.unrecorded)
                 failing.recovered(self.path, len(inserted))
             return
         self._keep(inserted + finished, changed, attempts, done)
@@ -497,10 +499,15 @@ class Spool:
         """Put back what was not committed, before what came meanwhile."""
         changes_at = len(inserted)
         attempts_at = changes_at + len(changed)
-        newer, self._new = self._new, {d.id: d for d in inserted[done:]}
-        self._new.update(newer)
         for delivery in changed[max(0, done - changes_at):]:
             self._changed.setdefault(delivery.id, delivery)    # a newer change wins
+        # Not in the file: the insert records the latest state.  A change made during
+        # the commit may be of a newer object (a lane read makes one of a held
+        # delivery): that one goes back, and no update, which would come after it.
+        newer, self._new = self._new, {}
+        for delivery in inserted[done:]:
+            self._new[delivery.id] = self._changed.pop(delivery.id, delivery)
+        self._new.update(newer)
         self._attempts = attempts[max(0, done - attempts_at):] + self._attempts
 
     def _flush_loop(self) -> None:
