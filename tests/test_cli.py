@@ -82,3 +82,77 @@ def test_check_config_accepts_the_shipped_samples():
     result = eslhook("check-config", "--config", "conf/eslhook.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("ok: ")
+
+
+def write_config(tmp_path, host="127.0.0.1", port=1):
+    (tmp_path / "eslhook.yaml").write_text(yaml.safe_dump({
+        "switches": [{"name": "fs1", "host": host, "port": port}],
+        "accounts": [{"id": ACCOUNT, "name": "Acme"}], "default_account_id": ACCOUNT}))
+    (tmp_path / "hooks.yaml").write_text(yaml.safe_dump({"webhooks": []}))
+    return tmp_path / "eslhook.yaml"
+
+
+def corrupt_garbage(path):
+    path.write_bytes(bytes(range(256)) * 64)
+
+
+def corrupt_truncated(path):
+    from eslhook.delivery.spool import Delivery, SpoolDb, _Batch
+    from eslhook.hooks.model import Hook
+    hook = Hook(id=uuid.uuid4().hex, account_id=ACCOUNT, name="h", uri="http://127.0.0.1:9/",
+                hook="all", format="json")
+    db = SpoolDb(str(path))
+    db.apply(_Batch(inserts=[Delivery(i, hook, {"call_id": "c%d" % i, "pad": "x" * 500},
+                                      "c%d" % i, "e%d" % i, "channel_create", "w%d" % i,
+                                      1000.0).row() for i in range(1, 2001)]))
+    db.close()
+    with open(path, "r+b") as spool:
+        spool.truncate(path.stat().st_size // 2)
+
+
+@pytest.mark.parametrize("corrupt", [corrupt_garbage, corrupt_truncated])
+def test_run_with_a_corrupt_spool_says_which_file_how_to_recover_and_exits_3(tmp_path, corrupt):
+    spool = tmp_path / "state" / "delivery.sqlite3"
+    spool.parent.mkdir()
+    corrupt(spool)
+    result = eslhook("run", "--config", str(write_config(tmp_path)), timeout=30)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]     # after the log lines, if any
+    assert message.startswith("eslhook: refusing to start: the delivery spool %s is corrupt ("
+                              % spool), message
+    assert ("database disk image is malformed" in message) or (
+        "file is not a database" in message)
+    assert "mv %s %s.corrupt" % (spool, spool) in message
+    assert "loses the deliveries pending in it and the attempt log" in message
+    assert "3 a corrupt file in state_dir" in " ".join(eslhook("run", "--help").stdout.split())
+
+
+def test_run_as_root_says_so_at_start(tmp_path):
+    import os
+    fake = FakeSwitch([], heartbeat_seconds=None)
+    host, port = fake.start()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eslhook", "run", "--config", str(write_config(tmp_path, host,
+                                                                              port))],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert fake.wait_for_subscribers(1, timeout=20)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        fake.stop()
+    assert process.returncode == 0, stderr[-3000:]
+    warned = [line for line in stderr.splitlines() if "running as root" in line]
+    # this sandbox and CI run as root; elsewhere the warning must stay away
+    assert len(warned) == (1 if os.geteuid() == 0 else 0), stderr[-3000:]
+    if warned:
+        assert "WARNING" in warned[0] and "its own user" in warned[0]
+
+
+def test_the_root_warning_is_for_root_only():
+    from eslhook.service import root_warning
+    assert root_warning(1000) is None
+    assert "running as root" in root_warning(0)

@@ -371,3 +371,46 @@ def test_a_greenlet_killed_in_a_database_call_does_not_let_close_run_under_its_t
     assert pruner.dead
     with sqlite3.connect(path) as check:
         assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# -- the files in state_dir -------------------------------------------------------------
+
+def modes(directory: Path) -> dict[str, str]:
+    return {p.name: oct(p.stat().st_mode & 0o777) for p in [directory, *directory.iterdir()]}
+
+
+def test_state_dir_is_0700_and_every_file_eslhook_writes_in_it_is_0600(ops_world):
+    import os
+    old_umask = os.umask(0o022)           # the usual umask: files 0644 unless made otherwise
+    try:
+        w = ops_world()
+        w.write_hooks([w.hook("/all")])
+        w.start()
+        w.call(events=["CHANNEL_CREATE"])     # an open call: open-calls.json is written
+        assert helpers.wait_until(lambda: len(w.receiver.requests) == 1)
+        state = w.tmp / "state"
+        assert helpers.wait_until(lambda: (state / "open-calls.json").exists(), timeout=5)
+        assert modes(state) == {"state": "0o700", "delivery.sqlite3": "0o600",
+                                "delivery.sqlite3-wal": "0o600", "delivery.sqlite3-shm": "0o600",
+                                "open-calls.json": "0o600"}
+    finally:
+        os.umask(old_umask)
+
+
+def test_a_state_dir_and_spool_files_an_older_version_left_readable_are_tightened(tmp_path):
+    import os
+    from eslhook.delivery.spool import SpoolDb
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    os.chmod(state, 0o755)
+    path = state / "delivery.sqlite3"
+    SpoolDb(str(path)).close()
+    for name in ("delivery.sqlite3", "delivery.sqlite3-wal"):
+        (state / name).touch()
+        os.chmod(state / name, 0o644)
+    db = SpoolDb(str(path))
+    try:
+        assert modes(state) == {"state": "0o700", "delivery.sqlite3": "0o600",
+                                "delivery.sqlite3-wal": "0o600", "delivery.sqlite3-shm": "0o600"}
+    finally:
+        db.close()
