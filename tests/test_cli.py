@@ -39,6 +39,24 @@ def test_demo_replays_the_sample_and_every_webhook_arrives():
     assert result.stdout.count('"hook_event": "channel_destroy"') >= 1
 
 
+def run_then_sigterm(config_path, ready, *cleanups) -> tuple[int, str]:
+    """``eslhook run`` until ``ready()`` returns, then SIGTERM: (exit status, stderr)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eslhook", "run", "--config", str(config_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=5)
+        for cleanup in cleanups:
+            cleanup()
+    return process.returncode, stderr
+
+
 def test_run_refuses_a_bad_config_and_names_file_and_key(tmp_path):
     config = tmp_path / "eslhook.yaml"
     config.write_text("switches:\n  - name: fs1\n    port: not-a-port\n")
@@ -58,19 +76,10 @@ def test_run_delivers_then_stops_cleanly_on_sigterm(tmp_path, captures):
     (tmp_path / "hooks.yaml").write_text(yaml.safe_dump({"webhooks": [{
         "id": uuid.uuid4().hex, "account_id": ACCOUNT, "name": "all", "hook": "all",
         "format": "json", "uri": receiver.url("/all")}]}))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "eslhook", "run", "--config", str(tmp_path / "eslhook.yaml")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        receiver.wait_for(5, timeout=20)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        fake.stop()
-        receiver.stop()
-    assert process.returncode == 0, stderr[-3000:]
+    returncode, stderr = run_then_sigterm(tmp_path / "eslhook.yaml",
+                                          lambda: receiver.wait_for(5, timeout=20),
+                                          fake.stop, receiver.stop)
+    assert returncode == 0, stderr[-3000:]
     assert "signal received, stopping" in stderr and "eslhook stopped" in stderr
     assert "ClueCon" not in stderr  # the switch password never reaches the log
     calls = {r.json["call_id"] for r in receiver.requests}
@@ -132,19 +141,10 @@ def test_run_as_root_says_so_at_start(tmp_path):
     import os
     fake = FakeSwitch([], heartbeat_seconds=None)
     host, port = fake.start()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "eslhook", "run", "--config", str(write_config(tmp_path, host,
-                                                                              port))],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert fake.wait_for_subscribers(1, timeout=20)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        fake.stop()
-    assert process.returncode == 0, stderr[-3000:]
+    returncode, stderr = run_then_sigterm(write_config(tmp_path, host, port),
+                                          lambda: fake.wait_for_subscribers(1, timeout=20),
+                                          fake.stop)
+    assert returncode == 0, stderr[-3000:]
     warned = [line for line in stderr.splitlines() if "running as root" in line]
     # this sandbox and CI run as root; elsewhere the warning must stay away
     assert len(warned) == (1 if os.geteuid() == 0 else 0), stderr[-3000:]

@@ -10,12 +10,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import gevent
 import helpers
 import pytest
-from test_spool import EVENTS, Flaky, assert_each_call_in_order, config, make_hook, successes
-
 from prometheus_client.parser import text_string_to_metric_families
+from test_spool import (
+    ACCOUNT, EVENTS, Flaky, assert_each_call_in_order, config, make_hook, successes)
 
 from eslhook import calls as calls_module
 from eslhook.delivery import spool as spool_module
@@ -174,3 +173,38 @@ def test_a_full_state_dir_shows_in_metrics_and_healthz_and_keeps_open_calls(
                               timeout=5)
     assert_said_once_per_interval(records_of(caplog, spool_module), "cannot commit")
     assert_said_once_per_interval(records_of(caplog, calls_module), "cannot write")
+
+
+def test_a_full_disk_holds_finished_deliveries_and_attempt_rows_within_the_memory_bound(
+        tiny_fs, short_intervals):
+    from eslhook.delivery.spool import DELIVERED, Delivery, Spool
+    state = tiny_fs("1m")
+    spool = Spool(str(state / "delivery.sqlite3"), memory_limit=5)
+    spool.start()
+    fillers = [fill(state), fill(state)]           # nothing left, not even a page
+    hook = make_hook("http://127.0.0.1:9/")
+    try:
+        deliveries = [Delivery(n, hook, {"call_id": "c%d" % n, "pad": "x" * 4096}, "c%d" % n,
+                               "e%d" % n, "channel_create", "w%d" % n, 1000.0)
+                      for n in range(1, 21)]
+        for delivery in deliveries:
+            spool.added(delivery)
+        assert helpers.wait_until(lambda: spool.not_durable == 20, timeout=5)
+        for delivery in deliveries:                # delivered from memory, then recorded
+            delivery.state, delivery.finished = DELIVERED, 2000.0
+            spool.changed(delivery)
+            spool.attempted((ACCOUNT, delivery.id, delivery.webhook_id, hook.id, None, None,
+                             None, hook.uri, "POST", 1, "success", "ok", 204, "", 0, 2000.0))
+        assert spool.not_durable == 0
+        # 15 finished deliveries and 15 attempt rows beyond the bound of 5 each: given up
+        assert helpers.wait_until(lambda: spool.unrecorded == 30, timeout=5), spool.unrecorded
+        for filler in fillers:
+            filler.unlink()
+        assert helpers.wait_until(lambda: spool.failure is None, timeout=5)
+        spool.flush()
+        with sqlite3.connect(state / "delivery.sqlite3") as db:
+            assert db.execute("SELECT id, state FROM deliveries ORDER BY id").fetchall() == [
+                (n, "delivered") for n in range(16, 21)]        # the newest five
+            assert db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 5
+    finally:
+        spool.close()

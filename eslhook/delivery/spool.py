@@ -13,6 +13,12 @@ ones the history that replay re-sends) and ``attempts`` (the attempt log).
 WAL with ``synchronous=NORMAL``: a committed batch survives ``kill -9`` (it is
 in the OS's page cache); a power cut may lose the last batches.
 
+A commit that fails (a full disk: SQLITE_FULL) is retried in halves down to one
+row, committing the longest start of the batch that fits.  What does not fit stays
+in memory, "not durable": lane reads serve it as if it were in the file, so it is
+still delivered in order; every ``COMMIT_RETRY_SECONDS`` the spool tries again, and
+it says so once per ``ERROR_REPORT_INTERVAL_SECONDS``.
+
 ``SpoolDb`` is the synchronous part (runs in worker threads, one at a time);
 ``Spool`` is the greenlet-side part owning the batch.
 """
