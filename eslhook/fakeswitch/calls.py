@@ -45,11 +45,27 @@ class Originate(NamedTuple):
     target: str                # &park() or an extension
 
 
-def pick_template(events: list[CapturedEvent]) -> Mapping[str, str] | None:
+# With no recording to copy from: the headers every channel event has.
+MINIMAL_TEMPLATE = {
+    "Channel-State": "CS_INIT", "Channel-Call-State": "DOWN", "Channel-State-Number": "2",
+    "Channel-Name": "", "Unique-ID": "", "Call-Direction": "outbound",
+    "Presence-Call-Direction": "outbound", "Channel-HIT-Dialplan": "false",
+    "Channel-Call-UUID": "", "Answer-State": "ringing", "Caller-Direction": "outbound",
+    "Caller-Logical-Direction": "outbound", "Caller-Caller-ID-Name": "",
+    "Caller-Caller-ID-Number": "0000000000", "Caller-Orig-Caller-ID-Name": "",
+    "Caller-Orig-Caller-ID-Number": "0000000000", "Caller-Destination-Number": "",
+    "Caller-Unique-ID": "", "Caller-Source": "src/switch_ivr_originate.c",
+    "Caller-Context": "default", "Caller-Channel-Name": "", "Caller-Profile-Index": "1",
+    "Caller-Channel-Created-Time": "0", "Caller-Channel-Answered-Time": "0",
+    "Caller-Channel-Hangup-Time": "0",
+}
+
+
+def pick_template(events: list[CapturedEvent]) -> Mapping[str, str]:
     """A recorded CHANNEL_CREATE to copy originated calls from (outbound first)."""
     creates = [e.headers for e in events if e.name == "CHANNEL_CREATE"]
     outbound = [h for h in creates if h.get("Call-Direction") == "outbound"]
-    return (outbound or creates or [None])[0]
+    return (outbound or creates or [MINIMAL_TEMPLATE])[0]
 
 
 def parse_originate(arg: str) -> Originate | None:
@@ -115,7 +131,8 @@ def originate_events(template: Mapping[str, str], request: Originate, unique_id:
             for k, v in _base(template).items() if not k.startswith(_LEG_ONLY)}
     base.update({
         "Unique-ID": unique_id, "Channel-Call-UUID": unique_id, "Call-Direction": "outbound",
-        "Channel-Name": request.endpoint, "Caller-Destination-Number": _destination(request.endpoint),
+        "Channel-Name": request.endpoint, "Caller-Channel-Name": request.endpoint,
+        "Caller-Unique-ID": unique_id, "Caller-Destination-Number": _destination(request.endpoint),
         "Caller-Channel-Created-Time": stamp, "Caller-Channel-Answered-Time": "0"})
     names = {"origination_caller_id_name": "Caller-Caller-ID-Name",
              "origination_caller_id_number": "Caller-Caller-ID-Number"}

@@ -352,6 +352,7 @@ class Client:
     def _api(self, command: Command) -> None:
         name, _, arg = command.arg.partition(" ")
         self.send(protocol.api_response(self.switch.run_api(name, arg)))
+        self.switch.run_after_reply()
 
     def _bgapi(self, command: Command) -> None:
         name, _, arg = command.arg.partition(" ")
@@ -362,6 +363,7 @@ class Client:
             ("Job-UUID", job_uuid), ("Job-Command", name)]
             + ([("Job-Command-Arg", arg)] if arg else []), body=result,
             calling=("mod_event_socket.c", "api_exec", "1572"))
+        self.switch.run_after_reply()
 
     def _sendevent(self, command: Command) -> None:
         event_uuid = self.switch.new_uuid()

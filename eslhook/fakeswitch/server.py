@@ -171,6 +171,7 @@ class FakeSwitch:
         self._subscribed = gevent.event.Event()
         self._last_subscription_change = time.monotonic()
         self._killed: set[str] = set()  # channels uuid_kill ended: their recording is skipped
+        self._after_reply: list = []
         self._group = gevent.pool.Group()
         self._handlers = gevent.pool.Pool(MAX_CLIENTS)
         self._server: StreamServer | None = None
@@ -404,8 +405,15 @@ class FakeSwitch:
             return "-USAGE: %s\n" % api.UUID_KILL_SYNTAX
         if words[0] not in self._channels:
             return "-ERR No such channel!\n"
-        self.kill_channel(words[0], words[1] if len(words) > 1 else "NORMAL_CLEARING")
+        # The hangup events follow the reply, as on a real switch.
+        cause = words[1] if len(words) > 1 else "NORMAL_CLEARING"
+        self._after_reply.append(lambda: self.kill_channel(words[0], cause))
         return "+OK\n"
+
+    def run_after_reply(self) -> None:
+        """What the last api command left to do once its reply is written."""
+        while self._after_reply:
+            self._after_reply.pop(0)()
 
     def kill_channel(self, unique_id: str, cause: str = "NORMAL_CLEARING") -> None:
         """Hang a live channel up now; its recorded rest is skipped."""
@@ -420,8 +428,6 @@ class FakeSwitch:
         request = calls.parse_originate(arg)
         if request is None:
             return "-USAGE: %s\n" % calls.ORIGINATE_SYNTAX
-        if self._template is None:
-            return "-ERR DESTINATION_OUT_OF_ORDER\n"  # nothing recorded to copy a call from
         unique_id = self.new_uuid()
         for name, extra in calls.originate_events(self._template, request, unique_id,
                                                   self.core_uuid):
