@@ -32,6 +32,10 @@ def reply(client: RawClient, command: str) -> str:
     return client.command(command).headers["Reply-Text"]
 
 
+def assert_replies(client: RawClient, expected: list[tuple[str, str]]) -> None:
+    assert [(c, reply(client, c)) for c, _ in expected] == expected
+
+
 def events_until_quiet(client: RawClient, quiet: float = 0.3, limit: float = IO_TIMEOUT):
     """Decoded events until none came for ``quiet`` seconds (bounded)."""
     got, deadline = [], time.monotonic() + limit
@@ -99,12 +103,13 @@ def test_noevents_after_nixevent_from_all_replies(switch_factory, clients):
     """ALL, nixevent HEARTBEAT, noevents killed the connection (greenswitch hung)."""
     client = clients(switch_factory())
     client.login()
-    assert reply(client, "event plain ALL") == "+OK event listener enabled plain"
-    assert reply(client, "nixevent HEARTBEAT") == "+OK events nixed"
-    assert reply(client, "noevents") == "+OK no longer listening for events"
-    assert reply(client, "event plain ALL") == "+OK event listener enabled plain"
-    assert reply(client, "nixevent CHANNEL_CREATE") == "+OK events nixed"
-    assert reply(client, "event plain CHANNEL_CREATE") == "+OK event listener enabled plain"
+    assert_replies(client, [
+        ("event plain ALL", "+OK event listener enabled plain"),
+        ("nixevent HEARTBEAT", "+OK events nixed"),
+        ("noevents", "+OK no longer listening for events"),
+        ("event plain ALL", "+OK event listener enabled plain"),
+        ("nixevent CHANNEL_CREATE", "+OK events nixed"),
+        ("event plain CHANNEL_CREATE", "+OK event listener enabled plain")])
     assert client.command("api uuid_exists x").body == b"false"  # still alive
 
 
@@ -167,13 +172,14 @@ def test_sendmsg_execute_answers_and_fires_execute_complete(switch_factory, clie
 def test_log_nolog_linger_and_divert_events_reply_as_an_inbound_socket(switch_factory, clients):
     client = clients(switch_factory())
     client.login()
-    assert reply(client, "nolog") == "-ERR not loging"
-    assert reply(client, "log info") == "+OK log level info [6]"
-    assert reply(client, "log 9") == "-ERR invalid log level"
-    assert reply(client, "nolog") == "+OK no longer logging"
-    assert reply(client, "linger") == "-ERR not controlling a session"
-    assert reply(client, "nolinger") == "-ERR not controlling a session"
-    assert reply(client, "divert_events on") == "-ERR not controlling a session."
+    assert_replies(client, [
+        ("nolog", "-ERR not loging"),
+        ("log info", "+OK log level info [6]"),
+        ("log 9", "-ERR invalid log level"),
+        ("nolog", "+OK no longer logging"),
+        ("linger", "-ERR not controlling a session"),
+        ("nolinger", "-ERR not controlling a session"),
+        ("divert_events on", "-ERR not controlling a session.")])
 
 
 def test_event_xml_serves_xml_events(switch_factory, clients):

@@ -148,11 +148,7 @@ class ChannelTable:
         return rows
 
     def calls_as_json(self) -> str:
-        rows = self._call_rows()
-        if not rows:
-            return IDLE_CHANNELS_JSON
-        return json.dumps({"row_count": len(rows), "rows": rows},
-                          ensure_ascii=False, separators=(",", ":"))
+        return _rows_json(self._call_rows())
 
     def calls_as_text(self) -> str:
         rows = self._call_rows()
@@ -177,17 +173,21 @@ class ChannelTable:
         return rows
 
     def as_json(self) -> str:
-        rows = self._listed_rows()
-        if not rows:
-            return IDLE_CHANNELS_JSON
-        return json.dumps({"row_count": len(rows), "rows": rows},
-                          ensure_ascii=False, separators=(",", ":"))
+        return _rows_json(self._listed_rows())
 
     def as_text(self) -> str:
         names = [col for col, _ in _COLUMNS] + ["initial_" + c for c in _INITIAL]
         lines = [",".join(names)]
         lines += [",".join(row.get(n, "") for n in names) for row in self._rows.values()]
         return "\n".join(lines) + "\n\n%d total.\n" % len(self._rows)
+
+
+def _rows_json(rows: list[dict[str, str]]) -> str:
+    """``show ... as json``: FreeSWITCH's own idle text when there is no row."""
+    if not rows:
+        return IDLE_CHANNELS_JSON
+    return json.dumps({"row_count": len(rows), "rows": rows},
+                      ensure_ascii=False, separators=(",", ":"))
 
 
 def _uptime(seconds: float) -> str:

@@ -12,7 +12,13 @@ import os
 import shutil
 from pathlib import Path
 
+import json
+import subprocess
+
+import gevent
+
 from eslhook.fakeswitch import load_capture
+from eslhook.fakeswitch.client import MYEVENTS_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "eslhook" / "data"
@@ -27,14 +33,7 @@ TYPED_HEADERS = ("Unique-ID", "Call-Direction", "Caller-Caller-ID-Name",
                  "Event-Date-Timestamp", "variable_sip_hangup_disposition",
                  "variable_billsec", "Channel-Name")
 JOB_UUID = "7f6a1c2e-0d4b-4e8f-9a3c-5b2d1e0f4a6c"
-# What ``myevents`` subscribes to, per mod_event_socket.c (parse_command).
-MYEVENTS_NAMES = frozenset("""
-CHANNEL_ANSWER CHANNEL_APPLICATION CHANNEL_BRIDGE CHANNEL_CREATE CHANNEL_DATA
-CHANNEL_DESTROY CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP
-CHANNEL_HANGUP_COMPLETE CHANNEL_ORIGINATE CHANNEL_UUID CHANNEL_OUTGOING
-CHANNEL_PARK CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_STATE
-CHANNEL_UNBRIDGE CHANNEL_UNPARK DETECTED_SPEECH DTMF NOTALK TALK
-""".split())
+
 MAX_SECONDS = 20  # every client script is killed after this
 
 
@@ -64,3 +63,58 @@ def node_or_fail_reason() -> tuple[str | None, str]:
 
 def in_ci() -> bool:
     return os.environ.get("CI") == "true"
+
+
+def require_node() -> str:
+    """Node's path; without Node or modesl the test fails under CI=true and
+    is skipped, with the reason, elsewhere."""
+    import pytest
+
+    path, why = node_or_fail_reason()
+    if path is None:
+        if in_ci():
+            pytest.fail(why)
+        pytest.skip(why)
+    return path
+
+
+def client_args(switch) -> list[str]:
+    """What each client script is told: where, and how much to wait for."""
+    inbound = [u for u, h in recorded_hangups().items() if h["Call-Direction"] == "inbound"]
+    return [switch.address[0], str(switch.address[1]), PASSWORD, B_LEG, JOB_UUID,
+            str(len(inbound)), str(recorded_session_events(B_LEG))]
+
+
+def _read_result(process: subprocess.Popen, name: str) -> dict:
+    with gevent.Timeout(MAX_SECONDS, AssertionError("%s gave no result" % name)):
+        line = process.stdout.readline()
+    assert line, "%s ended: %s" % (name, process.stderr.read()[-2000:])
+    return json.loads(line)
+
+
+def run_client_script(argv: list[str], cwd: Path, switch) -> tuple[dict, dict]:
+    """Run a client script: its results, then (after the switch dropped every
+    connection and the script was told so) what it noticed."""
+    name = Path(argv[1]).name
+    process = subprocess.Popen([*argv, *client_args(switch)], cwd=cwd, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        out = _read_result(process, name)
+        switch.disconnect_all()
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        return out, _read_result(process, name)
+    finally:
+        process.kill()
+        process.wait(5)
+
+
+def assert_hangups_are_the_recorded_inbound_ones(hangups: list[dict]) -> None:
+    """The typed values a client decoded equal the json recording's."""
+    recorded = recorded_hangups()
+    inbound = {u for u, h in recorded.items() if h["Call-Direction"] == "inbound"}
+    assert {e["Unique-ID"] for e in hangups} == inbound
+    for event in hangups:
+        wanted = recorded[event["Unique-ID"]]
+        assert {h: event.get(h) for h in wanted} == wanted

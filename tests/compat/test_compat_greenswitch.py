@@ -11,7 +11,8 @@ import gevent
 import greenswitch
 import pytest
 
-from compat_support import (A_LEG, B_LEG, BRIDGED_PLAIN, JOB_UUID, PASSWORD, recorded_hangups,
+from compat_support import (A_LEG, B_LEG, BRIDGED_PLAIN, JOB_UUID, PASSWORD,
+                            assert_hangups_are_the_recorded_inbound_ones, recorded_hangups,
                             recorded_session_events)
 
 TIMEOUT = 5.0
@@ -58,13 +59,9 @@ def test_greenswitch_authenticates_subscribes_and_reads_the_capture(switch_facto
         assert send(mine, "myevents " + B_LEG).data == "+OK Events Enabled"
 
         assert switch.replay_done.wait(TIMEOUT)
-        recorded = recorded_hangups()
-        inbound = {u for u, h in recorded.items() if h["Call-Direction"] == "inbound"}
+        inbound = [h for h in recorded_hangups().values() if h["Call-Direction"] == "inbound"]
         wait_for(lambda: len(hangups) == len(inbound), "inbound hangups")
-        for event in hangups:  # typed values decoded by greenswitch = the json recording
-            unique_id = event.headers["Unique-ID"]
-            assert unique_id in inbound
-            assert {h: event.headers.get(h) for h in recorded[unique_id]} == recorded[unique_id]
+        assert_hangups_are_the_recorded_inbound_ones([e.headers for e in hangups])
         b_events = recorded_session_events(B_LEG)
         wait_for(lambda: len(session_events) == b_events, "B-leg events")
         assert {e.headers["Unique-ID"] for e in session_events} == {B_LEG}

@@ -8,65 +8,33 @@ elsewhere: it is skipped with that reason in pytest's summary (-ra).
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
-import gevent
 import pytest
 
-from compat_support import (B_LEG, BRIDGED_PLAIN, JOB_UUID, MAX_SECONDS, PASSWORD, in_ci,
-                            node_or_fail_reason, recorded_hangups, recorded_session_events)
+from compat_support import (B_LEG, BRIDGED_PLAIN, JOB_UUID,
+                            assert_hangups_are_the_recorded_inbound_ones,
+                            recorded_session_events, require_node, run_client_script)
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 
 
 @pytest.fixture
 def node() -> str:
-    path, why = node_or_fail_reason()
-    if path is None:
-        if in_ci():
-            pytest.fail(why)
-        pytest.skip(why)
-    return path
-
-
-def read_line(process: subprocess.Popen, seconds: float) -> dict:
-    with gevent.Timeout(seconds, AssertionError("modesl_client.js gave no result")):
-        line = process.stdout.readline()
-    assert line, "modesl_client.js ended: %s" % process.stderr.read()[-2000:]
-    return json.loads(line)
+    return require_node()
 
 
 def test_modesl_authenticates_subscribes_and_reads_the_capture(switch_factory, node):
     switch = switch_factory(BRIDGED_PLAIN)
-    recorded = recorded_hangups()
-    inbound = {u for u, h in recorded.items() if h["Call-Direction"] == "inbound"}
-    b_events = recorded_session_events(B_LEG)
-    args = [switch.address[0], str(switch.address[1]), PASSWORD, B_LEG, JOB_UUID,
-            str(len(inbound)), str(b_events)]
-    process = subprocess.Popen([node, "modesl_client.js", *args], cwd=NODE_DIR, text=True,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
-    try:
-        out = read_line(process, MAX_SECONDS)
-        switch.disconnect_all()
-        process.stdin.write("go\n")
-        process.stdin.flush()
-        after = read_line(process, MAX_SECONDS)
-    finally:
-        process.kill()
-        process.wait(5)
+    out, after = run_client_script([node, "modesl_client.js"], NODE_DIR, switch)
 
     assert out["bad_password"] == "refused"
     assert out["subscribe"] == "+OK event listener enabled json"
     assert out["filter"] == "+OK filter added. [Call-Direction]=[inbound]"
     assert out["myevents"] == "+OK Events Enabled"
-    assert {e["Unique-ID"] for e in out["hangups"]} == inbound
-    for event in out["hangups"]:  # typed values modesl decoded = the json recording
-        wanted = recorded[event["Unique-ID"]]
-        assert {h: event.get(h) for h in wanted} == wanted
-    assert (out["session_ids"], out["session_count"]) == ([B_LEG], b_events)
+    assert_hangups_are_the_recorded_inbound_ones(out["hangups"])
+    assert (out["session_ids"], out["session_count"]) == (
+        [B_LEG], recorded_session_events(B_LEG))
     assert out["filter_delete"].startswith("+OK filter deleted.")
     assert out["job_event_uuid"] == JOB_UUID and out["job_body_starts"] == "UP "
     assert out["sendevent"].startswith("+OK ")

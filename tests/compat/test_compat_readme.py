@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from compat_support import MAX_SECONDS, ROOT, in_ci, node_or_fail_reason, recorded_hangups
+from compat_support import MAX_SECONDS, ROOT, recorded_hangups, require_node
 
 README = ROOT / "README.md"
 
@@ -64,11 +64,7 @@ def test_readme_python_example_prints_the_inbound_hangups(fake_switch_port, tmp_
 
 
 def test_readme_node_example_prints_the_inbound_hangups(fake_switch_port, tmp_path):
-    node, why = node_or_fail_reason()
-    if node is None:
-        if in_ci():
-            pytest.fail(why)
-        pytest.skip(why)
+    node = require_node()
     script = tmp_path / "example.js"
     script.write_text(block("js").replace("8021", fake_switch_port))
     env = {**os.environ, "NODE_PATH": str(ROOT / "tests" / "compat" / "node" / "node_modules")}
