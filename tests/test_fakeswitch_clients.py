@@ -169,6 +169,21 @@ def test_sendmsg_execute_answers_and_fires_execute_complete(switch_factory, clie
         "-ERR invalid session id [11111111-2222-3333-4444-555555555555]")
 
 
+def test_sendmsg_hangup_ends_the_call(switch_factory, clients):
+    client = clients(switch_factory())
+    client.login()
+    unique_id = client.command("api originate sofia/internal/1000@127.0.0.1:5080 &park()"
+                               ).body.decode().split()[1]
+    assert reply(client, "myevents %s json" % unique_id) == "+OK Events Enabled"
+    assert reply(client, "sendmsg %s\ncall-command: hangup\nhangup-cause: USER_BUSY"
+                 % unique_id) == "+OK"
+    got = [json.loads(f.body) for f in client.events(3)]
+    assert [(e["Event-Name"], e["Hangup-Cause"]) for e in got] == [
+        ("CHANNEL_HANGUP", "USER_BUSY"), ("CHANNEL_HANGUP_COMPLETE", "USER_BUSY"),
+        ("CHANNEL_DESTROY", "USER_BUSY")]
+    assert client.command("api uuid_exists " + unique_id).body == b"false"
+
+
 def test_log_nolog_linger_and_divert_events_reply_as_an_inbound_socket(switch_factory, clients):
     client = clients(switch_factory())
     client.login()
