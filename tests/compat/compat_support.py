@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "eslhook" / "data"
 BRIDGED_PLAIN = DATA / "plain-bridged-call-all-events.esl"
 BRIDGED_JSON = DATA / "json-bridged-call-all-events.esl"
-A_LEG = "fcac29d0-7f0d-4996-a1f0-18ddd3daac16"
-B_LEG = "cd3f12c1-297c-4ba6-9b86-e4442538c82b"
+A_LEG = "fcac29d0-7f0d-4996-a1f0-18ddd3daac16"  # inbound sipp leg to 1006, bridged
+B_LEG = "cd3f12c1-297c-4ba6-9b86-e4442538c82b"  # its outbound leg to 1000
 PASSWORD = "ClueCon"
 # Header values a client reads off CHANNEL_HANGUP_COMPLETE (strings, as sent).
 TYPED_HEADERS = ("Unique-ID", "Call-Direction", "Caller-Caller-ID-Name",

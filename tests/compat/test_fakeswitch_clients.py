@@ -1,7 +1,8 @@
 """What users' own ESL clients do to the fake switch, over real sockets.
 
 Each test is named after what broke a real client library (issue 13);
-tests/compat/ runs the libraries themselves.
+the other tests here run the libraries themselves.  The switch settles
+before replaying, as ``eslhook fake-switch`` does (conftest.py here).
 """
 
 from __future__ import annotations
@@ -17,15 +18,12 @@ import gevent
 from eslhook.fakeswitch import load_capture
 from eslhook.fakeswitch.api import ChannelTable
 from eslhook.source.framing import parse_event
+from compat_support import A_LEG, B_LEG, BRIDGED_JSON, BRIDGED_PLAIN, ROOT
 from test_fakeswitch import IO_TIMEOUT, RawClient, clients  # noqa: F401 (fixture)
 
-ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "tests" / "captures"
-BRIDGED_PLAIN = ROOT / "eslhook" / "data" / "plain-bridged-call-all-events.esl"
-BRIDGED_JSON = ROOT / "eslhook" / "data" / "json-bridged-call-all-events.esl"
-A_LEG = "fcac29d0-7f0d-4996-a1f0-18ddd3daac16"   # sipp -> 1006, bridged
-B_LEG = "cd3f12c1-297c-4ba6-9b86-e4442538c82b"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
 
 
 def reply(client: RawClient, command: str) -> str:
