@@ -31,6 +31,9 @@ def switch_factory():
 
     def make(*captures, **options):
         options.setdefault("heartbeat_seconds", None)
+        # eslhook's own client subscribes with one command: no settle wait
+        # (tests modelling other clients, tests/compat, ask for the real one)
+        options.setdefault("settle_seconds", 0.0)
         switch = FakeSwitch(captures, **options)
         switch.start()
         started.append(switch)

@@ -287,7 +287,8 @@ def test_event_command_errors_and_noevents_nixevent_replies(switch_factory, clie
     assert client.command("noevents").headers["Reply-Text"] == (
         "+OK no longer listening for events")
     assert client.command("filter Unique-ID").headers["Reply-Text"] == "-ERR invalid syntax"
-    assert client.command("sendmsg").headers["Reply-Text"] == "-ERR command not found"
+    assert client.command("no_such_command").headers["Reply-Text"] == "-ERR command not found"
+    assert client.command("sendmsg").headers["Reply-Text"] == "-ERR invalid session id []"
 
 
 # -- api / bgapi ---------------------------------------------------------------

@@ -12,6 +12,8 @@ import json
 import time
 from collections.abc import Mapping
 
+from eslhook.fakeswitch.events import EventData, render_plain
+
 VERSION = ("FreeSWITCH Version 1.10.12-release+git~20240802T210227Z~a88d069d6f~64bit"
            " (git a88d069 2024-08-02 21:02:27Z 64bit)\n")
 _READY = "FreeSWITCH (Version 1.10.12-release git a88d069 2024-08-02 21:02:27Z 64bit) is ready"
@@ -38,6 +40,22 @@ _COLUMNS = (
     ("call_uuid", "Channel-Call-UUID"), ("sent_callee_name", None), ("sent_callee_num", None),
 )
 _INITIAL = ("cid_name", "cid_num", "ip_addr", "dest", "dialplan", "context")
+UUID_KILL_SYNTAX = "<uuid> [cause]"
+UUID_DUMP_SYNTAX = "<uuid> [format]"
+# show calls: a call's A-leg columns, then its B-leg's with a b_ prefix
+# (tests/captures/api-show-calls-as-json.raw).
+_CALL_COLUMNS = ("uuid", "direction", "created", "created_epoch", "name", "state",
+                 "cid_name", "cid_num", "ip_addr", "dest", "presence_id", "presence_data",
+                 "accountcode", "callstate", "callee_name", "callee_num", "callee_direction",
+                 "call_uuid", "hostname", "sent_callee_name", "sent_callee_num")
+_B_COLUMNS = tuple(c for c in _CALL_COLUMNS if c not in ("call_uuid", "hostname"))
+# sofia status as the recording's switch answered (one profile, internal).
+SOFIA_STATUS = (
+    "                     Name\t   Type\t                                      Data\tState\n"
+    + "=" * 97 + "\n"
+    "                 internal\tprofile\t              sip:mod_sofia@127.0.0.1:5080\tRUNNING (0)\n"
+    + "=" * 97 + "\n"
+    "1 profile 0 aliases\n")
 
 
 def _channel_row(headers: Mapping[str, str], previous: dict[str, str] | None) -> dict[str, str]:
@@ -93,12 +111,50 @@ class ChannelTable:
         self._headers.clear()
         self._lingering.clear()
 
+    def snapshot(self, unique_id: str) -> dict[str, str] | None:
+        """The live channel's headers, as its last event had them."""
+        headers = self._headers.get(unique_id)
+        return dict(headers) if headers is not None else None
+
     def dump_json(self, unique_id: str) -> str:
         """``uuid_dump <uuid> json``: the channel's headers as a CHANNEL_DATA event."""
         headers = self._headers.get(unique_id)
         if headers is None:
             return "-ERR No such channel!\n"
         return json.dumps({**headers, "Event-Name": "CHANNEL_DATA"}, ensure_ascii=False)
+
+    def dump_plain(self, unique_id: str) -> str:
+        """``uuid_dump <uuid>``: the same, serialised like a plain event."""
+        headers = self._headers.get(unique_id)
+        if headers is None:
+            return "-ERR No such channel!\n"
+        pairs = list({**headers, "Event-Name": "CHANNEL_DATA"}.items())
+        return render_plain(EventData(pairs, None)).decode("ascii")
+
+    def _call_rows(self) -> list[dict[str, str]]:
+        """One row per call: A-legs with their bridged B-leg, lone channels alone."""
+        rows = []
+        for unique_id, row in self._rows.items():
+            headers = self._headers[unique_id]
+            if headers.get("Other-Type") == "originator":
+                continue  # a B-leg: listed in its A-leg's row
+            other = headers.get("Other-Leg-Unique-ID", "")
+            b_row = self._rows.get(other) if headers.get("Other-Type") == "originatee" else None
+            call = {col: row.get(col, "") for col in _CALL_COLUMNS}
+            call["call_uuid"] = unique_id if b_row else ""
+            call.update(("b_" + col, (b_row or {}).get(col, "")) for col in _B_COLUMNS)
+            call["call_created_epoch"] = row.get("created_epoch", "") if b_row else ""
+            rows.append(call)
+        return rows
+
+    def calls_as_json(self) -> str:
+        return _rows_json(self._call_rows())
+
+    def calls_as_text(self) -> str:
+        rows = self._call_rows()
+        names = list(_CALL_COLUMNS) + ["b_" + c for c in _B_COLUMNS] + ["call_created_epoch"]
+        lines = [",".join(names)] + [",".join(row[n] for n in names) for row in rows]
+        return "\n".join(lines) + "\n\n%d total.\n" % len(rows)
 
     def __contains__(self, unique_id: str) -> bool:
         return unique_id in self._rows
@@ -117,17 +173,21 @@ class ChannelTable:
         return rows
 
     def as_json(self) -> str:
-        rows = self._listed_rows()
-        if not rows:
-            return IDLE_CHANNELS_JSON
-        return json.dumps({"row_count": len(rows), "rows": rows},
-                          ensure_ascii=False, separators=(",", ":"))
+        return _rows_json(self._listed_rows())
 
     def as_text(self) -> str:
         names = [col for col, _ in _COLUMNS] + ["initial_" + c for c in _INITIAL]
         lines = [",".join(names)]
         lines += [",".join(row.get(n, "") for n in names) for row in self._rows.values()]
         return "\n".join(lines) + "\n\n%d total.\n" % len(self._rows)
+
+
+def _rows_json(rows: list[dict[str, str]]) -> str:
+    """``show ... as json``: FreeSWITCH's own idle text when there is no row."""
+    if not rows:
+        return IDLE_CHANNELS_JSON
+    return json.dumps({"row_count": len(rows), "rows": rows},
+                      ensure_ascii=False, separators=(",", ":"))
 
 
 def _uptime(seconds: float) -> str:
@@ -165,15 +225,30 @@ def run_api(command: str, arg: str, channels: ChannelTable, started: float,
     if cmd == "uuid_exists":
         return "true" if arg.strip() in channels else "false"
     if cmd == "uuid_dump":
-        words = arg.split()
-        if len(words) == 2 and words[1].lower() == "json":
-            return channels.dump_json(words[0])
-        return "-USAGE: fake switch answers only: uuid_dump <uuid> json\n"
+        return _uuid_dump(arg, channels)
     if cmd == "global_getvar" and arg.strip() == "core_uuid":
         return core_uuid
     if cmd == "show":
-        words = arg.lower().split()
-        if words[:1] == ["channels"]:
-            return channels.as_json() if words[-2:] == ["as", "json"] else channels.as_text()
-        return "-USAGE: fake switch answers only: show channels [as json]\n"
+        return _show(arg, channels)
+    if cmd == "sofia" and arg.strip().lower() == "status":
+        return SOFIA_STATUS
     return "-ERR %s Command not found!\n" % command
+
+
+def _uuid_dump(arg: str, channels: ChannelTable) -> str:
+    words = arg.split()
+    if not words:
+        return "-USAGE: %s\n" % UUID_DUMP_SYNTAX
+    if len(words) > 1 and words[1].lower() == "json":
+        return channels.dump_json(words[0])
+    return channels.dump_plain(words[0])
+
+
+def _show(arg: str, channels: ChannelTable) -> str:
+    words = arg.lower().split()
+    as_json = words[-2:] == ["as", "json"]
+    if words[:1] == ["channels"]:
+        return channels.as_json() if as_json else channels.as_text()
+    if words[:1] == ["calls"]:
+        return channels.calls_as_json() if as_json else channels.calls_as_text()
+    return "-USAGE: fake switch answers only: show channels|calls [as json]\n"

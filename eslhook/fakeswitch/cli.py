@@ -1,4 +1,4 @@
-"""``eslhook fake-switch CAPTURE... [--listen H:P] [--password] [--speed] [--loop]``."""
+"""``eslhook fake-switch CAPTURE... [--listen H:P] [--password] [--speed] [--loop] [--settle]``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import gevent
 
 from eslhook.fakeswitch.capture import CaptureError
-from eslhook.fakeswitch.server import FakeSwitch, parse_speed
+from eslhook.fakeswitch.server import DEFAULT_SETTLE_SECONDS, FakeSwitch, parse_speed
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,24 @@ def _speed(text: str) -> str:
     return text
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected seconds, got %r" % text) from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("expected seconds >= 0, got %r" % text)
+    return value
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "fake-switch", help="run a fake FreeSWITCH replaying ESL captures",
         description="Listen like FreeSWITCH's event socket and replay captured events "
-                    "to clients that subscribe.")
+                    "to clients that subscribe. The replay starts --settle seconds after "
+                    "the last subscription change (event, nixevent, noevents, myevents, "
+                    "filter), so a client that sends several of them in a row loses "
+                    "no event; it pauses while nobody is subscribed.")
     parser.add_argument("captures", nargs="+", metavar="CAPTURE",
                         help="capture file(s) (.esl, as written by 'eslhook record')")
     parser.add_argument("--listen", type=host_port, default=("127.0.0.1", 8021),
@@ -46,6 +59,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--loop", action="store_true", help="replay forever, with fresh ids")
     parser.add_argument("--heartbeat", type=float, default=20.0, metavar="SECONDS",
                         help="generate HEARTBEAT every SECONDS (0: never; default 20)")
+    parser.add_argument("--settle", type=_seconds, default=DEFAULT_SETTLE_SECONDS,
+                        metavar="SECONDS",
+                        help="start (or resume) the replay this long after the last "
+                             "subscription change (default %(default)s)")
     parser.set_defaults(run=run)
     return parser
 
@@ -54,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         switch = FakeSwitch(args.captures, host=args.listen[0], port=args.listen[1],
                             password=args.password, speed=args.speed, loop=args.loop,
-                            heartbeat_seconds=args.heartbeat)
+                            heartbeat_seconds=args.heartbeat, settle_seconds=args.settle)
         host, port = switch.start()
     except CaptureError as exc:
         print("eslhook fake-switch: %s" % exc, file=sys.stderr)

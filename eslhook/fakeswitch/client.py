@@ -1,9 +1,12 @@
 """One inbound event-socket connection to the fake switch.
 
-Speaks mod_event_socket's side of the protocol: auth, event/noevents/
-nixevent/filter, api, bgapi, exit.  Every write goes through ``send`` so
-frames never interleave and the switch's fault injections (stall, cut a
-frame) apply to replies and events alike.
+Speaks mod_event_socket's side of the protocol (FreeSWITCH 1.10's
+``parse_command``): auth, event/noevents/nixevent/filter, myevents,
+sendevent, sendmsg, api, bgapi, log/nolog, linger/nolinger/divert_events
+(refused, as on any inbound socket), exit.  Command header names are
+caseless.  Every write goes through ``send`` so frames never interleave
+and the switch's fault injections (stall, cut a frame) apply to replies
+and events alike.
 """
 
 from __future__ import annotations
@@ -48,6 +51,20 @@ CONFERENCE_DATA_QUERY CONFERENCE_DATA CALL_SETUP_REQ CALL_SETUP_RESULT
 CALL_DETAIL DEVICE_STATE TEXT SHUTDOWN_REQUESTED ALL
 """.split())
 
+# What ``myevents`` turns on (mod_event_socket.c, parse_command).
+MYEVENTS_NAMES = frozenset("""
+CHANNEL_ANSWER CHANNEL_APPLICATION CHANNEL_BRIDGE CHANNEL_CREATE CHANNEL_DATA
+CHANNEL_DESTROY CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP
+CHANNEL_HANGUP_COMPLETE CHANNEL_ORIGINATE CHANNEL_UUID CHANNEL_OUTGOING
+CHANNEL_PARK CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_STATE
+CHANNEL_UNBRIDGE CHANNEL_UNPARK DETECTED_SPEECH DTMF NOTALK TALK
+""".split())
+FORMATS = ("plain", "json", "xml")
+# switch_log_str2level names; a number 0..7 is taken as it is.
+LOG_LEVELS = {"console": 0, "alert": 1, "crit": 2, "err": 3, "error": 3,
+              "warning": 4, "notice": 5, "info": 6, "debug": 7}
+NOT_CONTROLLING = "-ERR not controlling a session"
+
 
 class Subscription:
     """What one connection asked for: format, event names, filters."""
@@ -58,10 +75,12 @@ class Subscription:
         self.names: set[str] = set()
         self.subclasses: set[str] = set()
         self.filters: list[tuple[str, str]] = []
+        self.myevents = False
+        self.session_uuid: str | None = None  # myevents <uuid>: that call only
 
     def subscribe(self, words: list[str]) -> int:
         """Add names (after an optional format word); returns names taken."""
-        if words and words[0].lower() in ("plain", "json", "xml"):
+        if words and words[0].lower() in FORMATS:
             self.fmt = words.pop(0).lower()
         taken, custom = 0, False
         for word in words:
@@ -85,10 +104,22 @@ class Subscription:
             if name == "ALL":
                 self.names.clear()
             elif "ALL" in self.names:
-                self.names = (EVENT_NAMES - {"ALL", name})
+                self.names = set(EVENT_NAMES - {"ALL", name})  # stays mutable
             else:
                 self.names.discard(name)
         return taken
+
+    def clear(self) -> None:
+        self.enabled = self.myevents = False
+        self.session_uuid = None
+        self.names.clear()
+        self.subclasses.clear()
+
+    def watch_session(self, session_uuid: str | None) -> None:
+        """``myevents``: the call's events only (any call's without a uuid)."""
+        self.myevents = self.enabled = True
+        self.session_uuid = session_uuid
+        self.names |= MYEVENTS_NAMES
 
     def wants(self, name: str, subclass: str, headers) -> bool:
         if not self.enabled:
@@ -98,7 +129,13 @@ class Subscription:
                 return False
             if name == "CUSTOM" and subclass and subclass not in self.subclasses:
                 return False
-        return not self.filters or _filters_pass(self.filters, headers())
+        if self.filters and not _filters_pass(self.filters, headers()):
+            return False
+        return not self.myevents or self._is_session_event(headers())
+
+    def _is_session_event(self, headers) -> bool:
+        unique_id = headers.get("Unique-ID")
+        return bool(unique_id) and self.session_uuid in (None, unique_id)
 
 
 def _filter_value_matches(actual: str, wanted: str) -> bool:
@@ -143,6 +180,7 @@ class Client:
         self.authed = False
         self.subscription = Subscription()
         self.closed = False
+        self.logging = False  # "log" was sent (the fake has no log lines to send)
         self._write_lock = Semaphore()
 
     def __repr__(self) -> str:
@@ -244,32 +282,50 @@ class Client:
         return False
 
     # -- commands --------------------------------------------------------
+    def reply(self, text: str, *extra: tuple[str, str]) -> None:
+        self.send(command_reply(text, *extra))
+
     def _event(self, command: Command) -> None:
-        words = command.arg.split()
-        if words and words[0].lower() == "xml":
-            self.send(command_reply("-ERR fake switch sends plain or json only"))
+        if not self.subscription.subscribe(command.arg.split()):
+            self.reply("-ERR no keywords supplied")
             return
-        if not self.subscription.subscribe(words):
-            self.send(command_reply("-ERR no keywords supplied"))
-            return
-        self.send(command_reply("+OK event listener enabled %s" % self.subscription.fmt))
+        self.reply("+OK event listener enabled %s" % self.subscription.fmt)
         self.switch.subscription_changed()
 
     def _nixevent(self, command: Command) -> None:
         if not self.subscription.nix(command.arg.split()):
-            self.send(command_reply("-ERR no keywords supplied"))
+            self.reply("-ERR no keywords supplied")
             return
-        self.send(command_reply("+OK events nixed"))
+        self.reply("+OK events nixed")
+        self.switch.subscription_changed()
 
     def _noevents(self, command: Command) -> None:
         sub = self.subscription
         if not sub.enabled:
-            self.send(command_reply("-ERR not listening for events"))
+            self.reply("-ERR not listening for events")
             return
-        sub.enabled = False
-        sub.names.clear()
-        sub.subclasses.clear()
-        self.send(command_reply("+OK no longer listening for events"))
+        sub.clear()
+        self.reply("+OK no longer listening for events")
+        self.switch.subscription_changed()
+
+    def _myevents(self, command: Command) -> None:
+        # Only "myevents <uuid> [format]" is known on an inbound socket.
+        words = command.arg.split()
+        if not words:
+            self.reply("-ERR command not found")
+            return
+        if self.subscription.myevents:
+            self.reply("-ERR aready enabled.")  # sic, FreeSWITCH's spelling
+            return
+        session = words[0] if self.switch.knows_channel(words[0]) else None
+        if session is None and len(words) > 1:
+            self.reply("-ERR invalid uuid")
+            return
+        fmt = next((w.lower() for w in words[1:] if w.lower() in FORMATS), None)
+        fmt = fmt or next((f for f in ("xml", "json") if f in words[0].lower()), None)
+        self.subscription.fmt = fmt or self.subscription.fmt
+        self.subscription.watch_session(session)
+        self.reply("+OK Events Enabled")
         self.switch.subscription_changed()
 
     def _filter(self, command: Command) -> None:
@@ -282,32 +338,83 @@ class Client:
             else:
                 filters[:] = [(n, v) for n, v in filters
                               if not (n == name and (not value or v == value))]
-            self.send(command_reply("+OK filter deleted. [%s][%s]" % (name, value)))
+            self.reply("+OK filter deleted. [%s][%s]" % (name, value))
         elif value:
             if name.lower() == "add":
                 name, _, value = value.partition(" ")
             filters.append((name, value))
-            self.send(command_reply("+OK filter added. [%s]=[%s]" % (name, value)))
+            self.reply("+OK filter added. [%s]=[%s]" % (name, value))
         else:
-            self.send(command_reply("-ERR invalid syntax"))
+            self.reply("-ERR invalid syntax")
+            return
+        self.switch.subscription_changed()
 
     def _api(self, command: Command) -> None:
         name, _, arg = command.arg.partition(" ")
         self.send(protocol.api_response(self.switch.run_api(name, arg)))
+        self.switch.run_after_reply()
 
     def _bgapi(self, command: Command) -> None:
         name, _, arg = command.arg.partition(" ")
         job_uuid = command.headers.get("Job-UUID") or self.switch.new_uuid()
-        self.send(command_reply("+OK Job-UUID: %s" % job_uuid, ("Job-UUID", job_uuid)))
+        self.reply("+OK Job-UUID: %s" % job_uuid, ("Job-UUID", job_uuid))
         result = self.switch.run_api(name, arg)
         self.switch.publish_generated("BACKGROUND_JOB", [
             ("Job-UUID", job_uuid), ("Job-Command", name)]
             + ([("Job-Command-Arg", arg)] if arg else []), body=result,
             calling=("mod_event_socket.c", "api_exec", "1572"))
+        self.switch.run_after_reply()
+
+    def _sendevent(self, command: Command) -> None:
+        event_uuid = self.switch.new_uuid()
+        name = command.arg.split(" ", 1)[0].upper() if command.arg else ""
+        body = command.body.decode("utf-8", "replace") if command.body else None
+        self.reply("+OK %s" % event_uuid)
+        self.switch.publish_sent_event(name, command.headers.pairs, event_uuid, body)
+
+    def _sendmsg(self, command: Command) -> None:
+        uuid = command.arg or command.headers.get("session-id", "")
+        if not uuid or uuid not in self.switch.live_channels():
+            self.reply("-ERR invalid session id [%s]" % uuid)
+            return
+        self.reply("+OK")
+        self.switch.run_message(uuid, command.headers)
+
+    def _log(self, command: Command) -> None:
+        level = command.arg
+        number = _log_level(level) if level else 7
+        if number is None:
+            self.reply("-ERR invalid log level")
+            return
+        self.logging = True
+        self.reply("+OK log level %s [%d]" % (level, number))
+
+    def _nolog(self, command: Command) -> None:
+        if not self.logging:
+            self.reply("-ERR not loging")  # sic, as FreeSWITCH spells it
+            return
+        self.logging = False
+        self.reply("+OK no longer logging")
+
+    def _not_controlling(self, command: Command) -> None:
+        self.reply(NOT_CONTROLLING)
+
+    def _divert_events(self, command: Command) -> None:
+        self.reply(NOT_CONTROLLING + ".")  # this one ends with a full stop
+
+
+def _log_level(text: str) -> int | None:
+    if text.isdigit():
+        return int(text) if int(text) <= 7 else None
+    return LOG_LEVELS.get(text.lower())
 
 
 _HANDLERS = {
     "event": Client._event, "events": Client._event, "nixevent": Client._nixevent,
-    "noevents": Client._noevents, "filter": Client._filter, "api": Client._api,
-    "bgapi": Client._bgapi,
+    "noevents": Client._noevents, "myevents": Client._myevents,
+    "filter": Client._filter, "api": Client._api, "bgapi": Client._bgapi,
+    "sendevent": Client._sendevent, "sendmsg": Client._sendmsg,
+    "log": Client._log, "nolog": Client._nolog,
+    "linger": Client._not_controlling, "nolinger": Client._not_controlling,
+    "divert_events": Client._divert_events,
 }

@@ -121,12 +121,35 @@ def render_json(event: EventData) -> bytes:
     return ("{" + ",".join(items) + "}").encode("utf-8", "surrogateescape")
 
 
+def _xml_text(text: str) -> str:
+    # switch_xml_ampencode on element text
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#xD;"))
+
+
+def render_xml(event: EventData) -> bytes:
+    """``switch_event_xmlize`` + ``switch_xml_toxml``: values url-encoded
+    as in plain, two spaces per level, the inner body as ``<body>``."""
+    lines = ["<event>", "  <headers>"]
+    lines += ["    <%s>%s</%s>" % (name, _xml_text(url_encode(value)), name)
+              for name, value in event.headers]
+    lines.append("  </headers>")
+    if event.body:
+        length = len(event.body.encode("utf-8", "surrogateescape"))
+        lines.append("  <Content-Length>%d</Content-Length>" % length)
+        lines.append("  <body>%s</body>" % _xml_text(event.body))
+    lines.append("</event>")
+    return "\n".join(lines).encode("utf-8", "surrogateescape")
+
+
+_RENDERERS = {"plain": render_plain, "json": render_json, "xml": render_xml}
+
+
 def render(event: EventData, fmt: str) -> bytes:
-    if fmt == "plain":
-        return render_plain(event)
-    if fmt == "json":
-        return render_json(event)
-    raise ValueError("unknown event format %r (plain or json)" % fmt)
+    renderer = _RENDERERS.get(fmt)
+    if renderer is None:
+        raise ValueError("unknown event format %r (plain, json or xml)" % fmt)
+    return renderer(event)
 
 
 def convert(body: bytes, src_fmt: str, dst_fmt: str) -> bytes:

@@ -29,9 +29,27 @@ def disconnect_notice(text: str = GOODBYE) -> bytes:
     return b"Content-Type: text/disconnect-notice\nContent-Length: %d\n\n" % len(raw) + raw
 
 
+class Headers(dict):
+    """Command headers keyed by lower-cased name: FreeSWITCH reads them
+    without regard to case (``job-uuid`` is ``Job-UUID``)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        super().__init__((name.lower(), value) for name, value in pairs)
+        self.pairs = pairs  # as sent, in order (sendevent keeps them)
+
+    def get(self, name: str, default=None):  # type: ignore[override]
+        return super().get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+
 class Command(NamedTuple):
-    line: str               # "api status", "event plain ALL", ...
-    headers: dict[str, str]  # lines after the first ("Job-UUID: ...")
+    line: str          # "api status", "event plain ALL", ...
+    headers: Headers   # lines after the first ("Job-UUID: ..."), caseless
     body: bytes
 
     @property
@@ -69,11 +87,12 @@ class CommandReader:
                     raise CommandTooLong("no end of command in %d bytes" % len(self._buf))
                 return
             lines = self._buf[:end].decode("utf-8", "replace").replace("\r", "").split("\n")
-            headers = {}
+            pairs = []
             for line in lines[1:]:
                 name, _, value = line.partition(":")
-                if name:
-                    headers[name.strip()] = value.strip()
+                if name.strip():
+                    pairs.append((name.strip(), value.strip()))
+            headers = Headers(pairs)
             length = headers.get("Content-Length", "0")
             need = int(length) if length.isdigit() else 0
             start = end + sep_len

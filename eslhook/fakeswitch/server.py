@@ -1,8 +1,13 @@
 """The fake FreeSWITCH: an ESL inbound-socket server replaying captures.
 
 Replay semantics: one shared timeline, like a real switch's event stream.
-- The timeline starts when the first client subscribes (``event ...``) and
-  walks the capture(s) in order, paced by ``speed``.  Each event goes to
+- The timeline starts ``settle_seconds`` (default 0.25 s) after the last
+  subscription change (``event``, ``nixevent``, ``noevents``, ``myevents``,
+  ``filter``) once a client is subscribed, so a client's usual start
+  (several ``event``/``filter`` commands in a row) loses nothing; each
+  change within the settle time restarts it.  The same holds when the
+  timeline resumes after a pause.  It then walks the capture(s) in order,
+  paced by ``speed``.  Each event goes to
   every connected client whose subscription (names, filters) wants it, in
   that client's format: the recorded bytes when the formats agree, converted
   otherwise.  A client that subscribes later sees the timeline from there on.
@@ -23,6 +28,12 @@ Replay semantics: one shared timeline, like a real switch's event stream.
   ``eslhook.fakeswitch.rewrite``.
 - HEARTBEAT events are generated every ``heartbeat_seconds`` (None/0: off)
   besides those in the capture; ``bgapi`` results come as BACKGROUND_JOB.
+- ``uuid_kill`` (or ``sendmsg`` ``hangup``) ends a live channel at once
+  with generated CHANNEL_HANGUP / HANGUP_COMPLETE / DESTROY events; the
+  replay then skips that channel's remaining recorded events.
+  ``originate`` creates a channel from a recorded one (a template) with a
+  new Unique-ID: CHANNEL_CREATE and CHANNEL_ANSWER, then it stays up until
+  killed.  ``sendevent`` events reach every subscriber.
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ import gevent.event
 import gevent.pool
 from gevent.server import StreamServer
 
-from eslhook.fakeswitch import api
+from eslhook.fakeswitch import api, calls
 from eslhook.fakeswitch.capture import Capture, CapturedEvent, load_capture
 from eslhook.fakeswitch.client import Client
 from eslhook.fakeswitch.events import EventData, convert, event_frame, render_plain
@@ -52,6 +63,8 @@ log = logging.getLogger(__name__)
 MAX_CLIENTS = 256
 _YIELD_EVERY = 64  # at speed max, let other greenlets run this often
 _POLL_SECONDS = 0.25
+DEFAULT_SETTLE_SECONDS = 0.25
+_MAX_SETTLE_WAIT_SECONDS = 5.0  # a client changing subscriptions forever cannot hold it longer
 
 
 def parse_speed(speed: str | float) -> float | None:
@@ -75,9 +88,13 @@ class ReplayPolicy:
     speed: str | float = "max"
     loop: bool = False
     heartbeat_seconds: float | None = 20.0
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
     def __post_init__(self):
         parse_speed(self.speed)
+        settle = self.settle_seconds
+        if not isinstance(settle, (int, float)) or not math.isfinite(settle) or settle < 0:
+            raise ValueError("settle_seconds: expected a number >= 0, got %r" % (settle,))
         if not isinstance(self.loop, bool):
             raise ValueError("loop: expected a bool, got %r" % (self.loop,))
         hb = self.heartbeat_seconds
@@ -138,8 +155,10 @@ class Outgoing:
 
 class FakeSwitch:
     def __init__(self, captures=(), *, host="127.0.0.1", port=0, password="ClueCon",
-                 speed="max", loop=False, core_uuid=None, heartbeat_seconds=20.0):
-        self.policy = ReplayPolicy(speed=speed, loop=loop, heartbeat_seconds=heartbeat_seconds)
+                 speed="max", loop=False, core_uuid=None, heartbeat_seconds=20.0,
+                 settle_seconds=DEFAULT_SETTLE_SECONDS):
+        self.policy = ReplayPolicy(speed=speed, loop=loop, heartbeat_seconds=heartbeat_seconds,
+                                   settle_seconds=settle_seconds)
         self._captures: list[Capture] = [
             c if isinstance(c, Capture) else load_capture(Path(c)) for c in captures]
         self.password = password
@@ -150,6 +169,9 @@ class FakeSwitch:
         self.events_sent = 0
         self._clients: set[Client] = set()
         self._subscribed = gevent.event.Event()
+        self._last_subscription_change = time.monotonic()
+        self._killed: set[str] = set()  # channels uuid_kill ended: their recording is skipped
+        self._after_reply: list = []
         self._group = gevent.pool.Group()
         self._handlers = gevent.pool.Pool(MAX_CLIENTS)
         self._server: StreamServer | None = None
@@ -166,6 +188,8 @@ class FakeSwitch:
              if e.headers.get("Event-Sequence", "").isdigit()],
             [e.timestamp_us for e in all_events if e.timestamp_us is not None])
         self._identity = _switch_identity(all_events)
+        self._recorded_ids = {e.unique_id for e in all_events if e.unique_id}
+        self._template = calls.pick_template(all_events)
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -232,6 +256,7 @@ class FakeSwitch:
             log.info("client %s:%s disconnected", *address[:2])
 
     def subscription_changed(self) -> None:
+        self._last_subscription_change = time.monotonic()
         if self.subscribers:
             self._subscribed.set()
         else:
@@ -259,8 +284,10 @@ class FakeSwitch:
                 if factor is None and count % _YIELD_EVERY == 0:
                     gevent.sleep(0)
                 self._wait_for_subscriber()
-                self._publish(Outgoing(event, iteration, self._shift, self.core_uuid,
-                                       self._converted))
+                outgoing = Outgoing(event, iteration, self._shift, self.core_uuid,
+                                    self._converted)
+                if not (event.unique_id and self._was_killed(outgoing)):
+                    self._publish(outgoing)
             if capture.disconnect_notice is not None:
                 self._shut_down_clients(capture.disconnect_notice)
 
@@ -273,10 +300,25 @@ class FakeSwitch:
         return stamp if stamp is not None else previous
 
     def _wait_for_subscriber(self, first: bool = False) -> None:
+        if self._subscribed.is_set() and not first:
+            return
         # Bounded waits, re-checked: the flag may change while we wait.
         while not self._subscribed.wait(timeout=_POLL_SECONDS):
             if self._lose_events and not first:
                 return
+        self._wait_for_settle()
+
+    def _wait_for_settle(self) -> None:
+        """Until no subscription changed for ``settle_seconds`` (bounded)."""
+        settle = self.policy.settle_seconds
+        give_up = time.monotonic() + _MAX_SETTLE_WAIT_SECONDS
+        while (left := self._last_subscription_change + settle - time.monotonic()) > 0:
+            if time.monotonic() >= give_up:
+                return
+            gevent.sleep(min(left, _POLL_SECONDS))
+
+    def _was_killed(self, outgoing: Outgoing) -> bool:
+        return bool(self._killed) and outgoing.headers().get("Unique-ID") in self._killed
 
     def _publish(self, outgoing: Outgoing) -> None:
         self._observe(outgoing)
@@ -312,8 +354,10 @@ class FakeSwitch:
             ("Event-Calling-Line-Number", calling[2]), ("Event-Sequence", str(self._sequence)),
             *extra]
         data = EventData(headers, body)
-        event = CapturedEvent(fmt="plain", body=render_plain(data), name=name, subclass="",
-                              unique_id="", core_uuid=self.core_uuid,
+        fields = dict(headers)
+        event = CapturedEvent(fmt="plain", body=render_plain(data), name=name,
+                              subclass=fields.get("Event-Subclass", ""),
+                              unique_id=fields.get("Unique-ID", ""), core_uuid=self.core_uuid,
                               timestamp_us=int(now * 1_000_000), headers=dict(headers))
         self._publish(Outgoing(event, 0, self._shift, self.core_uuid, {}))
 
@@ -337,11 +381,87 @@ class FakeSwitch:
             ("Session-Peak-Max", str(self._channels.peak)),
             ("Session-Peak-FiveMin", str(self._channels.peak)), ("Idle-CPU", "100.000000")]
 
-    # -- api -------------------------------------------------------------
+    # -- api and channel control -----------------------------------------
     def run_api(self, command: str, arg: str) -> str:
+        cmd = command.lower()
+        if cmd == "uuid_kill":
+            return self._api_uuid_kill(arg)
+        if cmd == "originate":
+            return self._api_originate(arg)
         hostname = dict(self._identity).get("FreeSWITCH-Hostname", "fakeswitch")
         return api.run_api(command, arg, self._channels, self._started, hostname,
                            self.core_uuid)
+
+    def live_channels(self) -> api.ChannelTable:
+        return self._channels
+
+    def knows_channel(self, unique_id: str) -> bool:
+        """Alive now, or a channel the recording will replay (myevents <uuid>)."""
+        return unique_id in self._channels or unique_id in self._recorded_ids
+
+    def _api_uuid_kill(self, arg: str) -> str:
+        words = arg.split()
+        if not words:
+            return "-USAGE: %s\n" % api.UUID_KILL_SYNTAX
+        if words[0] not in self._channels:
+            return "-ERR No such channel!\n"
+        # The hangup events follow the reply, as on a real switch.
+        cause = words[1] if len(words) > 1 else "NORMAL_CLEARING"
+        self._after_reply.append(lambda: self.kill_channel(words[0], cause))
+        return "+OK\n"
+
+    def run_after_reply(self) -> None:
+        """What the last api command left to do once its reply is written."""
+        while self._after_reply:
+            self._after_reply.pop(0)()
+
+    def kill_channel(self, unique_id: str, cause: str = "NORMAL_CLEARING") -> None:
+        """Hang a live channel up now; its recorded rest is skipped."""
+        snapshot = self._channels.snapshot(unique_id)
+        if snapshot is None:
+            return
+        self._killed.add(unique_id)
+        for name, extra in calls.hangup_events(snapshot, cause):
+            self.publish_generated(name, extra, calling=calls.CALLING[name])
+
+    def _api_originate(self, arg: str) -> str:
+        request = calls.parse_originate(arg)
+        if request is None:
+            return "-USAGE: %s\n" % calls.ORIGINATE_SYNTAX
+        unique_id = self.new_uuid()
+        for name, extra in calls.originate_events(self._template, request, unique_id,
+                                                  self.core_uuid):
+            self.publish_generated(name, extra, calling=calls.CALLING[name])
+        return "+OK %s\n" % unique_id
+
+    def run_message(self, unique_id: str, headers) -> None:
+        """``sendmsg <uuid>``: execute an application, or hang up."""
+        snapshot = self._channels.snapshot(unique_id)
+        if snapshot is None:
+            return
+        command = headers.get("call-command", "").lower()
+        if command == "hangup":
+            self.kill_channel(unique_id, headers.get("hangup-cause") or "NORMAL_CLEARING")
+            return
+        if command != "execute":
+            return
+        app = headers.get("execute-app-name", "")
+        app_arg = headers.get("execute-app-arg", "")
+        app_uuid = headers.get("Event-UUID") or self.new_uuid()
+        for name, extra in calls.execute_events(snapshot, app, app_arg, app_uuid):
+            self.publish_generated(name, extra, calling=calls.CALLING[name])
+        if app.lower() == "hangup":
+            self.kill_channel(unique_id, app_arg or "NORMAL_CLEARING")
+
+    def publish_sent_event(self, name: str, pairs: list[tuple[str, str]], event_uuid: str,
+                           body: str | None) -> None:
+        """``sendevent NAME``: the client's headers, stamped like a fired event."""
+        sent = {k.lower(): v for k, v in pairs}
+        name = name or sent.get("event-name", "CUSTOM").upper()
+        skip = calls.STAMPED_HEADERS | {"content-length"}
+        extra = [(k, v) for k, v in pairs if k.lower() not in skip]
+        self.publish_generated(name, extra + [("Event-UUID", event_uuid)], body=body,
+                               calling=("mod_event_socket.c", "parse_command", "2059"))
 
     @staticmethod
     def new_uuid() -> str:
