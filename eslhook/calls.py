@@ -9,6 +9,14 @@ ends while eslhook reconnects never gets its CHANNEL_HANGUP_COMPLETE.  This
 table is what eslhook believes is open, so reconciliation (``reconcile.py``)
 can compare it with the switch's own list after every (re)connect.
 
+Reconciliation must not judge a call by a read of the switch's list that
+was sent before eslhook heard of it (a busy switch writes its answer in the
+same packet as newer events).  So each switch has an *epoch*, which
+``mark()`` advances just before the first read is sent; every call carries
+the epoch of its latest event.  Calls ended recently are remembered for a
+while too, because the list still shows a channel for a moment after its
+hangup.
+
 The hot path only touches a dict.  The table is written to
 ``state_dir/open-calls.json`` at most once a second when it changed, in
 gevent's threadpool, atomically (temp file, fsync, rename).  A crash loses
@@ -51,6 +59,7 @@ class OpenCall:
     answered: bool = False
     since: float = field(default_factory=time.time)  # when eslhook first saw it
     sequence: int = 0                                # last stamped on a payload
+    epoch: int = 0   # the switch's epoch at its latest event (not kept on disk)
 
 
 class OpenCalls:
@@ -58,6 +67,8 @@ class OpenCalls:
         self.path = path
         self.flush_seconds = flush_seconds
         self._calls: dict[str, dict[str, OpenCall]] = {}   # switch -> call_id -> call
+        self._epochs: dict[str, int] = {}                   # switch -> current epoch
+        self._ended: dict[str, dict[str, float]] = {}       # switch -> call_id -> monotonic
         self._dirty = False
         self._stopping = Event()
         self._group = Group()
@@ -73,12 +84,14 @@ class OpenCalls:
         call = calls.get(call_id)
         if payload["hook_event"] == "channel_destroy":
             payload["sequence"] = (call.sequence if call else 0) + 1
+            self._ended.setdefault(switch, {})[call_id] = time.monotonic()
             if call is not None:
                 del calls[call_id]
                 self._dirty = True
             return
         if call is None:
             call = calls[call_id] = OpenCall(call_id, switch, core_uuid)
+        call.epoch = self._epochs.get(switch, 0)
         call.sequence += 1
         payload["sequence"] = call.sequence
         call.fields = payload
@@ -86,6 +99,27 @@ class OpenCalls:
         if payload["hook_event"] == "channel_answer":
             call.answered = True
         self._dirty = True
+
+    # -- reconciliation's view ------------------------------------------------
+
+    def mark(self, switch: str, forget_ended_before: float) -> int:
+        """Start a new epoch of ``switch`` (call it right before sending the first
+        read) and forget calls that ended before ``forget_ended_before``
+        (``time.monotonic()`` scale).  Returns the new epoch: a call whose
+        ``epoch`` is lower had its latest event before this moment."""
+        epoch = self._epochs[switch] = self._epochs.get(switch, 0) + 1
+        ended = self._ended.get(switch)
+        if ended:
+            self._ended[switch] = {c: t for c, t in ended.items() if t >= forget_ended_before}
+        return epoch
+
+    def ended_of(self, switch: str) -> dict[str, float]:
+        """Calls of ``switch`` that ended recently (the live dict): call_id -> when."""
+        return self._ended.get(switch, {})
+
+    def is_known(self, switch: str, call_id: str) -> bool:
+        """Open, or ended recently."""
+        return call_id in self._calls.get(switch, ()) or call_id in self._ended.get(switch, ())
 
     # -- reading ------------------------------------------------------------
 
@@ -107,7 +141,10 @@ class OpenCalls:
             return
         try:
             data = json.loads(self.path.read_text())
-            self._calls = {switch: {c["call_id"]: OpenCall(**c) for c in calls}
+            # An epoch means nothing in another process: loaded calls start at 0,
+            # "known before any read".
+            self._calls = {switch: {c["call_id"]: OpenCall(**{**c, "epoch": 0})
+                                    for c in calls}
                            for switch, calls in data["switches"].items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("ignoring unreadable %s (%s): reconciliation will rebuild it "
@@ -147,7 +184,8 @@ def kept_fields(call: OpenCall) -> dict:
 
 
 def _snapshot(call: OpenCall) -> dict:
-    return {**vars(call), "fields": kept_fields(call)}
+    kept = {k: v for k, v in vars(call).items() if k != "epoch"}
+    return {**kept, "fields": kept_fields(call)}
 
 
 def _write_atomically(path: Path, data: dict) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from gevent.event import Event
@@ -36,6 +36,7 @@ from .mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 log = logging.getLogger(__name__)
 
 ANSWERED_CALLSTATES = frozenset(("ACTIVE", "HELD"))
+ENDED_MEMORY_SECONDS = 60.0   # far beyond how long FreeSWITCH lists a channel that is gone
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,26 @@ def parse_channels(text: str) -> dict[str, dict]:
     return {row["uuid"]: row for row in data.get("rows", ()) if row.get("uuid")}
 
 
-def plan(open_calls: Mapping[str, OpenCall], first: Mapping[str, dict],
-         second: Mapping[str, dict], core_uuid: str | None) -> Plan:
-    """What to emit, given two reads of the switch's channels and what we believe."""
+def plan(open_calls: Mapping[str, OpenCall], ended: Collection[str], mark: int,
+         first: Mapping[str, dict], second: Mapping[str, dict],
+         core_uuid: str | None) -> Plan:
+    """What to emit, given two reads of the switch's channels and what we believe.
+
+    ``mark`` is the epoch started when the first read was sent (``OpenCalls.mark``):
+    a call with an event since then (``call.epoch >= mark``) was not known when
+    the switch made its answers, or is alive, so neither read can judge it.
+    ``ended``: calls that ended recently, which the list may still show.
+    """
     destroy, create = [], []
     for call in open_calls.values():
+        if call.epoch >= mark:
+            continue
         if core_uuid and call.core_uuid and call.core_uuid != core_uuid:
             destroy.append((call, "SWITCH_RESTARTED"))
         elif call.call_id not in first and call.call_id not in second:
             destroy.append((call, "UNKNOWN"))
     for uuid, row in second.items():
-        if uuid in first and uuid not in open_calls:
+        if uuid in first and uuid not in open_calls and uuid not in ended:
             create.append(row)
     return Plan(tuple(destroy), tuple(create))
 
@@ -120,6 +130,9 @@ class Reconciler:
         self._group = Group()
         self._conn = None
         self._wake = Event()
+        # How long an ended call is remembered: the list may show it a while after
+        # its hangup, and it must not be "found open" then.
+        self._ended_memory_seconds = max(ENDED_MEMORY_SECONDS, 4 * settings.confirm_seconds)
 
     def connected(self, source, conn) -> None:
         """``SwitchSource.on_connected``: must not block the source."""
@@ -145,17 +158,21 @@ class Reconciler:
         core_uuid = conn.api("global_getvar core_uuid").data.strip()
         if not core_uuid or core_uuid.startswith("-"):   # -ERR / -USAGE: not known
             core_uuid = None
+        # No yield between the mark and sending the read: any event seen after
+        # the mark arrived after the read was sent.
+        mark = self.calls.mark(self.switch, time.monotonic() - self._ended_memory_seconds)
         first = parse_channels(conn.api("show channels as json").data)
         if conn.closed.wait(self.settings.confirm_seconds):
             return Plan((), ())
         second = parse_channels(conn.api("show channels as json").data)
-        todo = plan(self.calls.of_switch(self.switch), first, second, core_uuid)
-        self.runs += 1
+        todo = plan(self.calls.of_switch(self.switch), self.calls.ended_of(self.switch),
+                    mark, first, second, core_uuid)
         for call, cause in todo.destroy:
             if self.calls.is_open(self.switch, call.call_id):   # a real event wins
                 self._emit(destroy_payload(call, cause, time.time()), call.core_uuid)
         for row in todo.create:
             self._create(conn, row, core_uuid)
+        self.runs += 1   # counted once all it decided is emitted
         if todo:
             log.warning("switch %s reconciled: %d call(s) closed, %d found open",
                         self.switch, len(todo.destroy), len(todo.create))
@@ -166,8 +183,8 @@ class Reconciler:
         answered = (row.get("callstate") in ANSWERED_CALLSTATES
                     or event.get("Answer-State") == "answered")
         for name in ("CHANNEL_CREATE", "CHANNEL_ANSWER") if answered else ("CHANNEL_CREATE",):
-            if name == "CHANNEL_CREATE" and self.calls.is_open(self.switch, row["uuid"]):
-                return   # its real CHANNEL_CREATE arrived meanwhile
+            if name == "CHANNEL_CREATE" and self.calls.is_known(self.switch, row["uuid"]):
+                return   # its real CHANNEL_CREATE (or its end) arrived meanwhile
             payload = self.to_payload({**event, "Event-Name": name}, self.switch)
             if payload is None:
                 return

@@ -11,9 +11,17 @@ from eslhook.reconcile import destroy_payload, parse_channels, plan, row_event
 CORE = "f8136d9c-bd7c-4a9e-b280-42f4dd7310ac"
 
 
-def open_call(call_id, core=CORE):
+MARK = 5   # the epoch started when the first read was sent
+
+
+def open_call(call_id, core=CORE, epoch=MARK - 1):
     return OpenCall(call_id, "fs1", core, {"call_id": call_id, "switch": "fs1",
-                                            "account_id": "a" * 32, "call_direction": "inbound"})
+                                            "account_id": "a" * 32, "call_direction": "inbound"},
+                    epoch=epoch)
+
+
+def judge(calls, first, second, ended=(), core_uuid=CORE):
+    return plan(calls, ended, MARK, first, second, core_uuid)
 
 
 def rows(*uuids):
@@ -38,29 +46,77 @@ def test_anything_else_is_refused(text):
 
 def test_a_call_is_over_only_when_absent_from_both_reads():
     calls = {c: open_call(c) for c in ("gone", "lagging", "alive")}
-    todo = plan(calls, first=rows("lagging", "alive"), second=rows("alive"), core_uuid=CORE)
+    todo = judge(calls, first=rows("lagging", "alive"), second=rows("alive"))
     assert [(c.call_id, cause) for c, cause in todo.destroy] == [("gone", "UNKNOWN")]
     assert todo.create == ()
 
 
 def test_a_channel_is_new_only_when_present_in_both_reads():
-    todo = plan({}, first=rows("steady", "just-gone"), second=rows("steady", "just-born"),
-                core_uuid=CORE)
+    todo = judge({}, first=rows("steady", "just-gone"), second=rows("steady", "just-born"))
     assert [row["uuid"] for row in todo.create] == ["steady"]
     assert todo.destroy == ()
 
 
 def test_a_new_core_uuid_closes_every_call_of_the_old_switch_at_once():
     calls = {"old": open_call("old", core="old-core"), "current": open_call("current")}
-    todo = plan(calls, first=rows("old", "current"), second=rows("old", "current"),
-                core_uuid=CORE)
+    todo = judge(calls, first=rows("old", "current"), second=rows("old", "current"))
     assert [(c.call_id, cause) for c, cause in todo.destroy] == [("old", "SWITCH_RESTARTED")]
 
 
 def test_nothing_to_do_when_beliefs_and_switch_agree():
     calls = {c: open_call(c) for c in ("a", "b")}
-    todo = plan(calls, first=rows("a", "b"), second=rows("a", "b"), core_uuid=CORE)
+    todo = judge(calls, first=rows("a", "b"), second=rows("a", "b"))
     assert not todo
+
+
+def test_reconcile_does_not_close_a_call_first_seen_after_the_first_read_was_sent():
+    # Its CREATE came after the read went out (in the same write as the answer,
+    # say): neither answer could list it.  Nor is a call with any event since.
+    calls = {"new": open_call("new", epoch=MARK), "busy": open_call("busy", epoch=MARK + 1),
+             "gone": open_call("gone")}
+    todo = judge(calls, first=rows(), second=rows())
+    assert [(c.call_id, cause) for c, cause in todo.destroy] == [("gone", "UNKNOWN")]
+
+
+def test_reconcile_does_not_find_open_a_channel_that_ended_recently():
+    # Its hangup came while the reads were in flight (or just before): the list
+    # still shows it for a moment.
+    todo = judge({}, first=rows("ended", "born-away"), second=rows("ended", "born-away"),
+                 ended={"ended": 12.5})
+    assert [row["uuid"] for row in todo.create] == ["born-away"]
+
+
+def test_a_switch_restart_closes_only_calls_known_before_the_first_read():
+    calls = {"old": open_call("old", core="old-core"),
+             "racing": open_call("racing", core="old-core", epoch=MARK)}
+    todo = judge(calls, first=rows(), second=rows())
+    assert [(c.call_id, cause) for c, cause in todo.destroy] == [("old", "SWITCH_RESTARTED")]
+
+
+def test_epochs_tell_calls_seen_before_a_mark_from_calls_seen_after(tmp_path):
+    calls = OpenCalls(tmp_path / "open-calls.json")
+    base = {"switch": "fs1", "account_id": "a" * 32}
+    calls.observe({**base, "call_id": "before", "hook_event": "channel_create"}, CORE)
+    calls.observe({**base, "call_id": "quiet", "hook_event": "channel_create"}, CORE)
+    calls.observe({**base, "call_id": "ended", "hook_event": "channel_create"}, CORE)
+    mark = calls.mark("fs1", forget_ended_before=0.0)
+    calls.observe({**base, "call_id": "before", "hook_event": "channel_answer"}, CORE)
+    calls.observe({**base, "call_id": "after", "hook_event": "channel_create"}, CORE)
+    calls.observe({**base, "call_id": "ended", "hook_event": "channel_destroy"}, CORE)
+    calls.observe({**base, "call_id": "never-seen", "hook_event": "channel_destroy"}, CORE)
+    epochs = {c.call_id: c.epoch >= mark for c in calls.of_switch("fs1").values()}
+    assert epochs == {"before": True, "quiet": False, "after": True}
+    assert set(calls.ended_of("fs1")) == {"ended", "never-seen"}
+    assert calls.is_known("fs1", "ended") and not calls.is_known("fs1", "other")
+    # Ended calls are forgotten once older than asked; epochs mean nothing to
+    # another process, so loaded calls count as known before any read.
+    calls.mark("fs1", forget_ended_before=float("inf"))
+    assert calls.ended_of("fs1") == {}
+    calls.flush()
+    again = OpenCalls(tmp_path / "open-calls.json")
+    again.load()
+    assert {c.call_id: c.epoch for c in again.of_switch("fs1").values()} == {
+        "before": 0, "quiet": 0, "after": 0}
 
 
 def test_a_synthetic_destroy_keeps_what_was_known_and_says_it_is_synthetic():
