@@ -163,6 +163,7 @@ class BusySwitch:
         self.after_api: Callable[[int], None] | None = None
         self.channels: dict[str, Channel] = {}
         self.listed_rows: list[int] = []    # rows of each show channels answer
+        self.lost: set[tuple[str, str]] = set()   # (event name, call) nobody was subscribed to
         self._sequence = 0
         self._connections: set[Connection] = set()
         self._subscribed = Event()
@@ -202,10 +203,10 @@ class BusySwitch:
             self._subscribed.clear()
 
     def disconnect_all(self) -> None:
-        """Close every connection; unless ``lose_events``, only after writing what is queued."""
+        """Close every connection, after writing what is queued (events of the
+        stream are lost from now until a new subscription only if ``lose_events``)."""
         for conn in list(self._connections):
-            if not self.lose_events:
-                conn.write()
+            conn.write()
             conn.close()
 
     # -- calls ----------------------------------------------------------------
@@ -244,9 +245,13 @@ class BusySwitch:
 
     def publish(self, name: str, call_id: str) -> None:
         frame = event_frame(self.headers(name, call_id))
+        heard = False
         for conn in self._connections:
             if conn.subscribed and not conn.closed:
                 conn.outbox += frame
+                heard = True
+        if not heard:
+            self.lost.add((name, call_id))
 
     def flush(self) -> None:
         """Write what is queued, one write per connection."""

@@ -209,3 +209,33 @@ def test_reconcile_after_a_clean_reconnect_under_load_invents_no_event(world):
     assert wait_until(lambda: switch.schedule_done, timeout=20)
     assert_every_call_once(w, calls)
     assert max(switch.listed_rows) >= 50
+
+
+def test_reconcile_after_a_reconnect_that_lost_events_under_load_repairs_exactly_those(world):
+    # The true positives still hold under load: a switch that went on while
+    # eslhook was away (0.3 s, ~45 calls started and ~45 ended meanwhile).
+    switch = BusySwitch(list_lag=0.03, flush_seconds=0.005, lose_events=True)
+    w = world(switch, interval=0.15, confirm=0.08)
+    w.bridge.sources[0].policy = ReconnectPolicy(first_seconds=0.3, cap_seconds=0.3, jitter=0)
+    calls = switch.schedule_calls(**LOAD)
+    assert wait_until(lambda: len(w.payloads()) >= 150, timeout=20)
+    switch.disconnect_all()
+    assert wait_until(lambda: w.bridge.sources[0].state.connects == 2, timeout=10)
+    assert wait_until(lambda: switch.schedule_done, timeout=20)
+    heard = [c for c in calls if ("CHANNEL_HANGUP_COMPLETE", c) not in switch.lost]
+    w.wait_real_destroys(heard)
+    w.settle()
+    lost = {name: {c for n, c in switch.lost if n == name}
+            for name in ("CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE")}
+    seen = {p["call_id"] for p in w.payloads()}
+    synthetic = {kind: {p["call_id"] for p in w.payloads()
+                        if p.get("reconciled") and p["hook_event"] == kind}
+                 for kind in ("channel_create", "channel_destroy")}
+    # Every call eslhook knew of got exactly one destroy: real, or synthesised
+    # exactly when its hangup was lost; a create is synthesised only for a
+    # call whose CREATE was lost.
+    assert {c: n for c, n in w.destroys().items() if n != 1} == {}
+    assert set(w.destroys()) == seen
+    assert synthetic["channel_destroy"] == (lost["CHANNEL_HANGUP_COMPLETE"] & seen)
+    assert synthetic["channel_create"] <= lost["CHANNEL_CREATE"]
+    assert synthetic["channel_destroy"] and synthetic["channel_create"]   # both happened
