@@ -2,16 +2,20 @@
 
 After every (re)connect, and every ``interval_seconds``, the switch is asked
 for its live channels (``api show channels as json``) twice,
-``confirm_seconds`` apart, because that list lags (it can still show a
-channel that is gone).  Then, with what eslhook believes *now* (real events
-that arrived in the meantime win):
+``confirm_seconds`` apart, because that list lags both ways (it shows a new
+channel late, and a gone one for a while).  Then, with what eslhook believes
+*now* (real events that arrived in the meantime win):
 
-- an open call absent from both reads is over: a ``channel_destroy`` with
-  ``reconciled: true`` and ``hangup_cause`` ``UNKNOWN`` is emitted (or
-  ``SWITCH_RESTARTED`` at once when the switch's Core-UUID changed);
-- a live channel present in both reads that eslhook never saw created gets
-  a ``channel_create`` (and ``channel_answer`` when it is answered), built
-  from ``uuid_dump`` when the switch answers it, else from the list row.
+- an open call is over if eslhook knew it before the first read was sent,
+  had no event for it since, and both reads lack it: a ``channel_destroy``
+  with ``reconciled: true`` and ``hangup_cause`` ``UNKNOWN`` is emitted (or
+  ``SWITCH_RESTARTED`` at once when the switch's Core-UUID changed).  A call
+  heard of later cannot be judged by those reads: a busy switch writes its
+  answer in the same packet as newer events (``OpenCalls.mark`` draws the line);
+- a live channel present in both reads that eslhook never saw created, and
+  that did not just end, gets a ``channel_create`` (and ``channel_answer``
+  when it is answered), built from ``uuid_dump`` when the switch answers it,
+  else from the list row.
 
 Synthetic payloads go through the same dispatch as real ones, so per-call
 ordering holds: a synthetic destroy queues behind everything already sent
