@@ -11,9 +11,10 @@ can compare it with the switch's own list after every (re)connect.
 
 Reconciliation must not judge a call by a read of the switch's list that
 was sent before eslhook heard of it (a busy switch writes its answer in the
-same packet as newer events).  So each switch has an *epoch*, which
-``mark()`` advances just before the first read is sent; every call carries
-the epoch of its latest event.  Calls ended recently are remembered for a
+same packet as newer events), nor by a list that may not show it yet.  So
+each switch has an *epoch*, which ``mark()`` advances just before the first
+read is sent; every call carries the epoch of its latest event and when it
+was first seen.  Calls ended recently are remembered for a
 while too, because the list still shows a channel for a moment after its
 hangup.
 
@@ -32,6 +33,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import gevent
@@ -59,13 +61,17 @@ class OpenCall:
     answered: bool = False
     since: float = field(default_factory=time.time)  # when eslhook first saw it
     sequence: int = 0                                # last stamped on a payload
-    epoch: int = 0   # the switch's epoch at its latest event (not kept on disk)
+    # Not kept on disk (they mean nothing to another process):
+    epoch: int = 0                        # the switch's epoch at its latest event
+    first_seen: float = float("-inf")     # OpenCalls' clock when this process first saw it
 
 
 class OpenCalls:
-    def __init__(self, path: Path | None = None, *, flush_seconds: float = 1.0):
+    def __init__(self, path: Path | None = None, *, flush_seconds: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
         self.path = path
         self.flush_seconds = flush_seconds
+        self.clock = clock
         self._calls: dict[str, dict[str, OpenCall]] = {}   # switch -> call_id -> call
         self._epochs: dict[str, int] = {}                   # switch -> current epoch
         self._ended: dict[str, dict[str, float]] = {}       # switch -> call_id -> monotonic
@@ -84,13 +90,14 @@ class OpenCalls:
         call = calls.get(call_id)
         if payload["hook_event"] == "channel_destroy":
             payload["sequence"] = (call.sequence if call else 0) + 1
-            self._ended.setdefault(switch, {})[call_id] = time.monotonic()
+            self._ended.setdefault(switch, {})[call_id] = self.clock()
             if call is not None:
                 del calls[call_id]
                 self._dirty = True
             return
         if call is None:
-            call = calls[call_id] = OpenCall(call_id, switch, core_uuid)
+            call = calls[call_id] = OpenCall(call_id, switch, core_uuid,
+                                             first_seen=self.clock())
         call.epoch = self._epochs.get(switch, 0)
         call.sequence += 1
         payload["sequence"] = call.sequence
@@ -105,7 +112,7 @@ class OpenCalls:
     def mark(self, switch: str, forget_ended_before: float) -> int:
         """Start a new epoch of ``switch`` (call it right before sending the first
         read) and forget calls that ended before ``forget_ended_before``
-        (``time.monotonic()`` scale).  Returns the new epoch: a call whose
+        (``clock`` scale).  Returns the new epoch: a call whose
         ``epoch`` is lower had its latest event before this moment."""
         epoch = self._epochs[switch] = self._epochs.get(switch, 0) + 1
         ended = self._ended.get(switch)
@@ -141,10 +148,8 @@ class OpenCalls:
             return
         try:
             data = json.loads(self.path.read_text())
-            # An epoch means nothing in another process: loaded calls start at 0,
-            # "known before any read".
-            self._calls = {switch: {c["call_id"]: OpenCall(**{**c, "epoch": 0})
-                                    for c in calls}
+            # Loaded calls count as known long before any read of this process.
+            self._calls = {switch: {c["call_id"]: OpenCall(**_loaded(c)) for c in calls}
                            for switch, calls in data["switches"].items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("ignoring unreadable %s (%s): reconciliation will rebuild it "
@@ -183,9 +188,16 @@ def kept_fields(call: OpenCall) -> dict:
     return {k: call.fields[k] for k in KEPT_FIELDS if k in call.fields}
 
 
+_IN_MEMORY_ONLY = ("epoch", "first_seen")
+
+
 def _snapshot(call: OpenCall) -> dict:
-    kept = {k: v for k, v in vars(call).items() if k != "epoch"}
+    kept = {k: v for k, v in vars(call).items() if k not in _IN_MEMORY_ONLY}
     return {**kept, "fields": kept_fields(call)}
+
+
+def _loaded(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in _IN_MEMORY_ONLY}
 
 
 def _write_atomically(path: Path, data: dict) -> None:

@@ -6,8 +6,9 @@ for its live channels (``api show channels as json``) twice,
 channel late, and a gone one for a while).  Then, with what eslhook believes
 *now* (real events that arrived in the meantime win):
 
-- an open call is over if eslhook knew it before the first read was sent,
-  had no event for it since, and both reads lack it: a ``channel_destroy``
+- an open call is over if eslhook knew it ``confirm_seconds`` before the
+  first read was sent, had no event for it since, and both reads lack it
+  (a live channel is listed by then, however late): a ``channel_destroy``
   with ``reconciled: true`` and ``hangup_cause`` ``UNKNOWN`` is emitted (or
   ``SWITCH_RESTARTED`` at once when the switch's Core-UUID changed).  A call
   heard of later cannot be judged by those reads: a busy switch writes its
@@ -64,23 +65,26 @@ def parse_channels(text: str) -> dict[str, dict]:
     return {row["uuid"]: row for row in data.get("rows", ()) if row.get("uuid")}
 
 
-def plan(open_calls: Mapping[str, OpenCall], ended: Collection[str], mark: int,
-         first: Mapping[str, dict], second: Mapping[str, dict],
-         core_uuid: str | None) -> Plan:
+def plan(open_calls: Mapping[str, OpenCall], ended: Collection[str],
+         first: Mapping[str, dict], second: Mapping[str, dict], core_uuid: str | None,
+         *, mark: int, seen_before: float) -> Plan:
     """What to emit, given two reads of the switch's channels and what we believe.
 
-    ``mark`` is the epoch started when the first read was sent (``OpenCalls.mark``):
-    a call with an event since then (``call.epoch >= mark``) was not known when
-    the switch made its answers, or is alive, so neither read can judge it.
-    ``ended``: calls that ended recently, which the list may still show.
+    A call is judged by the reads only if it was first seen before
+    ``seen_before`` (the first read's sending time less ``confirm_seconds``,
+    so a live one is listed by then, however late the list is) and had no
+    event since the first read was sent (``call.epoch < mark``,
+    ``OpenCalls.mark``).  ``ended``: calls that ended recently, which the list
+    may still show.
     """
     destroy, create = [], []
     for call in open_calls.values():
         if call.epoch >= mark:
             continue
         if core_uuid and call.core_uuid and call.core_uuid != core_uuid:
-            destroy.append((call, "SWITCH_RESTARTED"))
-        elif call.call_id not in first and call.call_id not in second:
+            destroy.append((call, "SWITCH_RESTARTED"))   # that switch is gone: at once
+        elif (call.first_seen <= seen_before
+              and call.call_id not in first and call.call_id not in second):
             destroy.append((call, "UNKNOWN"))
     for uuid, row in second.items():
         if uuid in first and uuid not in open_calls and uuid not in ended:
@@ -164,13 +168,15 @@ class Reconciler:
             core_uuid = None
         # No yield between the mark and sending the read: any event seen after
         # the mark arrived after the read was sent.
-        mark = self.calls.mark(self.switch, time.monotonic() - self._ended_memory_seconds)
+        sent = self.calls.clock()
+        mark = self.calls.mark(self.switch, sent - self._ended_memory_seconds)
         first = parse_channels(conn.api("show channels as json").data)
         if conn.closed.wait(self.settings.confirm_seconds):
             return Plan((), ())
         second = parse_channels(conn.api("show channels as json").data)
         todo = plan(self.calls.of_switch(self.switch), self.calls.ended_of(self.switch),
-                    mark, first, second, core_uuid)
+                    first, second, core_uuid, mark=mark,
+                    seen_before=sent - self.settings.confirm_seconds)
         for call, cause in todo.destroy:
             if self.calls.is_open(self.switch, call.call_id):   # a real event wins
                 self._emit(destroy_payload(call, cause, time.time()), call.core_uuid)
