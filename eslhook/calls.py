@@ -68,13 +68,17 @@ class OpenCall:
 
 class OpenCalls:
     def __init__(self, path: Path | None = None, *, flush_seconds: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 remember_ended_seconds: float = 60.0):
         self.path = path
         self.flush_seconds = flush_seconds
         self.clock = clock
+        # Far beyond how long FreeSWITCH lists a channel that is gone; memory is
+        # this many seconds of hangups (60 s at 300 calls/s: ~3 MB).
+        self.remember_ended_seconds = remember_ended_seconds
         self._calls: dict[str, dict[str, OpenCall]] = {}   # switch -> call_id -> call
         self._epochs: dict[str, int] = {}                   # switch -> current epoch
-        self._ended: dict[str, dict[str, float]] = {}       # switch -> call_id -> monotonic
+        self._ended: dict[str, dict[str, float]] = {}       # switch -> call_id -> clock, oldest first
         self._dirty = False
         self._stopping = Event()
         self._group = Group()
@@ -90,7 +94,7 @@ class OpenCalls:
         call = calls.get(call_id)
         if payload["hook_event"] == "channel_destroy":
             payload["sequence"] = (call.sequence if call else 0) + 1
-            self._ended.setdefault(switch, {})[call_id] = self.clock()
+            self._remember_ended(switch, call_id)
             if call is not None:
                 del calls[call_id]
                 self._dirty = True
@@ -109,19 +113,27 @@ class OpenCalls:
 
     # -- reconciliation's view ------------------------------------------------
 
-    def mark(self, switch: str, forget_ended_before: float) -> int:
+    def _remember_ended(self, switch: str, call_id: str) -> None:
+        ended = self._ended.setdefault(switch, {})
+        now = self.clock()
+        ended.pop(call_id, None)      # re-inserted at the end: the dict stays oldest first
+        ended[call_id] = now
+        oldest = next(iter(ended))
+        while ended[oldest] < now - self.remember_ended_seconds:
+            del ended[oldest]
+            oldest = next(iter(ended))
+
+    def mark(self, switch: str) -> int:
         """Start a new epoch of ``switch`` (call it right before sending the first
-        read) and forget calls that ended before ``forget_ended_before``
-        (``clock`` scale).  Returns the new epoch: a call whose
-        ``epoch`` is lower had its latest event before this moment."""
+        read).  Returns it: a call whose ``epoch`` is lower had its latest event
+        before this moment."""
         epoch = self._epochs[switch] = self._epochs.get(switch, 0) + 1
-        ended = self._ended.get(switch)
-        if ended:
-            self._ended[switch] = {c: t for c, t in ended.items() if t >= forget_ended_before}
         return epoch
 
     def ended_of(self, switch: str) -> dict[str, float]:
-        """Calls of ``switch`` that ended recently (the live dict): call_id -> when."""
+        """Calls of ``switch`` that ended in the last ``remember_ended_seconds`` (or
+        a little longer: forgetting happens at the next hangup), as the live
+        dict: call_id -> when."""
         return self._ended.get(switch, {})
 
     def is_known(self, switch: str, call_id: str) -> bool:

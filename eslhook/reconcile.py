@@ -41,7 +41,6 @@ from .mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 log = logging.getLogger(__name__)
 
 ANSWERED_CALLSTATES = frozenset(("ACTIVE", "HELD"))
-ENDED_MEMORY_SECONDS = 60.0   # far beyond how long FreeSWITCH lists a channel that is gone
 
 
 @dataclass(frozen=True)
@@ -138,9 +137,10 @@ class Reconciler:
         self._group = Group()
         self._conn = None
         self._wake = Event()
-        # How long an ended call is remembered: the list may show it a while after
-        # its hangup, and it must not be "found open" then.
-        self._ended_memory_seconds = max(ENDED_MEMORY_SECONDS, 4 * settings.confirm_seconds)
+        # The list may show a gone channel through both reads: its end must be
+        # remembered longer than that, or it would be "found open".
+        calls.remember_ended_seconds = max(calls.remember_ended_seconds,
+                                           4 * settings.confirm_seconds)
 
     def connected(self, source, conn) -> None:
         """``SwitchSource.on_connected``: must not block the source."""
@@ -169,7 +169,7 @@ class Reconciler:
         # No yield between the mark and sending the read: any event seen after
         # the mark arrived after the read was sent.
         sent = self.calls.clock()
-        mark = self.calls.mark(self.switch, sent - self._ended_memory_seconds)
+        mark = self.calls.mark(self.switch)
         first = parse_channels(conn.api("show channels as json").data)
         if conn.closed.wait(self.settings.confirm_seconds):
             return Plan((), ())

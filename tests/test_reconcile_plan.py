@@ -107,12 +107,14 @@ def test_a_switch_restart_closes_only_calls_known_before_the_first_read():
 
 
 def test_epochs_tell_calls_seen_before_a_mark_from_calls_seen_after(tmp_path):
-    calls = OpenCalls(tmp_path / "open-calls.json")
+    now = [0.0]
+    calls = OpenCalls(tmp_path / "open-calls.json", clock=lambda: now[0],
+                      remember_ended_seconds=60)
     base = {"switch": "fs1", "account_id": "a" * 32}
     calls.observe({**base, "call_id": "before", "hook_event": "channel_create"}, CORE)
     calls.observe({**base, "call_id": "quiet", "hook_event": "channel_create"}, CORE)
     calls.observe({**base, "call_id": "ended", "hook_event": "channel_create"}, CORE)
-    mark = calls.mark("fs1", forget_ended_before=0.0)
+    mark = calls.mark("fs1")
     calls.observe({**base, "call_id": "before", "hook_event": "channel_answer"}, CORE)
     calls.observe({**base, "call_id": "after", "hook_event": "channel_create"}, CORE)
     calls.observe({**base, "call_id": "ended", "hook_event": "channel_destroy"}, CORE)
@@ -121,10 +123,11 @@ def test_epochs_tell_calls_seen_before_a_mark_from_calls_seen_after(tmp_path):
     assert epochs == {"before": True, "quiet": False, "after": True}
     assert set(calls.ended_of("fs1")) == {"ended", "never-seen"}
     assert calls.is_known("fs1", "ended") and not calls.is_known("fs1", "other")
-    # Ended calls are forgotten once older than asked; epochs mean nothing to
-    # another process, so loaded calls count as known before any read.
-    calls.mark("fs1", forget_ended_before=float("inf"))
-    assert calls.ended_of("fs1") == {}
+    # Ended calls are forgotten once older than remember_ended_seconds; epochs
+    # mean nothing to another process, so loaded calls count as known before any read.
+    now[0] = 61.0
+    calls.observe({**base, "call_id": "later", "hook_event": "channel_destroy"}, CORE)
+    assert set(calls.ended_of("fs1")) == {"later"}
     calls.flush()
     again = OpenCalls(tmp_path / "open-calls.json")
     again.load()
@@ -183,8 +186,8 @@ def test_settings_reject_nonsense():
 #
 # A switch whose events reach eslhook up to BACKLOG late (in order), whose
 # answers overtake queued events, and whose list shows a new channel up to
-# LAG_NEW late and a gone one up to LAG_GONE too long.  The two reads are
-# CONFIRM apart.  Whatever the timings, as long as BACKLOG and LAG_NEW stay
+# LAG_NEW late and a gone one up to 3 x CONFIRM too long (eslhook remembers
+# an end 4 x CONFIRM at least).  The two reads are CONFIRM apart.  Whatever the timings, as long as BACKLOG and LAG_NEW stay
 # below CONFIRM: nothing lost means nothing synthesised, and a lost event
 # is repaired only for the call it belonged to.
 
@@ -225,17 +228,18 @@ def simulate(calls, events, delays, lost, timing):
                       and (length is None or when < created + length + timing["lag_gone"])))
 
     now = [0]
-    table = OpenCalls(clock=lambda: now[0])
+    # remembered as long as Reconciler makes it at least (4 x confirm)
+    table = OpenCalls(clock=lambda: now[0], remember_ended_seconds=4 * CONFIRM)
     mark = None
     for index, (when, kind, n) in enumerate(delivered):
         if mark is None and when >= SENT_FIRST:
             now[0] = SENT_FIRST
-            mark = table.mark("fs1", forget_ended_before=float("-inf"))
+            mark = table.mark("fs1")
         now[0] = when
         if when <= planned and index not in lost:
             table.observe({"switch": "fs1", "call_id": "c%d" % n, "hook_event": kind}, CORE)
     if mark is None:
-        mark = table.mark("fs1", forget_ended_before=float("-inf"))
+        mark = table.mark("fs1")
     first, second = listed(answered_first), listed(answered_second)
     todo = plan(table.of_switch("fs1"), table.ended_of("fs1"), first, second, CORE,
                 mark=mark, seen_before=SENT_FIRST - CONFIRM)
