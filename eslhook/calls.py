@@ -32,8 +32,9 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gevent
@@ -78,7 +79,8 @@ class OpenCalls:
         self.remember_ended_seconds = remember_ended_seconds
         self._calls: dict[str, dict[str, OpenCall]] = {}   # switch -> call_id -> call
         self._epochs: dict[str, int] = {}                   # switch -> current epoch
-        self._ended: dict[str, dict[str, float]] = {}       # switch -> call_id -> clock, oldest first
+        self._ended: dict[str, dict[str, float]] = {}       # switch -> call_id -> clock
+        self._ended_order: dict[str, deque[tuple[float, str]]] = {}   # oldest first
         self._dirty = False
         self._stopping = Event()
         self._group = Group()
@@ -114,14 +116,18 @@ class OpenCalls:
     # -- reconciliation's view ------------------------------------------------
 
     def _remember_ended(self, switch: str, call_id: str) -> None:
-        ended = self._ended.setdefault(switch, {})
-        now = self.clock()
-        ended.pop(call_id, None)      # re-inserted at the end: the dict stays oldest first
-        ended[call_id] = now
-        oldest = next(iter(ended))
-        while ended[oldest] < now - self.remember_ended_seconds:
-            del ended[oldest]
-            oldest = next(iter(ended))
+        ended = self._ended.get(switch)
+        if ended is None:
+            ended = self._ended[switch] = {}
+            self._ended_order[switch] = deque()
+        order = self._ended_order[switch]
+        now = ended[call_id] = self.clock()
+        order.append((now, call_id))
+        forget_before = now - self.remember_ended_seconds
+        while order[0][0] < forget_before:
+            when, old = order.popleft()
+            if ended.get(old) == when:       # not ended again since
+                del ended[old]
 
     def mark(self, switch: str) -> int:
         """Start a new epoch of ``switch`` (call it right before sending the first
