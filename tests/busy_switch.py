@@ -282,7 +282,7 @@ class BusySwitch:
         channel = self.channels.get(call_id)   # there as long as it is listed
         if channel is None or not channel.listed(time.monotonic(), self.list_lag):
             return "-ERR No such channel!\n"
-        return json.dumps({**self.headers("CHANNEL_DATA", call_id)})
+        return json.dumps(self.headers("CHANNEL_DATA", call_id))
 
     # -- a stream of overlapping calls ----------------------------------------------
 
