@@ -9,6 +9,15 @@ ends while eslhook reconnects never gets its CHANNEL_HANGUP_COMPLETE.  This
 table is what eslhook believes is open, so reconciliation (``reconcile.py``)
 can compare it with the switch's own list after every (re)connect.
 
+Reconciliation must not judge a call by a read of the switch's list that
+was sent before eslhook heard of it (a busy switch writes its answer in the
+same packet as newer events), nor by a list that may not show it yet.  So
+each switch has an *epoch*, which ``mark()`` advances just before the first
+read is sent; every call carries the epoch of its latest event and when it
+was first seen.  Calls ended recently are remembered for a
+while too, because the list still shows a channel for a moment after its
+hangup.
+
 The hot path only touches a dict.  The table is written to
 ``state_dir/open-calls.json`` at most once a second when it changed, in
 gevent's threadpool, atomically (temp file, fsync, rename).  A crash loses
@@ -23,6 +32,8 @@ import logging
 import os
 import tempfile
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,13 +66,25 @@ class OpenCall:
     answered: bool = False
     since: float = field(default_factory=time.time)  # when eslhook first saw it
     sequence: int = 0                                # last stamped on a payload
+    # Not kept on disk (they mean nothing to another process):
+    epoch: int = 0                        # the switch's epoch at its latest event
+    first_seen: float = float("-inf")     # OpenCalls' clock when this process first saw it
 
 
 class OpenCalls:
-    def __init__(self, path: Path | None = None, *, flush_seconds: float = 1.0):
+    def __init__(self, path: Path | None = None, *, flush_seconds: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 remember_ended_seconds: float = 60.0):
         self.path = path
         self.flush_seconds = flush_seconds
+        self.clock = clock
+        # Far beyond how long FreeSWITCH lists a channel that is gone; memory is
+        # this many seconds of hangups (60 s at 300 calls/s: ~3 MB).
+        self.remember_ended_seconds = remember_ended_seconds
         self._calls: dict[str, dict[str, OpenCall]] = {}   # switch -> call_id -> call
+        self._epochs: dict[str, int] = {}                   # switch -> current epoch
+        self._ended: dict[str, dict[str, float]] = {}       # switch -> call_id -> clock
+        self._ended_order: dict[str, deque[tuple[float, str]]] = {}   # oldest first
         self._dirty = False
         self._stopping = Event()
         self._group = Group()
@@ -79,12 +102,15 @@ class OpenCalls:
         call = calls.get(call_id)
         if payload["hook_event"] == "channel_destroy":
             payload["sequence"] = (call.sequence if call else 0) + 1
+            self._remember_ended(switch, call_id)
             if call is not None:
                 del calls[call_id]
                 self._dirty = True
             return
         if call is None:
-            call = calls[call_id] = OpenCall(call_id, switch, core_uuid)
+            call = calls[call_id] = OpenCall(call_id, switch, core_uuid,
+                                             first_seen=self.clock())
+        call.epoch = self._epochs.get(switch, 0)
         call.sequence += 1
         payload["sequence"] = call.sequence
         call.fields = payload
@@ -92,6 +118,39 @@ class OpenCalls:
         if payload["hook_event"] == "channel_answer":
             call.answered = True
         self._dirty = True
+
+    # -- reconciliation's view ------------------------------------------------
+
+    def _remember_ended(self, switch: str, call_id: str) -> None:
+        ended = self._ended.get(switch)
+        if ended is None:
+            ended = self._ended[switch] = {}
+            self._ended_order[switch] = deque()
+        order = self._ended_order[switch]
+        now = ended[call_id] = self.clock()
+        order.append((now, call_id))
+        forget_before = now - self.remember_ended_seconds
+        while order[0][0] < forget_before:
+            when, old = order.popleft()
+            if ended.get(old) == when:       # not ended again since
+                del ended[old]
+
+    def mark(self, switch: str) -> int:
+        """Start a new epoch of ``switch`` (call it right before sending the first
+        read).  Returns it: a call whose ``epoch`` is lower had its latest event
+        before this moment."""
+        epoch = self._epochs[switch] = self._epochs.get(switch, 0) + 1
+        return epoch
+
+    def ended_of(self, switch: str) -> dict[str, float]:
+        """Calls of ``switch`` that ended in the last ``remember_ended_seconds`` (or
+        a little longer: forgetting happens at the next hangup), as the live
+        dict: call_id -> when."""
+        return self._ended.get(switch, {})
+
+    def is_known(self, switch: str, call_id: str) -> bool:
+        """Open, or ended recently."""
+        return call_id in self._calls.get(switch, ()) or call_id in self._ended.get(switch, ())
 
     # -- reading ------------------------------------------------------------
 
@@ -113,7 +172,8 @@ class OpenCalls:
             return
         try:
             data = json.loads(self.path.read_text())
-            self._calls = {switch: {c["call_id"]: OpenCall(**c) for c in calls}
+            # Loaded calls count as known long before any read of this process.
+            self._calls = {switch: {c["call_id"]: OpenCall(**_loaded(c)) for c in calls}
                            for switch, calls in data["switches"].items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("ignoring unreadable %s (%s): reconciliation will rebuild it "
@@ -169,8 +229,16 @@ def kept_fields(call: OpenCall) -> dict:
     return {k: call.fields[k] for k in KEPT_FIELDS if k in call.fields}
 
 
+_IN_MEMORY_ONLY = ("epoch", "first_seen")
+
+
 def _snapshot(call: OpenCall) -> dict:
-    return {**vars(call), "fields": kept_fields(call)}
+    kept = {k: v for k, v in vars(call).items() if k not in _IN_MEMORY_ONLY}
+    return {**kept, "fields": kept_fields(call)}
+
+
+def _loaded(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in _IN_MEMORY_ONLY}
 
 
 def _write_atomically(path: Path, data: dict) -> None:

@@ -2,16 +2,21 @@
 
 After every (re)connect, and every ``interval_seconds``, the switch is asked
 for its live channels (``api show channels as json``) twice,
-``confirm_seconds`` apart, because that list lags (it can still show a
-channel that is gone).  Then, with what eslhook believes *now* (real events
-that arrived in the meantime win):
+``confirm_seconds`` apart, because that list lags both ways (it shows a new
+channel late, and a gone one for a while).  Then, with what eslhook believes
+*now* (real events that arrived in the meantime win):
 
-- an open call absent from both reads is over: a ``channel_destroy`` with
-  ``reconciled: true`` and ``hangup_cause`` ``UNKNOWN`` is emitted (or
-  ``SWITCH_RESTARTED`` at once when the switch's Core-UUID changed);
-- a live channel present in both reads that eslhook never saw created gets
-  a ``channel_create`` (and ``channel_answer`` when it is answered), built
-  from ``uuid_dump`` when the switch answers it, else from the list row.
+- an open call is over if eslhook knew it ``confirm_seconds`` before the
+  first read was sent, had no event for it since, and both reads lack it
+  (a live channel is listed by then, however late): a ``channel_destroy``
+  with ``reconciled: true`` and ``hangup_cause`` ``UNKNOWN`` is emitted (or
+  ``SWITCH_RESTARTED`` at once when the switch's Core-UUID changed).  A call
+  heard of later cannot be judged by those reads: a busy switch writes its
+  answer in the same packet as newer events (``OpenCalls.mark`` draws the line);
+- a live channel present in both reads that eslhook never saw created, and
+  that did not just end, gets a ``channel_create`` (and ``channel_answer``
+  when it is answered), built from ``uuid_dump`` when the switch answers it,
+  else from the list row.
 
 Synthetic payloads go through the same dispatch as real ones, so per-call
 ordering holds: a synthetic destroy queues behind everything already sent
@@ -23,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from gevent.event import Event
@@ -59,17 +64,29 @@ def parse_channels(text: str) -> dict[str, dict]:
     return {row["uuid"]: row for row in data.get("rows", ()) if row.get("uuid")}
 
 
-def plan(open_calls: Mapping[str, OpenCall], first: Mapping[str, dict],
-         second: Mapping[str, dict], core_uuid: str | None) -> Plan:
-    """What to emit, given two reads of the switch's channels and what we believe."""
+def plan(open_calls: Mapping[str, OpenCall], ended: Collection[str],
+         first: Mapping[str, dict], second: Mapping[str, dict], core_uuid: str | None,
+         *, mark: int, seen_before: float) -> Plan:
+    """What to emit, given two reads of the switch's channels and what we believe.
+
+    A call is judged by the reads only if it was first seen before
+    ``seen_before`` (the first read's sending time less ``confirm_seconds``,
+    so a live one is listed by then, however late the list is) and had no
+    event since the first read was sent (``call.epoch < mark``,
+    ``OpenCalls.mark``).  ``ended``: calls that ended recently, which the list
+    may still show.
+    """
     destroy, create = [], []
     for call in open_calls.values():
+        if call.epoch >= mark:
+            continue
         if core_uuid and call.core_uuid and call.core_uuid != core_uuid:
-            destroy.append((call, "SWITCH_RESTARTED"))
-        elif call.call_id not in first and call.call_id not in second:
+            destroy.append((call, "SWITCH_RESTARTED"))   # that switch is gone: at once
+        elif (call.first_seen <= seen_before
+              and call.call_id not in first and call.call_id not in second):
             destroy.append((call, "UNKNOWN"))
     for uuid, row in second.items():
-        if uuid in first and uuid not in open_calls:
+        if uuid in first and uuid not in open_calls and uuid not in ended:
             create.append(row)
     return Plan(tuple(destroy), tuple(create))
 
@@ -120,6 +137,10 @@ class Reconciler:
         self._group = Group()
         self._conn = None
         self._wake = Event()
+        # The list may show a gone channel through both reads: its end must be
+        # remembered longer than that, or it would be "found open".
+        calls.remember_ended_seconds = max(calls.remember_ended_seconds,
+                                           4 * settings.confirm_seconds)
 
     def connected(self, source, conn) -> None:
         """``SwitchSource.on_connected``: must not block the source."""
@@ -145,17 +166,23 @@ class Reconciler:
         core_uuid = conn.api("global_getvar core_uuid").data.strip()
         if not core_uuid or core_uuid.startswith("-"):   # -ERR / -USAGE: not known
             core_uuid = None
+        # No yield between the mark and sending the read: any event seen after
+        # the mark arrived after the read was sent.
+        sent = self.calls.clock()
+        mark = self.calls.mark(self.switch)
         first = parse_channels(conn.api("show channels as json").data)
         if conn.closed.wait(self.settings.confirm_seconds):
             return Plan((), ())
         second = parse_channels(conn.api("show channels as json").data)
-        todo = plan(self.calls.of_switch(self.switch), first, second, core_uuid)
-        self.runs += 1
+        todo = plan(self.calls.of_switch(self.switch), self.calls.ended_of(self.switch),
+                    first, second, core_uuid, mark=mark,
+                    seen_before=sent - self.settings.confirm_seconds)
         for call, cause in todo.destroy:
             if self.calls.is_open(self.switch, call.call_id):   # a real event wins
                 self._emit(destroy_payload(call, cause, time.time()), call.core_uuid)
         for row in todo.create:
             self._create(conn, row, core_uuid)
+        self.runs += 1   # counted once all it decided is emitted
         if todo:
             log.warning("switch %s reconciled: %d call(s) closed, %d found open",
                         self.switch, len(todo.destroy), len(todo.create))
@@ -166,8 +193,8 @@ class Reconciler:
         answered = (row.get("callstate") in ANSWERED_CALLSTATES
                     or event.get("Answer-State") == "answered")
         for name in ("CHANNEL_CREATE", "CHANNEL_ANSWER") if answered else ("CHANNEL_CREATE",):
-            if name == "CHANNEL_CREATE" and self.calls.is_open(self.switch, row["uuid"]):
-                return   # its real CHANNEL_CREATE arrived meanwhile
+            if name == "CHANNEL_CREATE" and self.calls.is_known(self.switch, row["uuid"]):
+                return   # its real CHANNEL_CREATE (or its end) arrived meanwhile
             payload = self.to_payload({**event, "Event-Name": name}, self.switch)
             if payload is None:
                 return
