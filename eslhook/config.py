@@ -684,9 +684,10 @@ def validate_changed_hooks(hooks: list[Hook], changed: Iterable[int],
         except ConfigError as error:
             issues += [dataclasses.replace(issue, path=issue.path.replace(
                 "webhooks[0]", "webhooks[%d]" % index, 1)) for issue in error.issues]
-    ids = {"webhooks": [{"id": hook.id} for hook in hooks]}
-    issues += [ConfigIssue(file, format_path(p), m)
-               for p, m in _duplicates(ids, "webhooks", "id", "hook id")]
+    if len({hook.id for hook in hooks}) != len(hooks):
+        ids = {"webhooks": [{"id": hook.id} for hook in hooks]}
+        issues += [ConfigIssue(file, format_path(p), m)
+                   for p, m in _duplicates(ids, "webhooks", "id", "hook id")]
     if issues:
         raise ConfigError(issues)
 

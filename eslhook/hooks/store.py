@@ -281,8 +281,11 @@ class HookStore:
         if fresh:
             log.warning("hooks file %s: %d edited hook(s) written afresh (their comments "
                         "could not be kept)", self.path, fresh)
+        appended = len(changed) == len(new_hooks) - len(old) and new_hooks[:len(old)] == list(old)
         self._install(new_hooks, FileState(None, outcome.signature),
-                      _Parsed(layout=layout, text="" if layout else text), digest)
+                      _Parsed(layout=layout, text="" if layout else text), digest,
+                      index=self.index.appended(new_hooks[len(old):], self.accounts)
+                      if appended else None)
         log.info("hooks updated: %d hooks in %s", len(new_hooks), self.path)
 
     def _watch_displaced(self, fd: int, held: FileState) -> None:
@@ -328,8 +331,8 @@ class HookStore:
             os.close(fd)
 
     def _install(self, hooks: list[Hook], state: FileState, parsed: _Parsed,
-                 digest: str | None = None) -> None:
-        index = HookIndex(hooks, self.accounts)
+                 digest: str | None = None, index: HookIndex | None = None) -> None:
+        index = index or HookIndex(hooks, self.accounts)
         self._snapshot = _Snapshot(tuple(hooks), index, self._snapshot.generation + 1)
         self._known = _Known(state.signature, digest or state.digest, parsed.layout,
                              parsed.text)
