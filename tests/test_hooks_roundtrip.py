@@ -159,3 +159,18 @@ def _entries(text: str) -> dict[str, str]:
     layout = layout_of(text, yaml.compose(text, Loader=yaml.CSafeLoader))
     assert isinstance(layout, Layout)
     return {yaml.load(e, Loader=yaml.CSafeLoader)[0]["id"]: e for e in layout.entries}
+
+
+def test_a_flow_style_file_is_edited_keeping_its_comments(tmp_path):
+    path = tmp_path / "hooks.yaml"
+    path.write_text("# flow style, by hand\nwebhooks: [{id: %s, account_id: %s, name: a,\n"
+                    "  uri: 'http://127.0.0.1:9/a', hook: all}]   # one hook\n" % (FIRST, ACME))
+    store = HookStore(path, ACCOUNTS)
+    store.load()
+    added = Hook(id=SECOND, account_id=ACME, name="b", uri="http://127.0.0.1:9/b",
+                 hook="all", custom_data={"on": "yes"})
+    store.update(lambda hooks: (hooks + [added], None))
+    text = path.read_text()
+    assert text.startswith("# flow style, by hand\n") and "# one hook" in text
+    assert parse_hooks(text, ACCOUNTS, str(path)) == store.hooks
+    assert [h.name for h in store.hooks] == ["a", "b"] and store.hooks[1] == added
