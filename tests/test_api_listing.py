@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from test_api_support import PARENT, assert_error, assert_success, start_api
-
-HOOKS = "/v2/accounts/%s/webhooks"
-
-
-@pytest.fixture
-def api(tmp_path):
-    api = start_api(tmp_path)
-    yield api
-    api.close()
+from test_api import HOOKS, api  # noqa: F401  (the fixture: a real API on a tmp file)
+from test_api_support import PARENT, assert_error, assert_success
 
 
 def hand_hooks(api, count: int) -> list[str]:

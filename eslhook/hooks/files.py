@@ -87,25 +87,23 @@ def write_atomically(path: Path, data: str | bytes) -> FileSignature | None:
     asks for 0600 and a umask only takes bits away), fsync, rename, fsync the
     directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _written_temp(path, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    _rename_into_place(_written_temp(path, data), path)
     return file_signature(path)
 
 
 @dataclass(frozen=True)
+class Displaced:
+    """The inode a rename replaced, kept open (the caller closes ``fd``): a
+    writer that opened the file before the rename writes there."""
+    fd: int
+    held: FileState          # what it held when replaced
+    changed: bool            # and it was written to during the rename already
+
+
+@dataclass(frozen=True)
 class Replaced:
-    written: bool
     signature: FileSignature | None = None     # of the file written
-    # the inode the rename replaced, still open (the caller closes it): a writer
-    # that opened the file before the rename writes there
-    displaced_fd: int | None = None
-    displaced: FileState | None = None         # what it held when replaced
-    displaced_changed: bool = False            # and it was written to meanwhile
+    displaced: Displaced | None = None         # None: nothing was written
 
 
 def replace_if_unchanged(path: Path, data: str | bytes, inode: int | None,
@@ -115,26 +113,21 @@ def replace_if_unchanged(path: Path, data: str | bytes, inode: int | None,
     try:
         old = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return Replaced(False)
+        return Replaced()
     keep_open = False
     try:
         before = read_fd_state(old)
         if before.inode != inode or before.digest != digest:
-            return Replaced(False)
+            return Replaced()
         tmp = _written_temp(path, data)
         # the last look, as close to the rename as it gets
         if file_signature(path) != before.signature:
             _unlink(tmp)
-            return Replaced(False)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            _unlink(tmp)
-            raise
-        _fsync_dir(path.parent)
+            return Replaced()
+        _rename_into_place(tmp, path)
         keep_open = True
-        return Replaced(True, file_signature(path), old, before,
-                        not read_fd_state(old).same_as(before))
+        return Replaced(file_signature(path), Displaced(
+            old, before, not read_fd_state(old).same_as(before)))
     finally:
         if not keep_open:
             os.close(old)
@@ -152,6 +145,15 @@ def _written_temp(path: Path, data: str | bytes) -> str:
         _unlink(tmp)
         raise
     return tmp
+
+
+def _rename_into_place(tmp: str, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _unlink(name: str) -> None:

@@ -132,7 +132,10 @@ def layout_of(text: str, node: Any) -> Layout | None:
     if not isinstance(value, yaml.SequenceNode) or not value.value:   # null or []
         if isinstance(value, yaml.MappingNode):
             return None
-        end = _last_line(value)
+        # an empty null ("webhooks:") has no text of its own: its mark may lie
+        # lines further on, past comments that must stay
+        end = key_line if isinstance(value, yaml.ScalarNode) and not value.value \
+            else _last_line(value)
         return Layout("".join(lines[:key_line]), (), ("".join(lines[end + 1:]),),
                       key_start=len("".join(lines[:key_line])))
     if value.flow_style:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
@@ -38,7 +38,7 @@ from ..accounts import AccountDirectory
 from ..config import (ConfigError, ConfigIssue, parse_hooks_text, validate_changed_hooks,
                       write_hooks_file)
 from ..threads import in_threadpool
-from .files import (FileSignature, FileState, file_signature, read_fd_state, read_state,
+from .files import (Displaced, FileSignature, FileState, file_signature, read_fd_state, read_state,
                     replace_if_unchanged, sha256)
 from .index import HookIndex
 from .layout import Layout, layout_of, rewrite_document, spliced
@@ -85,7 +85,8 @@ class _Known:
 
 
 @dataclass(frozen=True)
-class _Displaced:
+class _Watched:
+    """A replaced inode watched for a late hand edit."""
     fd: int
     held: FileState        # what it held when our rename replaced it
     until: float           # monotonic time to stop watching
@@ -93,7 +94,7 @@ class _Displaced:
 
 @dataclass(frozen=True)
 class _Parsed:
-    hooks: list[Hook] | None = None
+    hooks: list[Hook] = field(default_factory=list)
     layout: Layout | None = None
     text: str = ""
     error: ConfigError | None = None
@@ -112,7 +113,7 @@ class HookStore:
         self._signature: FileSignature | None = None   # of the file last looked at
         self._empty_since: tuple[str | None, float] | None = None
         # inodes our writes replaced, watched for a hand edit written to them late
-        self._displaced: list[_Displaced] = []
+        self._displaced: list[_Watched] = []
         self._lock = Semaphore()      # one reload or write at a time
         self._stopping = Event()
         self._group = Group()
@@ -239,11 +240,11 @@ class HookStore:
     def _current(self) -> tuple[tuple[Hook, ...], str | None]:
         """The hooks of the file now, and why a write must not go ahead (call
         with the lock held): None, "changed" or "unstable"."""
-        state = in_threadpool(read_state, self.path)
+        now = in_threadpool(read_state, self.path)
         known = self._known
-        if known is not None and state.digest is not None and state.digest == known.digest:
-            if state.signature != known.signature:
-                self._known = replace(known, signature=state.signature)
+        if known is not None and now.digest is not None and now.digest == known.digest:
+            if now.signature != known.signature:
+                self._known = replace(known, signature=now.signature)
             return self._snapshot.hooks, None
         state = self._stable(lambda: in_threadpool(read_state, self.path))
         if state is None:
@@ -269,15 +270,15 @@ class HookStore:
         outcome = in_threadpool(replace_if_unchanged, self.path, text,
                                 known.signature[2] if known and known.signature else None,
                                 known.digest if known else None)
-        if not outcome.written:          # a hand edit landed after our read
+        if outcome.displaced is None:    # a hand edit landed after our read
             self._current()              # in force now, so a retry applies to it
             raise HooksFileConflict(self.path, "changed")
         digest = sha256(text.encode("utf-8"))
-        if outcome.displaced_changed:    # ... or truncated the file as we renamed
-            self._restore(outcome.displaced_fd, outcome.signature, digest)
+        if outcome.displaced.changed:    # ... or truncated the file as we renamed
+            self._restore(outcome.displaced.fd, outcome.signature, digest)
             self._current()
             raise HooksFileConflict(self.path, "changed")
-        self._watch_displaced(outcome.displaced_fd, outcome.displaced)
+        self._watch_displaced(outcome.displaced)
         if fresh:
             log.warning("hooks file %s: %d edited hook(s) written afresh (their comments "
                         "could not be kept)", self.path, fresh)
@@ -288,9 +289,9 @@ class HookStore:
                       if appended else None)
         log.info("hooks updated: %d hooks in %s", len(new_hooks), self.path)
 
-    def _watch_displaced(self, fd: int, held: FileState) -> None:
-        self._displaced.append(_Displaced(fd, held, time.monotonic() +
-                                          DISPLACED_WATCH_SECONDS))
+    def _watch_displaced(self, displaced: Displaced) -> None:
+        self._displaced.append(_Watched(displaced.fd, displaced.held, time.monotonic() +
+                                        DISPLACED_WATCH_SECONDS))
         while len(self._displaced) > DISPLACED_KEPT:
             os.close(self._displaced.pop(0).fd)
 
@@ -321,11 +322,11 @@ class HookStore:
                 return
             put_back = in_threadpool(replace_if_unchanged, self.path, hand.raw,
                                      ours[2] if ours else None, digest)
-            if put_back.written:
-                self._watch_displaced(put_back.displaced_fd, put_back.displaced)
+            if put_back.displaced is not None:
+                self._watch_displaced(put_back.displaced)
             log.warning("hooks file %s was edited by hand while eslhook wrote it: the "
                         "hand edit is %s", self.path,
-                        "restored and wins" if put_back.written else "superseded by a "
+                        "restored and wins" if put_back.displaced else "superseded by a "
                         "later edit")
         finally:
             os.close(fd)
