@@ -624,10 +624,11 @@ def _build_delivery(data: dict) -> DeliveryConfig:
 # hooks.yaml
 
 HOOKS_FILE_HEADER = """\
-# eslhook webhooks. This file is managed by eslhook (its REST API rewrites it)
-# and may also be edited by hand: eslhook reloads it within a couple of seconds,
-# and keeps the last good hooks if an edit is invalid (see the log, or run
-# `eslhook check-config`). Keys: see conf/hooks.yaml in the eslhook sources.
+# eslhook webhooks. This file is managed by eslhook (its REST API edits only the
+# hooks it changes; comments stay) and may also be edited by hand: eslhook reloads
+# it within a couple of seconds, and keeps the last good hooks if an edit is
+# invalid (see the log, or run `eslhook check-config`). It holds signing secrets:
+# keep it 0600. Keys: see conf/hooks.yaml in the eslhook sources.
 """
 
 

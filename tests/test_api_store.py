@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from eslhook.accounts import AccountDirectory
+from eslhook.delivery.notices import disable_change
 from eslhook.hooks.model import Hook
 from eslhook.hooks.store import HooksFileConflict, HookStore
 from test_api_support import ACCOUNTS, PARENT
@@ -39,13 +40,23 @@ def test_an_edit_landing_between_read_and_write_wins_and_nothing_is_written(stor
         return hooks + [hook(2)], "done"
 
     with pytest.raises(HooksFileConflict) as caught:
-        store.update(change)
+        store.update(change, refuse_if_edited=True)     # as the REST API does
     assert caught.value.reason == "changed"
     assert names(store) == ["by hand"]
     # the edit is in force at once: a retry applies to it
     assert [h.name for h in store.hooks] == ["by hand"]
-    assert store.update(lambda hooks: (hooks + [hook(2)], "again")) == "again"
+    assert store.update(lambda hooks: (hooks + [hook(2)], "again"),
+                        refuse_if_edited=True) == "again"
     assert names(store) == ["by hand", "h2"]
+
+
+def test_an_auto_disable_after_an_unread_hand_edit_applies_to_the_edit(store):
+    # eslhook's own write has no client to retry: it goes onto the settled edit
+    edited = store.path.read_text().replace("name: h1", "name: by hand")
+    store.path.write_text(edited)
+    assert store.update(disable_change(hook(1).id, "410 Gone")).name == "by hand"
+    assert store.path.read_text() == edited.replace(
+        "    hook: all\n", "    hook: all\n    enabled: false\n    disable_reason: 410 Gone\n")
 
 
 def test_a_file_being_written_gets_no_write(store):

@@ -144,9 +144,10 @@ def _check_if_match(req: falcon.Request, hook: Hook) -> None:
 
 
 def update_store(ctx: ApiContext, change: Callable):
-    """store.update, with the file's own trouble as a 503."""
+    """store.update, the file's trouble as 503, a hand edit (unread or being
+    written) as 409: the hand edit wins, the client retries."""
     try:
-        return ctx.store.update(change)
+        return ctx.store.update(change, refuse_if_edited=True)
     except ConfigError as error:
         raise ApiError(503, "hooks file invalid", {"message": (
             "the hooks file has errors (a hand edit?); nothing was changed. Fix the file "

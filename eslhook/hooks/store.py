@@ -53,6 +53,7 @@ SETTLE_SECONDS = 0.025        # between the two reads of a stable read
 STABLE_ATTEMPTS = 8           # then the file counts as being written
 EMPTY_SETTLE_SECONDS = 1.0    # a file with no hooks must stay so this long
 RESTORE_ATTEMPTS = 200        # a displaced hand edit: wait up to ~5 s for its writer
+INTERNAL_ATTEMPTS = 3         # eslhook's own writes try again after a conflict
 DISPLACED_WATCH_SECONDS = 5.0  # how long a replaced inode is watched for late writes
 DISPLACED_KEPT = 8            # at most this many watched at once (the newest)
 
@@ -216,25 +217,39 @@ class HookStore:
         hooks = list(hooks)
         self.update(lambda current: (hooks, None))
 
-    def update(self, change: Change) -> T:
+    def update(self, change: Change, *, refuse_if_edited: bool = False) -> T:
         """Locked read-modify-write of the file; returns change's result.
 
         ``change(hooks)`` runs on the hub without blocking and returns (new hooks
         or None, result); whatever it raises aborts the update with nothing
         written.  Raises ConfigError if the file on disk is invalid right now (a
         bad hand edit is never overwritten) or the new hooks are, and
-        HooksFileConflict if the file changed since it was last read or is
-        being written (a change returning None still gets the hooks).
+        HooksFileConflict if the file is being written, or changed under the
+        write (a change returning None still gets the hooks).
+
+        ``refuse_if_edited`` (the REST API, whose client can retry): a file
+        edited since it was last read is a conflict too.  Otherwise (eslhook's
+        own writes, e.g. auto-disable) the change applies to the edit once it
+        is read whole and in force, and a conflict is tried again a few times.
         """
-        with self._lock:
-            current, conflict = self._current()
-            new_hooks, result = change(list(current))
-            if new_hooks is None:
-                return result
-            if conflict is not None:
-                raise HooksFileConflict(self.path, conflict)
-            new_hooks = list(new_hooks)
-            self._write(new_hooks)
+        attempts = 1 if refuse_if_edited else INTERNAL_ATTEMPTS
+        for attempt in range(attempts):
+            try:
+                with self._lock:
+                    return self._update_locked(change, refuse_if_edited)
+            except HooksFileConflict:
+                if attempt + 1 == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _update_locked(self, change: Change, refuse_if_edited: bool) -> T:
+        current, conflict = self._current()
+        new_hooks, result = change(list(current))
+        if new_hooks is None:
+            return result
+        if conflict == "unstable" or (conflict == "changed" and refuse_if_edited):
+            raise HooksFileConflict(self.path, conflict)
+        self._write(list(new_hooks))
         return result
 
     def _current(self) -> tuple[tuple[Hook, ...], str | None]:
