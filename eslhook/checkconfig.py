@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
+from pathlib import Path
 
 from .accounts import AccountDirectory
 from .config import ConfigError, load_config, load_hooks
+from .hooks.model import Hook
 
 DEFAULT_CONFIG = "conf/eslhook.yaml"
 
@@ -16,7 +20,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "check-config", help="validate the config and hooks files",
         description="Validate the configuration and its hooks file. Prints a one-line "
                     "summary, or every problem with its file, line and key; "
-                    "exit status 0 when both are valid, 1 otherwise.")
+                    "exit status 0 when both are valid, 1 otherwise. A hooks file "
+                    "holding secrets that others may read is a warning (exit 0).")
     parser.add_argument("--config", default=DEFAULT_CONFIG,
                         help="configuration file (default: %(default)s)")
     parser.set_defaults(func=run)
@@ -42,11 +47,28 @@ def run(args: argparse.Namespace) -> int:
             _print_issues(error, out)
             return 1
         note = ""
+        warning = readable_secrets_warning(config.hooks_file, hooks)
+        if warning:
+            print("warning: %s" % warning, file=out)
     print("ok: %s, %s, %s (%d enabled)%s" % (
         _count(len(config.switches), "switch", "switches"),
         _count(len(config.accounts), "account", "accounts"),
         _count(len(hooks), "hook", "hooks"), sum(h.enabled for h in hooks), note), file=out)
     return 0
+
+
+def readable_secrets_warning(path: Path, hooks: list[Hook]) -> str | None:
+    """Why a hooks file holding signing secrets is readable by more than its owner."""
+    with_secrets = sum(1 for h in hooks if h.secret or h.previous_secret)
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    readers = [who for who, bit in (("its group", stat.S_IRGRP), ("everyone", stat.S_IROTH))
+               if mode & bit]
+    if not with_secrets or not readers:
+        return None
+    return ("%s is readable by %s (mode %04o) and holds the signing secret%s of %s: "
+            "chmod 600 %s (eslhook writes it 0600)" % (
+                path, " and ".join(readers), mode, "s" * (with_secrets != 1),
+                _count(with_secrets, "hook", "hooks"), path))
 
 
 def _count(n: int, one: str, many: str) -> str:

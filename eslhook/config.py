@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import json
 import os
 import re
-import tempfile
 import uuid
 from datetime import date
 from dataclasses import dataclass, field
@@ -28,6 +28,8 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from .hooks.files import write_atomically
+from .hooks.layout import new_entry
 from .hooks.model import Hook
 
 if TYPE_CHECKING:
@@ -227,6 +229,7 @@ class _Document:
     data: Any
     lines: dict
     issues: tuple = ()     # found while parsing (duplicate keys)
+    node: Any = None       # PyYAML's composed node: where each hook's text lies
 
     def issue(self, path: _Path, message: str) -> ConfigIssue:
         return ConfigIssue(self.file, format_path(path), message, self._line(path))
@@ -261,7 +264,7 @@ def _parse_yaml(text: str, file: str) -> _Document:
         raise ConfigError([ConfigIssue(file, "", "document too large or nested too "
                                        "deeply (%d values seen)" % len(lines))]) from None
     # duplicate keys: YAML would silently keep the last one, a lost edit
-    return _Document(file, data, lines, tuple(duplicates))
+    return _Document(file, data, lines, tuple(duplicates), node)
 
 
 class _TooBig(Exception):
@@ -621,10 +624,11 @@ def _build_delivery(data: dict) -> DeliveryConfig:
 # hooks.yaml
 
 HOOKS_FILE_HEADER = """\
-# eslhook webhooks. This file is managed by eslhook (its REST API rewrites it)
-# and may also be edited by hand: eslhook reloads it within a couple of seconds,
-# and keeps the last good hooks if an edit is invalid (see the log, or run
-# `eslhook check-config`). Keys: see conf/hooks.yaml in the eslhook sources.
+# eslhook webhooks. This file is managed by eslhook (its REST API edits only the
+# hooks it changes; comments stay) and may also be edited by hand: eslhook reloads
+# it within a couple of seconds, and keeps the last good hooks if an edit is
+# invalid (see the log, or run `eslhook check-config`). It holds signing secrets:
+# keep it 0600. Keys: see conf/hooks.yaml in the eslhook sources.
 """
 
 
@@ -641,6 +645,14 @@ def load_hooks(path: str | os.PathLike, accounts: "AccountDirectory", *,
 def parse_hooks(text: str, accounts: "AccountDirectory", file: str) -> list[Hook]:
     """Validate hooks.yaml text (already read) and build the hooks."""
     return hooks_from_document(_parse_yaml(text, file), accounts)
+
+
+def parse_hooks_text(text: str, accounts: "AccountDirectory", file: str
+                     ) -> tuple[list[Hook], Any]:
+    """``parse_hooks``, also returning PyYAML's node of the document (None when
+    empty): the store reads from it where each hook's lines are."""
+    doc = _parse_yaml(text, file)
+    return hooks_from_document(doc, accounts), doc.node
 
 
 def hooks_from_document(doc: _Document, accounts: "AccountDirectory") -> list[Hook]:
@@ -661,6 +673,26 @@ def validate_hooks(hooks: Iterable[Hook], accounts: "AccountDirectory",
     hooks_from_document(_Document(file, data, {}), accounts)
 
 
+def validate_changed_hooks(hooks: list[Hook], changed: Iterable[int],
+                           accounts: "AccountDirectory", file: str = "hooks") -> None:
+    """``validate_hooks`` for a write that changed only ``hooks[i]`` for i in
+    ``changed``: those are checked in full, the rest only for duplicate ids
+    (they were valid when loaded), so a write costs one hook's validation."""
+    issues: list[ConfigIssue] = []
+    for index in changed:
+        try:
+            validate_hooks([hooks[index]], accounts, file)
+        except ConfigError as error:
+            issues += [dataclasses.replace(issue, path=issue.path.replace(
+                "webhooks[0]", "webhooks[%d]" % index, 1)) for issue in error.issues]
+    if len({hook.id for hook in hooks}) != len(hooks):
+        ids = {"webhooks": [{"id": hook.id} for hook in hooks]}
+        issues += [ConfigIssue(file, format_path(p), m)
+                   for p, m in _duplicates(ids, "webhooks", "id", "hook id")]
+    if issues:
+        raise ConfigError(issues)
+
+
 def _hooks_semantics(data: dict, accounts: "AccountDirectory") -> Iterator[tuple[_Path, str]]:
     yield from _duplicates(data, "webhooks", "id", "hook id")
     for index, item in _items(data, "webhooks"):
@@ -670,62 +702,22 @@ def _hooks_semantics(data: dict, accounts: "AccountDirectory") -> Iterator[tuple
                 account_id, _known_accounts(accounts.accounts))
 
 
-_YamlDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
 def hooks_yaml(hooks: Iterable[Hook]) -> str:
     """The hooks file text: header comment, then hooks in a stable key order.
 
     Laid out as people write it by hand: list items indented under
     ``webhooks:``, a blank line between hooks.
     """
-    entries = []
-    for hook in hooks:
-        block = yaml.dump(hook.to_dict(), Dumper=_YamlDumper, sort_keys=False,
-                          default_flow_style=False, allow_unicode=True, width=100)
-        # shifting every line of a block mapping alike keeps its structure
-        entries.append("  - " + block.rstrip("\n").replace("\n", "\n    ") + "\n")
+    entries = [new_entry(hook, data=hook.to_dict()) for hook in hooks]
     body = "webhooks:\n" + "\n".join(entries) if entries else "webhooks: []\n"
     return HOOKS_FILE_HEADER + "\n" + body
 
 
 def write_hooks_file(path: str | os.PathLike, hooks: Iterable[Hook]) -> str:
-    """Replace the file atomically: temp file in the same directory, fsync, rename.
+    """Replace the file atomically (temp file created 0600, fsync, rename).
 
     Returns the text written (the store keeps its digest to spot later hand edits).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = hooks_yaml(hooks)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        if path.exists():  # keep a hand-set mode (e.g. 0640)
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    write_atomically(Path(path), text)
     return text
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse: the rename is still atomic
-        pass
-    finally:
-        os.close(fd)

@@ -141,30 +141,39 @@ def test_the_file_is_readable_and_managed_with_a_header(api):
     assert text.count("\n  - id: ") == 2
 
 
-def test_a_hand_edit_during_api_use_is_kept(api):
+def test_an_api_write_after_an_unread_hand_edit_gets_409_and_the_edit_wins(api):
     first = api.create(name="from the API")
     hooks = api.file_hooks()
     hooks[0]["name"] = "renamed by hand"
     hooks.append({"id": "e" * 32, "account_id": PARENT, "name": "added by hand",
                   "uri": "http://127.0.0.1:9/hand", "hook": "all"})
-    api.write_file(hooks)   # in place, and the store's watcher is not even running
-    second = api.create(name="after the edit")
+    # in place, and the store's watcher is not even running: eslhook has not read it
+    api.path.write_text(yaml.safe_dump({"webhooks": hooks}, sort_keys=False))
+    by_hand = api.path.read_bytes()
+    conflict = assert_error(api.call("PUT", HOOKS % PARENT, json={"data": NEW_HOOK}),
+                            409, "hooks file changed")
+    assert conflict["data"]["reason"] == "changed"
+    assert api.path.read_bytes() == by_hand             # nothing written over it
+    assert "e" * 32 in {h.id for h in api.store.hooks}  # and the edit is in force
+    second = api.create(name="after the edit")          # a retry applies to the edit
+    assert api.path.read_bytes().startswith(by_hand)
     assert [(h["id"], h["name"]) for h in api.file_hooks()] == [
         (first["id"], "renamed by hand"), ("e" * 32, "added by hand"),
         (second["id"], "after the edit")]
     listed = assert_success(api.call("GET", HOOKS % PARENT))["data"]
     assert [h["name"] for h in listed] == ["renamed by hand", "added by hand", "after the edit"]
-    # and the hand-added hook is in force
-    assert "e" * 32 in {h.id for h in api.store.hooks}
 
 
 def test_a_same_size_in_place_edit_is_still_noticed(api):
     hook = api.create(name="aaaa")
     text = api.path.read_text()
     api.path.write_text(text.replace("name: aaaa", "name: bbbb"))   # same size, same inode
-    patched = api.call("PATCH", HOOK % (PARENT, hook["id"]), json={"data": {"retries": 1}})
+    patch = {"json": {"data": {"retries": 1}}}
+    assert_error(api.call("PATCH", HOOK % (PARENT, hook["id"]), **patch), 409,
+                 "hooks file changed")
+    patched = api.call("PATCH", HOOK % (PARENT, hook["id"]), **patch)
     assert assert_success(patched)["data"]["name"] == "bbbb"
-    assert api.file_hooks()[0]["name"] == "bbbb"
+    assert api.file_hooks()[0]["name"] == "bbbb" and api.file_hooks()[0]["retries"] == 1
 
 
 def test_a_bad_hand_edit_blocks_api_writes_and_is_never_overwritten(api):
@@ -182,6 +191,7 @@ def test_a_bad_hand_edit_blocks_api_writes_and_is_never_overwritten(api):
     assert [h["id"] for h in assert_success(api.call("GET", HOOKS % PARENT))["data"]] == \
         [hook["id"]]
     api.path.write_text(bad.replace("retries: lots", "retries: 4"))
+    assert api.store.poll()      # the watcher reads the fixed file
     assert_success(api.call("PATCH", HOOK % (PARENT, hook["id"]),
                             json={"data": {"name": "fixed"}}))
     assert api.file_hooks()[0]["retries"] == 4 and api.file_hooks()[0]["name"] == "fixed"

@@ -53,12 +53,15 @@ class Api:
     def close(self) -> None:
         self.session.close()   # else the server waits for the idle keep-alive connection
         self.server.stop(timeout=1)
+        self.store.stop(timeout=1)
 
     def file_hooks(self) -> list[dict]:
         return (yaml.safe_load(self.path.read_text()) or {}).get("webhooks") or []
 
     def write_file(self, hooks: list[dict]) -> None:
+        """A hand edit, then the store's look at it (its watcher's, within a second)."""
         self.path.write_text(yaml.safe_dump({"webhooks": hooks}, sort_keys=False))
+        self.store.poll()
 
 
 def start_api(tmp_path: Path, **api_options) -> Api:

@@ -159,9 +159,14 @@ def test_a_deleted_file_keeps_the_hooks_and_its_return_is_picked_up(hooks_file, 
     assert matched_names(store) == ["hook 5"]
 
 
-def test_an_emptied_file_means_no_hooks(hooks_file, store):
+def test_an_emptied_file_means_no_hooks_only_once_it_stays_empty(hooks_file):
+    # a truncate-then-write hand edit shows an empty file first: not "no hooks"
+    store = HookStore(hooks_file, ACCOUNTS, empty_settle_seconds=0.3)
     store.load()
     hooks_file.write_text("")
+    assert store.poll() is False
+    assert matched_names(store) == ["hook 1"]
+    gevent.sleep(0.35)
     assert store.poll() is True
     assert store.hooks == [] and store.index.match(call()) == ()
 
@@ -187,7 +192,7 @@ def test_write_replaces_the_file_and_the_hooks_in_force(hooks_file, store):
     gevent.sleep(5 * FAST_POLL)
     assert store.generation == 2  # the watcher does not reload our own write
     text = hooks_file.read_text()
-    assert text.startswith("# eslhook webhooks. This file is managed by eslhook")
+    assert text.startswith("# edited by hand\n")    # the file's own comment stays
     assert HookStore(hooks_file, ACCOUNTS).load() == store.hooks
     assert sorted(p.name for p in hooks_file.parent.iterdir()) == ["hooks.yaml"]
 

@@ -14,45 +14,17 @@ the API.
 
 from __future__ import annotations
 
-import falcon
-
 from ..delivery.queue import REPLAY_LIMIT
 from ..hooks.model import parse_utc
 from ..mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 from .context import ApiContext
 from .envelope import ApiError, request_data, send, validation_error
+from .paging import page_envelope, page_request
 from .validation import add_error
 from .webhooks import find_hook
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
-
-
-def page_request(req: falcon.Request) -> tuple[int, str | None]:
-    """(page_size, start_key) from the query, or a 400 naming each bad one."""
-    errors: dict = {}
-    text = req.get_param("page_size")
-    page_size = DEFAULT_PAGE_SIZE
-    if text is not None:
-        if not text.isascii() or not text.isdigit():
-            add_error(errors, "page_size", "type", "Value must be an integer",
-                      target="integer", value=text)
-        else:
-            page_size = int(text)
-            if page_size < 1:
-                add_error(errors, "page_size", "minimum", "Value must be at least 1",
-                          target=1, value=page_size)
-            elif page_size > MAX_PAGE_SIZE:
-                add_error(errors, "page_size", "maximum", "Value must be at most %d"
-                          % MAX_PAGE_SIZE, target=MAX_PAGE_SIZE, value=page_size)
-    start_key = req.get_param("start_key")
-    if start_key is not None and not (start_key.isascii() and start_key.isdigit()):
-        add_error(errors, "start_key", "invalid",
-                  "Value is not a key this API returned: pass a response's next_start_key",
-                  value=start_key)
-    if errors:
-        raise validation_error(errors)
-    return page_size, start_key
+def _attempt_key(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def attempt_view(record: dict) -> dict:
@@ -85,7 +57,7 @@ class Attempts:
 
     def _page(self, req, resp, account_id: str, hook_id: str | None) -> None:
         self.ctx.authorize(req, account_id)
-        page_size, start_key = page_request(req)
+        page_size, start_key = page_request(req, _attempt_key)
         if hook_id is not None:
             find_hook(self.ctx, account_id, hook_id)      # 404 if not the account's
         delivery = running_delivery(self.ctx)
@@ -94,12 +66,9 @@ class Attempts:
                                      start_key=start_key)
         except ValueError as exc:   # the queue's own checks; ours above should match them
             raise ApiError(400, "validation error", {"message": str(exc)}) from None
-        extra = {}
-        if page.attempts:
-            extra["start_key"] = page.attempts[0]["id"]
-        if page.next_start_key is not None:
-            extra["next_start_key"] = page.next_start_key
-        send(req, resp, [attempt_view(a) for a in page.attempts], extra=extra)
+        first = page.attempts[0]["id"] if page.attempts else None
+        send(req, resp, [attempt_view(a) for a in page.attempts],
+             extra=page_envelope(first, page.next_start_key))
 
 
 def replay_window(data: dict) -> tuple[float, float]:

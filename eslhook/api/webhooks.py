@@ -1,8 +1,10 @@
 """``/v{1,2}/accounts/{account_id}/webhooks[/{hook_id}]``: Crossbar's webhooks.
 
 Every change is a locked read-modify-write of hooks.yaml
-(``HookStore.update``): validated first, written atomically, in force for
-the next event.  ``account_id`` always comes from the path: one in the body
+(``HookStore.update``): validated first, spliced into the file so only the
+touched entry changes, written atomically, in force for the next event; a
+file edited by hand since it was last read, or being written, gets 409 and
+is left alone.  The listing is paginated as Crossbar's (``paging.py``).  ``account_id`` always comes from the path: one in the body
 must name the same account (a hook never moves between accounts), and an
 ``id`` in a create is ignored (the server assigns it).
 """
@@ -20,9 +22,10 @@ import falcon
 from ..config import ConfigError
 from ..delivery.signing import generate_secret, rotated
 from ..hooks.model import Hook
-from ..hooks.store import HooksFileChanged
+from ..hooks.store import HooksFileConflict
 from .context import ApiContext
 from .envelope import ApiError, request_data, revision_of, send, validation_error
+from .paging import page_envelope, page_request
 from .validation import add_error, webhook_errors
 
 SUMMARY_FIELDS = ("id", "name", "uri", "hook", "enabled", "disable_reason")
@@ -33,6 +36,7 @@ SERVER_KEPT_FIELDS = HIDDEN_FIELDS | {"previous_secret_expires"}
 # "secret": "generate" asks for a new random secret, shown in that response only
 GENERATE = "generate"
 _HOOK_FIELD_ERROR = re.compile(r"Hook\.(\w+): (.*)", re.S)
+_HOOK_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def full_view(hook: Hook) -> dict:
@@ -140,19 +144,40 @@ def _check_if_match(req: falcon.Request, hook: Hook) -> None:
 
 
 def update_store(ctx: ApiContext, change: Callable):
-    """store.update, with the file's own trouble as a 503."""
+    """store.update, the file's trouble as 503, a hand edit (unread or being
+    written) as 409: the hand edit wins, the client retries."""
     try:
-        return ctx.store.update(change)
+        return ctx.store.update(change, refuse_if_edited=True)
     except ConfigError as error:
         raise ApiError(503, "hooks file invalid", {"message": (
             "the hooks file has errors (a hand edit?); nothing was changed. Fix the file "
             "(eslhook check-config lists the problems), then retry."),
             "issues": [{"path": i.path, "line": i.line, "message": i.message}
                        for i in error.issues]}) from None
-    except HooksFileChanged:
-        raise ApiError(503, "hooks file busy", {"message": (
-            "the hooks file kept changing while this request tried to update it; "
-            "retry")}, headers={"Retry-After": "1"}) from None
+    except HooksFileConflict as conflict:
+        raise ApiError(409, "hooks file changed", {"message": (
+            "the hooks file was edited by hand since eslhook last read it; nothing was "
+            "changed and the edit is now in force: GET the webhook again and retry"
+            if conflict.reason == "changed" else
+            "the hooks file is being written (a hand edit in progress?); nothing was "
+            "changed: retry in a moment"), "reason": conflict.reason},
+            headers={"Retry-After": "1"}) from None
+
+
+def listing_page(hooks: list[Hook], page_size: int | None, start_key: str | None
+                 ) -> tuple[list[Hook], str | None]:
+    """The page of ``hooks`` (file order) from the one with id ``start_key``,
+    and the next page's first id; page_size None: all of them."""
+    start = 0
+    if start_key is not None:
+        start = next((i for i, h in enumerate(hooks) if h.id == start_key), -1)
+        if start < 0:
+            raise validation_error({"start_key": {"not_found": {
+                "message": "no webhook %s in this account (deleted since?); start again "
+                           "without start_key" % start_key, "value": start_key}}})
+    end = len(hooks) if page_size is None else start + page_size
+    next_key = hooks[end].id if end < len(hooks) else None
+    return hooks[start:end], next_key
 
 
 class AccountWebhooks:
@@ -163,8 +188,11 @@ class AccountWebhooks:
 
     def on_get(self, req, resp, account_id):
         self.ctx.authorize(req, account_id)
-        send(req, resp, [summary_view(h) for h in self.ctx.current_hooks()
-                         if h.account_id == account_id])
+        page_size, start_key = page_request(req, _HOOK_ID.fullmatch, allow_all=True)
+        hooks = [h for h in self.ctx.current_hooks() if h.account_id == account_id]
+        page, next_key = listing_page(hooks, page_size, start_key)
+        send(req, resp, [summary_view(h) for h in page],
+             extra=page_envelope(page[0].id if page else None, next_key))
 
     def on_put(self, req, resp, account_id):
         self.ctx.authorize(req, account_id)

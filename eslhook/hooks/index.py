@@ -25,6 +25,17 @@ class HookIndex:
         # every enabled hook takes ordinary legs; only some take internal ones
         self._for_ordinary_legs, self._for_internal_legs = _build_tables(self.hooks, accounts)
 
+    def appended(self, new: Iterable[Hook], accounts: AccountDirectory) -> "HookIndex":
+        """This index with ``new`` hooks added after the others (an API create):
+        only the keys they reach are copied, not the whole index rebuilt."""
+        new = tuple(new)
+        index = object.__new__(HookIndex)
+        index.hooks = self.hooks + new
+        added_ordinary, added_internal = _build_tables(new, accounts)
+        index._for_ordinary_legs = _merged(self._for_ordinary_legs, added_ordinary)
+        index._for_internal_legs = _merged(self._for_internal_legs, added_internal)
+        return index
+
     def match(self, payload: Mapping[str, Any]) -> tuple[Hook, ...]:
         """The hooks, in file order, that receive ``payload``.
 
@@ -49,6 +60,13 @@ class HookIndex:
 def _is_true(value: Any) -> bool:
     # a bool from mapping; tolerate the string form a header would carry
     return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _merged(table: _Table, added: _Table) -> _Table:
+    merged = dict(table)
+    for key, hooks in added.items():
+        merged[key] = merged.get(key, ()) + hooks
+    return merged
 
 
 def _build_tables(hooks: tuple[Hook, ...], accounts: AccountDirectory) -> tuple[_Table, _Table]:

@@ -5,44 +5,67 @@ once a second.  Reading, parsing and validating run in gevent's threadpool so
 the hub never waits on the disk or on a big file.  A bad edit is logged with
 every problem and the last good hooks stay in force.
 
-``update(change)`` is the REST API's locked read-modify-write: under the lock
-it compares the file's bytes with what was last loaded or written (a digest,
-not the signature: an in-place edit can keep size and mtime), reloads a hand
-edit first, and writes only if the file is still what it read, so neither a
-stale in-memory copy nor a concurrent request ever overwrites a change.
+A read is the truth only when it is stable: two reads ``settle_seconds`` apart
+with the same size, mtime, inode and bytes (a hand edit that truncates the
+file in place and writes it slowly is otherwise read half written).  A file
+that would take the hooks in force to none must also stay so for
+``empty_settle_seconds``: a truncated file is not "no hooks".
+
+``update(change)`` is the REST API's locked read-modify-write.  If the file's
+bytes are what eslhook last loaded or wrote, the change is spliced into the
+text (``layout.py``: only the touched entry changes, comments and every other
+hook stay byte for byte) and written atomically, only if the file still holds
+what was read.  If the file changed since (a hand edit), or is being written,
+nothing is written: ``HooksFileConflict`` (the API's 409), and a settled hand
+edit is put in force, so a retry applies to it.  The hand edit always wins.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
+import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
 from gevent.pool import Group
 
 from ..accounts import AccountDirectory
-from ..config import (ConfigError, ConfigIssue, parse_hooks, validate_hooks,
+from ..config import (ConfigError, ConfigIssue, parse_hooks_text, validate_changed_hooks,
                       write_hooks_file)
 from ..threads import in_threadpool
+from .files import (Displaced, FileSignature, FileState, file_signature, read_fd_state, read_state,
+                    replace_if_unchanged, sha256)
 from .index import HookIndex
+from .layout import Layout, layout_of, rewrite_document, spliced
 from .model import Hook
 
 log = logging.getLogger(__name__)
 
-FileSignature = tuple[int, int, int]  # (mtime_ns, size, inode)
 T = TypeVar("T")
 # change(current hooks) -> (new hooks, or None to write nothing; result for the caller)
 Change = Callable[[list[Hook]], "tuple[list[Hook] | None, T]"]
-_UPDATE_ATTEMPTS = 5   # the file changed between our read and our rename: read again
+SETTLE_SECONDS = 0.025        # between the two reads of a stable read
+STABLE_ATTEMPTS = 8           # then the file counts as being written
+EMPTY_SETTLE_SECONDS = 1.0    # a file with no hooks must stay so this long
+RESTORE_ATTEMPTS = 200        # a displaced hand edit: wait up to ~5 s for its writer
+INTERNAL_ATTEMPTS = 3         # eslhook's own writes try again after a conflict
+DISPLACED_WATCH_SECONDS = 5.0  # how long a replaced inode is watched for late writes
+DISPLACED_KEPT = 8            # at most this many watched at once (the newest)
 
 
-class HooksFileChanged(Exception):
-    """The file kept changing under an update (someone is saving it repeatedly)."""
+class HooksFileConflict(Exception):
+    """The file changed since eslhook last read it, or is being written right
+    now: nothing was written (the API answers 409)."""
+
+    def __init__(self, path: Path, reason: str):
+        self.reason = reason     # "changed" or "unstable"
+        super().__init__("%s %s" % (path, "was edited since it was last read"
+                                    if reason == "changed" else "is being written"))
 
 
 @dataclass(frozen=True)
@@ -54,20 +77,44 @@ class _Snapshot:
 
 
 @dataclass(frozen=True)
-class _ReadResult:
+class _Known:
+    """The file as last loaded or written: what a write may replace."""
     signature: FileSignature | None
-    hooks: list[Hook] | None = None
+    digest: str | None
+    layout: Layout | None
+    text: str          # kept only when there is no layout (rewrite_document needs it)
+
+
+@dataclass(frozen=True)
+class _Watched:
+    """A replaced inode watched for a late hand edit."""
+    fd: int
+    held: FileState        # what it held when our rename replaced it
+    until: float           # monotonic time to stop watching
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    hooks: list[Hook] = field(default_factory=list)
+    layout: Layout | None = None
+    text: str = ""
     error: ConfigError | None = None
-    digest: str | None = None       # sha256 of the bytes parsed
 
 
 class HookStore:
-    def __init__(self, path: str | os.PathLike, accounts: AccountDirectory):
+    def __init__(self, path: str | os.PathLike, accounts: AccountDirectory, *,
+                 settle_seconds: float = SETTLE_SECONDS,
+                 empty_settle_seconds: float = EMPTY_SETTLE_SECONDS):
         self.path = Path(path)
         self.accounts = accounts
+        self.settle_seconds = settle_seconds
+        self.empty_settle_seconds = empty_settle_seconds
         self._snapshot = _Snapshot((), HookIndex((), accounts), 0)
-        self._signature: FileSignature | None = None   # of the file last read
-        self._digest: str | None = None   # of the bytes last loaded or written
+        self._known: _Known | None = None
+        self._signature: FileSignature | None = None   # of the file last looked at
+        self._empty_since: tuple[str | None, float] | None = None
+        # inodes our writes replaced, watched for a hand edit written to them late
+        self._displaced: list[_Watched] = []
         self._lock = Semaphore()      # one reload or write at a time
         self._stopping = Event()
         self._group = Group()
@@ -90,83 +137,226 @@ class HookStore:
     def load(self) -> list[Hook]:
         """Read the file at startup (creating it empty if missing); ConfigError if bad."""
         with self._lock:
-            result = in_threadpool(_read_hooks, self.path, self.accounts, True)
-            if result.error is not None:
-                raise result.error
-            self._install(result.hooks, result.signature, result.digest)
+            if in_threadpool(file_signature, self.path) is None:
+                in_threadpool(write_hooks_file, self.path, [])
+            state = self._stable(lambda: in_threadpool(read_state, self.path))
+            if state is None:
+                raise ConfigError([ConfigIssue(str(self.path), "", "kept changing while "
+                                               "read; is something writing it?")])
+            parsed = in_threadpool(_parse, state, self.accounts, self.path)
+            if parsed.error is not None:
+                raise parsed.error
+            self._install(parsed.hooks, state, parsed)
         log.info("hooks loaded from %s: %d hooks (%d enabled)", self.path,
-                 len(result.hooks), sum(h.enabled for h in result.hooks))
-        return result.hooks
+                 len(parsed.hooks), sum(h.enabled for h in parsed.hooks))
+        return parsed.hooks
 
     def poll(self) -> bool:
         """Reload if the file changed since it was last read; True if reloaded."""
         with self._lock:
-            if in_threadpool(_file_signature, self.path) == self._signature:
+            self._check_displaced()
+            if in_threadpool(file_signature, self.path) == self._signature:
                 return False
-            result = in_threadpool(_read_hooks, self.path, self.accounts, False)
-            if result.signature != in_threadpool(_file_signature, self.path):
-                return False  # changed while we read it (an editor mid-save): next poll
-            self._signature = result.signature  # a bad file is reported once, not every poll
-            if result.error is not None:
-                self._report_rejected(result.error)
+            state = self._stable(lambda: in_threadpool(read_state, self.path))
+            if state is None:
+                return False      # being written (an editor mid-save): next poll
+            if self._known is not None and state.digest == self._known.digest:
+                self._signature = state.signature      # touched, not changed
                 return False
-            self._install(result.hooks, result.signature, result.digest)
-        log.info("hooks reloaded: %d hooks (%d enabled) from %s", len(result.hooks),
-                 sum(h.enabled for h in result.hooks), self.path)
+            parsed = self._parsed_for_use(state)
+            if parsed is None:
+                return False
+            self._install(parsed.hooks, state, parsed)
+        log.info("hooks reloaded: %d hooks (%d enabled) from %s", len(parsed.hooks),
+                 sum(h.enabled for h in parsed.hooks), self.path)
         return True
 
-    def write(self, hooks: Iterable[Hook]) -> None:
-        """Validate, then replace the file atomically and put the hooks in force."""
-        hooks = list(hooks)
-        with self._lock:
-            in_threadpool(validate_hooks, hooks, self.accounts, str(self.path))
-            signature, digest = in_threadpool(_write_and_sign, self.path, hooks, None)
-            self._install(hooks, signature, digest)
-        log.info("hooks written: %d hooks to %s", len(hooks), self.path)
+    def _parsed_for_use(self, state: FileState) -> _Parsed | None:
+        """The stable file's hooks, or None if they are not to be put in force
+        (bad: reported once; no hooks that have not stayed so long enough)."""
+        parsed = in_threadpool(_parse, state, self.accounts, self.path)
+        if parsed.error is not None:
+            if state.signature != self._signature:   # a bad file is reported once
+                self._report_rejected(parsed.error)
+            self._signature = state.signature
+            return None
+        if self._must_wait_for_empty(parsed.hooks, state):
+            return None
+        return parsed
 
-    def update(self, change: Change) -> T:
+    def _must_wait_for_empty(self, hooks: list[Hook], state: FileState) -> bool:
+        """True while a file with no hooks has not stayed so for empty_settle_seconds
+        (a truncated file is not "no hooks"); the next poll looks again."""
+        if hooks or not self._snapshot.hooks:
+            self._empty_since = None
+            return False
+        now = time.monotonic()
+        if self._empty_since is None or self._empty_since[0] != state.digest:
+            self._empty_since = (state.digest, now)
+            log.warning("hooks file %s holds no hooks: the %d hooks in force stay until "
+                        "it has stayed so %.1f s", self.path, len(self._snapshot.hooks),
+                        self.empty_settle_seconds)
+        return now - self._empty_since[1] < self.empty_settle_seconds
+
+    def _stable(self, read: Callable[[], FileState], attempts: int = STABLE_ATTEMPTS
+                ) -> FileState | None:
+        """A read equal to the one settle_seconds before it; None if the file
+        kept changing."""
+        first = read()
+        for _ in range(attempts):
+            gevent.sleep(self.settle_seconds)
+            second = read()
+            if second.same_as(first):
+                return second
+            first = second
+        return None
+
+    # -- writing ----------------------------------------------------------------
+    def write(self, hooks: Iterable[Hook]) -> None:
+        """Validate, then make the file hold exactly ``hooks`` and put them in force."""
+        hooks = list(hooks)
+        self.update(lambda current: (hooks, None))
+
+    def update(self, change: Change, *, refuse_if_edited: bool = False) -> T:
         """Locked read-modify-write of the file; returns change's result.
 
         ``change(hooks)`` runs on the hub without blocking and returns (new hooks
         or None, result); whatever it raises aborts the update with nothing
         written.  Raises ConfigError if the file on disk is invalid right now (a
         bad hand edit is never overwritten) or the new hooks are, and
-        HooksFileChanged if the file kept changing under us.
+        HooksFileConflict if the file is being written, or changed under the
+        write (a change returning None still gets the hooks).
+
+        ``refuse_if_edited`` (the REST API, whose client can retry): a file
+        edited since it was last read is a conflict too.  Otherwise (eslhook's
+        own writes, e.g. auto-disable) the change applies to the edit once it
+        is read whole and in force, and a conflict is tried again a few times.
         """
-        for _ in range(_UPDATE_ATTEMPTS):
-            with self._lock:
-                current = self._fresh_hooks()
-                new_hooks, result = change(list(current))
-                if new_hooks is None:
-                    return result
-                new_hooks = list(new_hooks)
-                in_threadpool(validate_hooks, new_hooks, self.accounts, str(self.path))
-                written = in_threadpool(_write_and_sign, self.path, new_hooks, self._digest)
-                if written is None:
-                    continue  # a hand edit landed after our read: apply the change to it
-                self._install(new_hooks, *written)
-            log.info("hooks updated: %d hooks in %s", len(new_hooks), self.path)
+        attempts = 1 if refuse_if_edited else INTERNAL_ATTEMPTS
+        for attempt in range(attempts):
+            try:
+                with self._lock:
+                    return self._update_locked(change, refuse_if_edited)
+            except HooksFileConflict:
+                if attempt + 1 == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _update_locked(self, change: Change, refuse_if_edited: bool) -> T:
+        current, conflict = self._current()
+        new_hooks, result = change(list(current))
+        if new_hooks is None:
             return result
-        raise HooksFileChanged("%s kept changing during an update" % self.path)
+        if conflict == "unstable" or (conflict == "changed" and refuse_if_edited):
+            raise HooksFileConflict(self.path, conflict)
+        self._write(list(new_hooks))
+        return result
 
-    def _fresh_hooks(self) -> tuple[Hook, ...]:
-        """The hooks in the file now (call with the lock held)."""
-        if in_threadpool(_file_digest, self.path) == self._digest:
-            return self._snapshot.hooks
-        result = in_threadpool(_read_hooks, self.path, self.accounts, False)
-        if result.error is not None:
-            raise result.error
-        self._install(result.hooks, result.signature, result.digest)
+    def _current(self) -> tuple[tuple[Hook, ...], str | None]:
+        """The hooks of the file now, and why a write must not go ahead (call
+        with the lock held): None, "changed" or "unstable"."""
+        now = in_threadpool(read_state, self.path)
+        known = self._known
+        if known is not None and now.digest is not None and now.digest == known.digest:
+            if now.signature != known.signature:
+                self._known = replace(known, signature=now.signature)
+            return self._snapshot.hooks, None
+        state = self._stable(lambda: in_threadpool(read_state, self.path))
+        if state is None:
+            return self._snapshot.hooks, "unstable"
+        if known is not None and state.digest == known.digest:   # changed back meanwhile
+            self._known = replace(known, signature=state.signature)
+            return self._snapshot.hooks, None
+        parsed = in_threadpool(_parse, state, self.accounts, self.path)
+        if parsed.error is not None:
+            raise parsed.error
+        if self._must_wait_for_empty(parsed.hooks, state):
+            return self._snapshot.hooks, "unstable"
+        self._install(parsed.hooks, state, parsed)
         log.info("hooks reloaded before an update: %d hooks from %s",
-                 len(result.hooks), self.path)
-        return self._snapshot.hooks
+                 len(parsed.hooks), self.path)
+        return self._snapshot.hooks, "changed"
 
-    def _install(self, hooks: list[Hook], signature: FileSignature | None,
-                 digest: str | None) -> None:
-        index = HookIndex(hooks, self.accounts)
+    def _write(self, new_hooks: list[Hook]) -> None:
+        old = self._snapshot.hooks
+        changed = _changed_positions(old, new_hooks)
+        if not changed and len(old) == len(new_hooks):
+            return                       # the same hooks: nothing to write
+        known = self._known
+        text, layout, fresh = in_threadpool(_new_text, known, old, new_hooks, changed,
+                                            self.accounts, self.path)
+        outcome = in_threadpool(replace_if_unchanged, self.path, text,
+                                known.signature[2] if known and known.signature else None,
+                                known.digest if known else None)
+        if outcome.displaced is None:    # a hand edit landed after our read
+            self._current()              # in force now, so a retry applies to it
+            raise HooksFileConflict(self.path, "changed")
+        digest = sha256(text.encode("utf-8"))
+        if outcome.displaced.changed:    # ... or truncated the file as we renamed
+            self._restore(outcome.displaced.fd, outcome.signature, digest)
+            self._current()
+            raise HooksFileConflict(self.path, "changed")
+        self._watch_displaced(outcome.displaced)
+        if fresh:
+            log.warning("hooks file %s: %d edited hook(s) written afresh (their comments "
+                        "could not be kept)", self.path, fresh)
+        appended = len(changed) == len(new_hooks) - len(old) and new_hooks[:len(old)] == list(old)
+        self._install(new_hooks, FileState(None, outcome.signature),
+                      _Parsed(layout=layout, text="" if layout else text), digest,
+                      index=self.index.appended(new_hooks[len(old):], self.accounts)
+                      if appended else None)
+        log.info("hooks updated: %d hooks in %s", len(new_hooks), self.path)
+
+    def _watch_displaced(self, displaced: Displaced) -> None:
+        self._displaced.append(_Watched(displaced.fd, displaced.held, time.monotonic() +
+                                        DISPLACED_WATCH_SECONDS))
+        while len(self._displaced) > DISPLACED_KEPT:
+            os.close(self._displaced.pop(0).fd)
+
+    def _check_displaced(self) -> None:
+        """An editor that opened the file before one of our renames writes its
+        text to the inode we replaced: put that text back (lock held)."""
+        now = time.monotonic()
+        for item in list(self._displaced):
+            if not in_threadpool(read_fd_state, item.fd).same_as(item.held):
+                self._displaced.remove(item)
+                known = self._known
+                self._restore(item.fd, known.signature if known else None,
+                              known.digest if known else None)
+            elif now > item.until:
+                self._displaced.remove(item)
+                os.close(item.fd)
+
+    def _restore(self, fd: int, ours: FileSignature | None, digest: str | None) -> None:
+        """A hand edit went to an inode our write replaced: once its writer is
+        done, put it back in place of ``ours`` (the hand edit wins); the next
+        read puts it in force.  Closes ``fd``."""
+        try:
+            hand = self._stable(lambda: in_threadpool(read_fd_state, fd), RESTORE_ATTEMPTS)
+            if hand is None:
+                log.error("hooks file %s: a hand edit raced an API write and was still "
+                          "being written after %d reads; its text may be lost",
+                          self.path, RESTORE_ATTEMPTS)
+                return
+            put_back = in_threadpool(replace_if_unchanged, self.path, hand.raw,
+                                     ours[2] if ours else None, digest)
+            if put_back.displaced is not None:
+                self._watch_displaced(put_back.displaced)
+            log.warning("hooks file %s was edited by hand while eslhook wrote it: the "
+                        "hand edit is %s", self.path,
+                        "restored and wins" if put_back.displaced else "superseded by a "
+                        "later edit")
+        finally:
+            os.close(fd)
+
+    def _install(self, hooks: list[Hook], state: FileState, parsed: _Parsed,
+                 digest: str | None = None, index: HookIndex | None = None) -> None:
+        index = index or HookIndex(hooks, self.accounts)
         self._snapshot = _Snapshot(tuple(hooks), index, self._snapshot.generation + 1)
-        self._signature = signature
-        self._digest = digest
+        self._known = _Known(state.signature, digest or state.digest, parsed.layout,
+                             parsed.text)
+        self._signature = state.signature
+        self._empty_since = None
 
     def _report_rejected(self, error: ConfigError) -> None:
         in_force = len(self._snapshot.hooks)
@@ -188,6 +378,10 @@ class HookStore:
         self._stopping.set()
         self._group.join(timeout=timeout)
         self._group.kill(timeout=timeout)
+        with self._lock:
+            for item in self._displaced:
+                os.close(item.fd)
+            self._displaced.clear()
 
     def _watch(self, interval: float) -> None:
         while not self._stopping.wait(interval):
@@ -197,57 +391,53 @@ class HookStore:
                 log.exception("hooks file %s: poll failed", self.path)
 
 
-def _file_signature(path: Path) -> FileSignature | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
+def _changed_positions(old: tuple[Hook, ...], new: list[Hook]) -> list[int]:
+    """Indexes in ``new`` of the hooks that are new or differ from old's."""
+    before = {hook.id: hook for hook in old}
+    changed = []
+    for index, hook in enumerate(new):
+        was = before.get(hook.id)
+        if was is not hook and was != hook:
+            changed.append(index)
+    return changed
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _file_digest(path: Path) -> str | None:
-    try:
-        return _sha256(path.read_bytes())
-    except FileNotFoundError:
-        return None
-
-
-def _read_hooks(path: Path, accounts: AccountDirectory, create_missing: bool) -> _ReadResult:
+def _parse(state: FileState, accounts: AccountDirectory, path: Path) -> _Parsed:
     """Runs in a worker thread: no gevent calls, no logging of results."""
-    if create_missing and not path.exists():
-        write_hooks_file(path, [])
-    signature = _file_signature(path)
+    if state.raw is None:
+        return _Parsed(error=ConfigError([ConfigIssue(str(path), "", state.error or
+                                                      "file not found")]))
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        why = "file not found" if isinstance(exc, FileNotFoundError) else (
-            "cannot read: %s" % exc.strerror)
-        return _ReadResult(signature, error=ConfigError([ConfigIssue(str(path), "", why)]))
-    digest = _sha256(raw)
-    try:
-        text = raw.decode("utf-8")
+        text = state.raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        error = ConfigError([ConfigIssue(str(path), "", "not UTF-8 text", line)])
-        return _ReadResult(signature, error=error, digest=digest)
+        line = state.raw[:exc.start].count(b"\n") + 1
+        return _Parsed(error=ConfigError([ConfigIssue(str(path), "", "not UTF-8 text",
+                                                      line)]))
     try:
-        return _ReadResult(signature, hooks=parse_hooks(text, accounts, str(path)),
-                           digest=digest)
+        hooks, node = parse_hooks_text(text, accounts, str(path))
     except ConfigError as error:
-        return _ReadResult(signature, error=error, digest=digest)
+        return _Parsed(error=error)
+    layout = layout_of(text, node)
+    return _Parsed(hooks, layout, "" if layout else text)
 
 
-def _write_and_sign(path: Path, hooks: list[Hook], expected_digest: str | None
-                    ) -> tuple[FileSignature | None, str] | None:
-    """Write unless the file's bytes are no longer ``expected_digest`` (None: always)."""
-    if expected_digest is not None and _file_digest(path) != expected_digest:
-        return None
-    text = write_hooks_file(path, hooks)
-    return _file_signature(path), _sha256(text.encode("utf-8"))
+def _new_text(known: _Known | None, old: tuple[Hook, ...], new: list[Hook],
+              changed: list[int], accounts: AccountDirectory, path: Path
+              ) -> tuple[str, Layout | None, int]:
+    """Worker thread: validate what changed, then the file's new text, its
+    layout, and how many entries lost their comments."""
+    validate_changed_hooks(new, changed, accounts, str(path))
+    layout = known.layout if known else None
+    result = spliced(layout, old, new) if layout is not None else None
+    if result is not None:
+        return result[0].text(), result[0], result[1]
+    before = layout.text() if layout is not None else (known.text if known else "")
+    text = rewrite_document(before, old, new)
+    hooks, node = parse_hooks_text(text, accounts, str(path))
+    if hooks != new:    # rewrite_document is the fallback: it must still be exact
+        raise ConfigError([ConfigIssue(str(path), "", "internal error: the rewritten "
+                                       "file does not hold the hooks meant")])
+    return text, layout_of(text, node), 0
 
 
 def _log_crash(greenlet) -> None:
