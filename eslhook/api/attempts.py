@@ -26,6 +26,7 @@ from .webhooks import find_hook
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_ROWID = 2 ** 63 - 1
 
 
 def page_request(req: falcon.Request) -> tuple[int, str | None]:
@@ -38,21 +39,30 @@ def page_request(req: falcon.Request) -> tuple[int, str | None]:
             add_error(errors, "page_size", "type", "Value must be an integer",
                       target="integer", value=text)
         else:
-            page_size = int(text)
+            # int() of a 5,000-digit text is itself a ValueError: bound it first
+            huge = len(text.lstrip("0")) > 6
+            page_size = MAX_PAGE_SIZE + 1 if huge else int(text)
             if page_size < 1:
                 add_error(errors, "page_size", "minimum", "Value must be at least 1",
                           target=1, value=page_size)
             elif page_size > MAX_PAGE_SIZE:
                 add_error(errors, "page_size", "maximum", "Value must be at most %d"
-                          % MAX_PAGE_SIZE, target=MAX_PAGE_SIZE, value=page_size)
+                          % MAX_PAGE_SIZE, target=MAX_PAGE_SIZE,
+                          value=text if huge else page_size)
     start_key = req.get_param("start_key")
-    if start_key is not None and not (start_key.isascii() and start_key.isdigit()):
+    if start_key is not None and not is_attempt_key(start_key):
         add_error(errors, "start_key", "invalid",
                   "Value is not a key this API returned: pass a response's next_start_key",
                   value=start_key)
     if errors:
         raise validation_error(errors)
     return page_size, start_key
+
+
+def is_attempt_key(text: str) -> bool:
+    """A key the log could have returned: decimal, and an SQLite rowid (a signed
+    64-bit integer; a 30-digit one overflowed the query)."""
+    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_ROWID
 
 
 def attempt_view(record: dict) -> dict:

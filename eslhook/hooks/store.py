@@ -212,7 +212,7 @@ def _sha256(data: bytes) -> str:
 def _file_digest(path: Path) -> str | None:
     try:
         return _sha256(path.read_bytes())
-    except FileNotFoundError:
+    except OSError:   # missing, a directory, unreadable: _read_hooks names the problem
         return None
 
 
