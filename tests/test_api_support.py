@@ -10,6 +10,7 @@ import yaml
 
 from eslhook.accounts import AccountDirectory
 from eslhook.api import ApiContext, ApiServer, create_app
+from eslhook.api.app import server_limits
 from eslhook.config import AccountConfig, ApiConfig
 from eslhook.hooks.store import HookStore
 
@@ -68,7 +69,8 @@ def start_api(tmp_path: Path, **api_options) -> Api:
     store.load()
     config = ApiConfig(host="127.0.0.1", port=0, admin_tokens=(TOKENS["admin"],),
                        **api_options)
-    server = ApiServer(create_app(ApiContext(store, accounts, config)), "127.0.0.1", 0)
+    server = ApiServer(create_app(ApiContext(store, accounts, config)), "127.0.0.1", 0,
+                       limits=server_limits(config))
     server.start()
     return Api(server.url(), path, store, server)
 
