@@ -14,16 +14,19 @@ import logging
 import resource
 import socket
 
+import gevent
 import pytest
 import requests
 import yaml
 
 from eslhook.api.envelope import MAX_JSON_DEPTH
-from eslhook.api.limits import FailureThrottle, TokenBucket, client_key
+from eslhook.api.limits import FailureThrottle, SummaryLog, TokenBucket, client_key
 from eslhook.config import load_config
 from eslhook.fakeswitch import FakeSwitch
 from eslhook.service import Bridge
 from helpers import wait_until
+from test_api_delivery import ACCOUNTS as DELIVERY_ACCOUNTS, API as DELIVERY_API
+from test_bridge import World
 from test_api_support import NEW_HOOK, PARENT, TOKENS, assert_error, assert_success, start_api
 
 HOOKS = "/v2/accounts/%s/webhooks" % PARENT
@@ -252,6 +255,26 @@ def test_a_number_beyond_a_float_is_a_400(api):
         "parse"]["message"]
 
 
+def test_a_30_digit_start_key_is_a_400_not_an_sqlite_overflow(tmp_path, caplog):
+    world = World(tmp_path, accounts=DELIVERY_ACCOUNTS, extra={"api": DELIVERY_API})
+    world.start()
+    try:
+        attempts = world.bridge.api.url(HOOKS + "/attempts")
+        headers = {"X-Auth-Token": TOKENS["parent"]}
+        with caplog.at_level(logging.DEBUG):
+            replies = [requests.get(attempts, params=params, headers=headers, timeout=5)
+                       for params in ({"start_key": "1" * 30}, {"start_key": str(2 ** 63)},
+                                      {"page_size": "1" + "0" * 5000})]
+            fine = requests.get(attempts, params={"start_key": str(2 ** 63 - 1)},
+                                headers=headers, timeout=5)
+    finally:
+        world.close()
+    for reply, field in zip(replies, ("start_key", "start_key", "page_size")):
+        assert field in assert_error(reply, 400, "validation error")["data"]
+    assert assert_success(fine)["data"] == []
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 def test_hooks_file_replaced_by_a_directory_is_a_503_naming_the_problem(api, caplog):
     one = api()
     created = one.create()
@@ -302,9 +325,20 @@ def test_client_key_groups_an_ipv6_host_by_its_64(address, key):
     assert client_key(address) == key
 
 
+def test_summary_log_writes_one_line_per_interval_for_a_flood(caplog):
+    summary = SummaryLog("refused", 0.05, logging.getLogger("eslhook.api.test"))
+    with caplog.at_level(logging.INFO, logger="eslhook.api.test"):
+        for n in range(1000):
+            summary.count("10.0.0.%d" % (n % 12))
+        assert wait_until(lambda: caplog.records)
+        gevent.sleep(0.15)      # three more intervals: nothing more to say
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("refused in the last 0.05 s: 10.0.0.0: 84, 10.0.0.1: 84, ")
+    assert line.endswith(", and 2 more (12 clients, 1000 in all)")
+
+
 def test_failed_tokens_are_throttled_per_client_with_retry_after_and_logged_once(api, caplog):
-    one = api(auth_failure_burst=20, auth_failures_per_minute=6,
-              abuse_log_interval_seconds=0.3)
+    one = api(auth_failure_burst=20, auth_failures_per_minute=6)
     statuses = []
     with caplog.at_level(logging.INFO):
         for n in range(300):
@@ -314,7 +348,8 @@ def test_failed_tokens_are_throttled_per_client_with_retry_after_and_logged_once
         good_same_address = one.call("GET", HOOKS)
         good_elsewhere = other_client(one.server.host, one.server.port, "GET", HOOKS,
                                       headers={"X-Auth-Token": TOKENS["parent"]})
-        assert wait_until(lambda: any("throttled" in r.getMessage() for r in caplog.records))
+        assert not [r for r in caplog.records if r.name.startswith("eslhook.api")]
+        one.context.throttle.summary.flush()     # the 60 s interval's end
     assert statuses == [401] * 20 + [429] * 280
     body = assert_error(throttled, 429, "too many requests")
     assert 1 <= int(throttled.headers["Retry-After"]) <= 10
@@ -323,7 +358,7 @@ def test_failed_tokens_are_throttled_per_client_with_retry_after_and_logged_once
     assert good_elsewhere.status == 200      # other clients are not slowed
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("eslhook.api")]
     assert lines == ["API authentications failed or throttled (429), by client in the "
-                     "last 0.3 s: 127.0.0.1: 301 (1 client, 301 in all)"]
+                     "last 60 s: 127.0.0.1: 301 (1 client, 301 in all)"]
     assert not any("guess-" in r.getMessage() or TOKENS["parent"] in r.getMessage()
                    for r in caplog.records)
 

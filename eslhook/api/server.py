@@ -10,6 +10,8 @@ API and /healthz down.  Here:
 - a keep-alive connection with no new request for ``idle_timeout`` is closed;
 - while a request runs, one socket read or write stalled ``header_timeout``
   ends it (a body that stops coming, a client that stops reading);
+- ``stop`` closes connections waiting between requests at once and lets the
+  running requests finish;
 - a client (``limits.client_key``) with ``per_client`` connections open has
   its next one closed at once, unread, so no single address can take the
   ``max_connections`` slots others need.
@@ -53,12 +55,13 @@ class GuardedHandler(WSGIHandler):
     def handle_one_request(self):
         limits = self.server.limits
         self.socket.settimeout(None)   # the waits below are bounded by Timeouts
-        if self._served and not self._next_request_begins(limits.idle_timeout):
-            return None
-        self._served += 1
+        self.server.waiting.add(gevent.getcurrent())   # no request running: stop may close it
         self._head_timer = _HeadTimeout(limits.header_timeout)
-        self._head_timer.start()
         try:
+            if self._served and not self._next_request_begins(limits.idle_timeout):
+                return None
+            self._served += 1
+            self._head_timer.start()
             return super().handle_one_request()
         except _HeadTimeout as timeout:
             if timeout is not self._head_timer:
@@ -66,6 +69,7 @@ class GuardedHandler(WSGIHandler):
             return None    # the connection is closed by handle()
         finally:
             self._head_timer.close()
+            self.server.waiting.discard(gevent.getcurrent())
 
     def _next_request_begins(self, idle_timeout: float) -> bool:
         """A keep-alive connection: wait up to idle_timeout for the next request's
@@ -80,6 +84,7 @@ class GuardedHandler(WSGIHandler):
     def get_environ(self):
         # the head is in: the application's time is not the head's
         self._head_timer.close()
+        self.server.waiting.discard(gevent.getcurrent())
         self.socket.settimeout(self.server.limits.header_timeout)
         return super().get_environ()
 
@@ -97,6 +102,7 @@ class GuardedServer(WSGIServer):
         super().__init__(listener, application, **kwargs)
         self.limits = limits
         self.connections = ConnectionCounts(limits.per_client)
+        self.waiting: set[gevent.Greenlet] = set()   # connections between requests
         self.refused = SummaryLog("API connections refused over api.max_connections_per_client"
                                   " (%d)" % limits.per_client, limits.log_interval, log)
 
@@ -116,6 +122,14 @@ class GuardedServer(WSGIServer):
         finally:
             self.connections.release(client_key(address[0] if isinstance(address, tuple)
                                                 else None))
+
+    def stop(self, timeout=None):
+        """Stop accepting, close the connections waiting for a request at once
+        (an idle keep-alive one would hold the stop for ``timeout``), let the
+        requests running finish within ``timeout``."""
+        self.close()
+        gevent.killall(list(self.waiting), block=False)
+        super().stop(timeout)
 
     def close(self):
         super().close()
