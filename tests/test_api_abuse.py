@@ -19,6 +19,7 @@ import pytest
 import requests
 import yaml
 
+from eslhook.api import ApiServer, create_app
 from eslhook.api.envelope import MAX_JSON_DEPTH
 from eslhook.api.limits import FailureThrottle, SummaryLog, TokenBucket, client_key
 from eslhook.config import load_config
@@ -159,7 +160,7 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(api):
         sock.close()
 
 
-def test_a_client_over_its_connection_cap_is_closed_at_once_and_others_are_served(api):
+def test_a_client_over_its_connection_cap_is_closed_at_once_and_others_are_served(api, caplog):
     server = api(max_connections_per_client=3, header_timeout_seconds=30).server
     held = [socket.create_connection((server.host, server.port), timeout=5) for _ in range(3)]
     try:
@@ -176,6 +177,11 @@ def test_a_client_over_its_connection_cap_is_closed_at_once_and_others_are_serve
     # closed connections give their places back
     assert wait_until(lambda: server.open_connections() == 0)
     assert requests.get(server.url("/v2/webhooks"), timeout=5).status_code == 200
+    with caplog.at_level(logging.INFO):
+        server.stop(timeout=1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "API connections refused over api.max_connections_per_client (3) in the last 60 s: "
+        "127.0.0.1: 1 (1 client, 1 in all)"]
 
 
 def test_a_body_that_stops_arriving_gets_408(api):
@@ -290,6 +296,42 @@ def test_hooks_file_replaced_by_a_directory_is_a_503_naming_the_problem(api, cap
     # reads show the hooks in force, as for any bad hand edit
     assert [h["id"] for h in assert_success(listing)["data"]] == [created["id"]]
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_an_unexpected_exception_is_one_logged_500_envelope_without_internals(api, caplog):
+    class Boom:
+        def on_get(self, req, resp):
+            raise RuntimeError("internal detail /var/lib/eslhook/secret")
+
+    context = api().context
+    server = ApiServer(create_app(context, extra=[lambda app, ctx: app.add_route("/boom", Boom())]),
+                       "127.0.0.1", 0)
+    server.start()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            reply = requests.get(server.url("/boom"), timeout=5)
+    finally:
+        server.stop(timeout=1)
+    body = assert_error(reply, 500, "internal server error")
+    assert "internal detail" not in reply.text and "RuntimeError" not in reply.text
+    assert reply.headers["Cache-Control"] == "no-store"
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info and body["request_id"] in record.getMessage()
+
+
+def test_malformed_requests_are_400s_summarised_not_logged_one_by_one(api, caplog):
+    server = api().server      # one summary a minute
+    with caplog.at_level(logging.INFO):
+        for _ in range(50):
+            sock = socket.create_connection((server.host, server.port), timeout=5)
+            sock.sendall(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 400 ")
+            sock.close()
+        assert not caplog.records
+        server.stop(timeout=1)     # stopping writes what the interval holds
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line == ("malformed HTTP requests refused with 400 in the last 60 s: "
+                    "127.0.0.1: 50 (1 client, 50 in all)")
 
 
 # -- item 11: token guessing ------------------------------------------------------

@@ -104,7 +104,7 @@ def handle_api_error(req, resp, error: ApiError, params) -> None:
 def handle_unexpected(req, resp, error: Exception, params) -> None:
     if isinstance(error, falcon.HTTPError):  # falcon's own: 404, 405, bad headers...
         raise error
-    log.error("request %s %s failed (request_id %s)", req.method, req.path,
+    log.error("request %s %s failed (request_id %s)", req.method, printable(req.path),
               req.context.get("request_id"), exc_info=error)
     _write(resp, 500, error_body(req, 500, "internal server error",
                                  {"message": "unexpected error; see the eslhook log"}))

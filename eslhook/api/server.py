@@ -28,6 +28,7 @@ import socket
 from dataclasses import dataclass
 
 import gevent
+from gevent import pywsgi
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .limits import ConnectionCounts, SummaryLog, client_key
@@ -88,6 +89,14 @@ class GuardedHandler(WSGIHandler):
         self.socket.settimeout(self.server.limits.header_timeout)
         return super().get_environ()
 
+    def _handle_client_error(self, ex):
+        """A request pywsgi cannot parse: 400, counted in a summary line instead
+        of one error line (and sometimes a traceback) per request."""
+        address = self.client_address
+        self.server.malformed.count(client_key(address[0] if isinstance(address, tuple)
+                                               else None))
+        return ("400", pywsgi._BAD_REQUEST_RESPONSE)
+
     def handle_error(self, t, v, tb):
         if isinstance(v, TimeoutError):   # a stalled read or write while responding
             self.close_connection = True
@@ -105,6 +114,8 @@ class GuardedServer(WSGIServer):
         self.waiting: set[gevent.Greenlet] = set()   # connections between requests
         self.refused = SummaryLog("API connections refused over api.max_connections_per_client"
                                   " (%d)" % limits.per_client, limits.log_interval, log)
+        self.malformed = SummaryLog("malformed HTTP requests refused with 400",
+                                    limits.log_interval, log, logging.INFO)
 
     def do_handle(self, sock, address):
         client = client_key(address[0] if isinstance(address, tuple) else None)
@@ -134,4 +145,5 @@ class GuardedServer(WSGIServer):
     def close(self):
         super().close()
         self.refused.close()
+        self.malformed.close()
 
