@@ -8,6 +8,7 @@ Linux) while the attacker uses 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -60,15 +61,10 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
 
 @pytest.fixture
 def api(tmp_path):
-    made = []
-
-    def make(**options):
-        made.append(start_api(tmp_path, **options))
-        return made[-1]
-
-    yield make
-    for one in made:
-        one.close()
+    """``api(**api_options)``: a started API (test_api_support), closed after the test."""
+    with contextlib.ExitStack() as started:
+        yield lambda **options: started.enter_context(
+            contextlib.closing(start_api(tmp_path, **options)))
 
 
 # -- item 9: idle connections -------------------------------------------------
