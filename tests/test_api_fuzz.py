@@ -106,7 +106,7 @@ def fuzz_api(tmp_path_factory):
     api.close()
 
 
-@settings(max_examples=150, deadline=None, derandomize=True,
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(method=st.sampled_from(["PUT", "POST", "PATCH"]), body=BODIES,
        token=st.sampled_from(["parent", None]))

@@ -45,6 +45,11 @@ class ServerLimits:
     log_interval: float = 60.0
 
 
+def client_of(address) -> str:
+    """The limits' key of an accepted connection's peer address."""
+    return client_key(address[0] if isinstance(address, tuple) else None)
+
+
 class _HeadTimeout(gevent.Timeout):
     """The request head did not arrive in time (ours, not any other Timeout)."""
 
@@ -92,9 +97,7 @@ class GuardedHandler(WSGIHandler):
     def _handle_client_error(self, ex):
         """A request pywsgi cannot parse: 400, counted in a summary line instead
         of one error line (and sometimes a traceback) per request."""
-        address = self.client_address
-        self.server.malformed.count(client_key(address[0] if isinstance(address, tuple)
-                                               else None))
+        self.server.malformed.count(client_of(self.client_address))
         return ("400", pywsgi._BAD_REQUEST_RESPONSE)
 
     def handle_error(self, t, v, tb):
@@ -118,7 +121,7 @@ class GuardedServer(WSGIServer):
                                     limits.log_interval, log, logging.INFO)
 
     def do_handle(self, sock, address):
-        client = client_key(address[0] if isinstance(address, tuple) else None)
+        client = client_of(address)
         if not self.connections.admit(client):
             self.refused.count(client)
             sock.close()          # unread: refusing costs one accept and one close
@@ -131,8 +134,7 @@ class GuardedServer(WSGIServer):
         try:
             super().do_close(sock, address)
         finally:
-            self.connections.release(client_key(address[0] if isinstance(address, tuple)
-                                                else None))
+            self.connections.release(client_of(address))
 
     def stop(self, timeout=None):
         """Stop accepting, close the connections waiting for a request at once
