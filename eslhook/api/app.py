@@ -88,7 +88,7 @@ def create_app(context: ApiContext, extra: Iterable[Installer] = ()) -> falcon.A
         # Monster UI is a browser app on another origin; tokens travel in a
         # header, never a cookie, so any origin may call
         falcon.CORSMiddleware(allow_origins="*",
-                              expose_headers=["X-Request-ID", "ETag", "Location"]),
+                              expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"]),
     ])
     app.req_options.auto_parse_qs_csv = False
     app.add_error_handler(Exception, handle_unexpected)
