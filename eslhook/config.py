@@ -118,9 +118,22 @@ class ApiConfig:
     admin_tokens: tuple[str, ...] = field(default=(), repr=False)  # plain or sha256:<hex>
     blocked_networks: tuple[str, ...] = DEFAULT_BLOCKED_NETWORKS   # refused in hook uris
     max_body_bytes: int = 65536
+    # abuse limits (eslhook/api/server.py, eslhook/api/limits.py)
+    header_timeout_seconds: float = 10.0     # a request head (and each stalled read) this long
+    idle_timeout_seconds: float = 30.0       # an idle keep-alive connection is closed after it
+    max_connections: int = 1000              # served at once, all clients together
+    max_connections_per_client: int = 64     # per address (IPv6: per /64); over it: closed
+    auth_failure_burst: int = 20             # failed tokens a client may send at once ...
+    auth_failures_per_minute: float = 6.0    # ... then this many a minute; beyond: 429
+    abuse_log_interval_seconds: float = 60.0  # throttled clients: one log line per interval
 
     def __post_init__(self):
         _check(self, "port", _is_port(self.port), "must be an integer 0..65535")
+        for name in ("header_timeout_seconds", "idle_timeout_seconds", "auth_failures_per_minute",
+                     "abuse_log_interval_seconds"):
+            _check(self, name, getattr(self, name) > 0, "must be > 0")
+        for name in ("max_connections", "max_connections_per_client", "auth_failure_burst"):
+            _check(self, name, getattr(self, name) >= 1, "must be >= 1")
         _check(self, "admin_tokens", not isinstance(self.admin_tokens, str),
                "must be a sequence")
         _check(self, "blocked_networks", all(_is_network(n) for n in self.blocked_networks),
@@ -601,9 +614,15 @@ def _build_config(data: dict, path: Path) -> Config:
 def _build_api(data: dict, host: str, port: int) -> ApiConfig:
     options = {key: tuple(data[key]) for key in ("admin_tokens", "blocked_networks")
                if key in data}
-    if "max_body_bytes" in data:
-        options["max_body_bytes"] = data["max_body_bytes"]
+    for key in ("max_body_bytes", *_API_LIMITS):
+        if key in data:
+            options[key] = data[key]
     return ApiConfig(host=host, port=port, **options)
+
+
+_API_LIMITS = ("header_timeout_seconds", "idle_timeout_seconds", "max_connections",
+               "max_connections_per_client", "auth_failure_burst", "auth_failures_per_minute",
+               "abuse_log_interval_seconds")
 
 
 def _build_account(data: dict) -> AccountConfig:

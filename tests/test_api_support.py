@@ -10,6 +10,7 @@ import yaml
 
 from eslhook.accounts import AccountDirectory
 from eslhook.api import ApiContext, ApiServer, create_app
+from eslhook.api.app import server_limits
 from eslhook.config import AccountConfig, ApiConfig
 from eslhook.hooks.store import HookStore
 
@@ -33,8 +34,10 @@ NEW_HOOK = {"name": "New Calls", "uri": "http://127.0.0.1:9/calls/new.php",
 class Api:
     """requests against the running server, with a default token."""
 
-    def __init__(self, url: str, path: Path, store: HookStore, server: ApiServer):
+    def __init__(self, url: str, path: Path, store: HookStore, server: ApiServer,
+                 context: ApiContext):
         self.url, self.path, self.store, self.server = url, path, store, server
+        self.context = context
         self.session = requests.Session()
 
     def call(self, method: str, path: str, token: str | None = "parent", **kwargs):
@@ -71,9 +74,10 @@ def start_api(tmp_path: Path, **api_options) -> Api:
     store.load()
     config = ApiConfig(host="127.0.0.1", port=0, admin_tokens=(TOKENS["admin"],),
                        **api_options)
-    server = ApiServer(create_app(ApiContext(store, accounts, config)), "127.0.0.1", 0)
+    context = ApiContext(store, accounts, config)
+    server = ApiServer(create_app(context), "127.0.0.1", 0, limits=server_limits(config))
     server.start()
-    return Api(server.url(), path, store, server)
+    return Api(server.url(), path, store, server, context)
 
 
 def assert_success(reply, status: int = 200, token: str | None = "parent") -> dict:

@@ -6,23 +6,26 @@ Routes are added by *installers*, ``install(app, context)``, listed in
 here or passed to ``create_app(..., extra=[...])``.  ``versioned_route``
 mounts a path under both ``/v1`` and ``/v2``, as Crossbar does.  Errors
 raised anywhere (``ApiError``, falcon's 404/405, a bug) leave in the
-Crossbar envelope.
+Crossbar envelope.  Every response says ``X-Content-Type-Options: nosniff``,
+and all but the public catalog ``Cache-Control: no-store`` (they echo the
+token, and some carry a freshly generated secret).
 """
 
 from __future__ import annotations
 
 import logging
+import resource
 from collections.abc import Callable, Iterable
 
 import falcon
 import gevent
 from gevent.pool import Pool
-from gevent.pywsgi import WSGIServer
 
 from . import attempts, catalog, operator
 from .context import ApiContext
 from .envelope import (ApiError, RequestIdMiddleware, handle_api_error, handle_unexpected,
                        serialize_http_error)
+from .server import GuardedServer, ServerLimits
 from .webhooks import AccountWebhook, AccountWebhooks, DescendantWebhooks
 
 log = logging.getLogger(__name__)
@@ -67,13 +70,25 @@ ROUTE_INSTALLERS: tuple[Installer, ...] = (install_webhooks, install_attempts, i
                                            operator.install)
 
 
+class SecurityHeadersMiddleware:
+    """nosniff on every response; no-store on every one that may carry a token or
+    a secret: all but the resources marked ``public_cacheable`` (the catalog,
+    samples and OpenAPI document, which hold neither)."""
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        if not getattr(resource, "public_cacheable", False):
+            resp.set_header("Cache-Control", "no-store")
+
+
 def create_app(context: ApiContext, extra: Iterable[Installer] = ()) -> falcon.App:
     app = falcon.App(middleware=[
         RequestIdMiddleware(),
+        SecurityHeadersMiddleware(),
         # Monster UI is a browser app on another origin; tokens travel in a
         # header, never a cookie, so any origin may call
         falcon.CORSMiddleware(allow_origins="*",
-                              expose_headers=["X-Request-ID", "ETag", "Location"]),
+                              expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"]),
     ])
     app.req_options.auto_parse_qs_csv = False
     app.add_error_handler(Exception, handle_unexpected)
@@ -96,18 +111,22 @@ class _LoggedPool(Pool):
 
 
 class ApiServer:
-    """Serves a WSGI app on host:port (port 0: a free one, see ``port``)."""
+    """Serves a WSGI app on host:port (port 0: a free one, see ``port``), with the
+    connection limits of ``limits`` (eslhook/api/server.py)."""
 
-    def __init__(self, app, host: str, port: int, *, max_connections: int = 256):
-        self._pool = _LoggedPool(max_connections)
+    def __init__(self, app, host: str, port: int, *, limits: ServerLimits = ServerLimits()):
+        self.limits = limits
+        self._pool = _LoggedPool(limits.max_connections)
         # log=None: no access log, whose query strings may carry auth_token
-        self._server = WSGIServer((host, port), app, spawn=self._pool, log=None,
-                                  error_log=logging.getLogger(__name__ + ".wsgi"))
+        self._server = GuardedServer((host, port), app, limits, spawn=self._pool, log=None,
+                                     error_log=logging.getLogger(__name__ + ".wsgi"))
 
     @classmethod
     def for_bridge(cls, bridge, extra: Iterable[Installer] = ()) -> "ApiServer":
         context = ApiContext.for_bridge(bridge)
-        return cls(create_app(context, extra), bridge.config.api.host, bridge.config.api.port)
+        config = context.config
+        return cls(create_app(context, extra), config.host, config.port,
+                   limits=server_limits(config))
 
     @property
     def host(self) -> str:
@@ -117,13 +136,44 @@ class ApiServer:
     def port(self) -> int:
         return self._server.server_port
 
+    def open_connections(self, client: str | None = None) -> int:
+        """Connections being served now (of one ``limits.client_key``, or all)."""
+        return self._server.connections.open(client)
+
     def url(self, path: str = "") -> str:
         host = self.host
         return "http://%s:%d%s" % ("[%s]" % host if ":" in host else host, self.port, path)
 
     def start(self) -> None:
+        ensure_open_files(self.limits.max_connections + FILE_HEADROOM)
         self._server.start()
         log.info("REST API listening on %s", self.url())
 
     def stop(self, timeout: float = 2.0) -> None:
         self._server.stop(timeout=timeout)
+
+
+def server_limits(config) -> ServerLimits:
+    return ServerLimits(header_timeout=config.header_timeout_seconds,
+                        idle_timeout=config.idle_timeout_seconds,
+                        max_connections=config.max_connections,
+                        per_client=config.max_connections_per_client,
+                        log_interval=config.abuse_log_interval_seconds)
+
+
+# descriptors besides API connections: switches, delivery pools, the spool
+FILE_HEADROOM = 1024
+
+
+def ensure_open_files(needed: int) -> None:
+    """Raise the soft RLIMIT_NOFILE towards ``needed`` (up to the hard limit): at
+    the usual 1024, api.max_connections would end in EMFILE, not in refusals."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        log.warning("open files limited to %d (hard limit); api.max_connections needs about "
+                    "%d: raise LimitNOFILE", target, needed)

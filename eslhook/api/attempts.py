@@ -23,8 +23,13 @@ from .paging import page_envelope, page_request
 from .validation import add_error
 from .webhooks import find_hook
 
-def _attempt_key(text: str) -> bool:
-    return text.isascii() and text.isdigit()
+MAX_ROWID = 2 ** 63 - 1
+
+
+def is_attempt_key(text: str) -> bool:
+    """A key the log could have returned: decimal, and an SQLite rowid (a signed
+    64-bit integer; a 30-digit one overflowed the query)."""
+    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_ROWID
 
 
 def attempt_view(record: dict) -> dict:
@@ -57,7 +62,7 @@ class Attempts:
 
     def _page(self, req, resp, account_id: str, hook_id: str | None) -> None:
         self.ctx.authorize(req, account_id)
-        page_size, start_key = page_request(req, _attempt_key)
+        page_size, start_key = page_request(req, is_attempt_key)
         if hook_id is not None:
             find_hook(self.ctx, account_id, hook_id)      # 404 if not the account's
         delivery = running_delivery(self.ctx)

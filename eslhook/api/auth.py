@@ -5,6 +5,12 @@ sub-accounts) and ``api.admin_tokens`` (every account), each either plain or
 ``sha256:<hex>`` of the token, so the config file need not hold the secret.
 Only SHA-256 digests are kept in memory and compared, with
 ``hmac.compare_digest`` over every stored token (no early exit).
+
+Failed tokens are throttled per client address (``limits.FailureThrottle``):
+past the burst, every request of that address that needs a token gets 429
+with Retry-After *before its token is looked at*, a good one included;
+answering a good token would let the 429 tell a guesser it guessed right.
+Requests without any token guess nothing and are not counted.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import falcon
 
 from ..accounts import AccountDirectory
 from .envelope import ApiError, request_json
+from .limits import FailureThrottle, client_key
 
 _BODY_METHODS = frozenset({"PUT", "POST", "PATCH"})
 
@@ -84,10 +91,19 @@ def presented_token(req: falcon.Request, max_body_bytes: int) -> str | None:
     return None
 
 
-def authenticate(req: falcon.Request, book: TokenBook, max_body_bytes: int) -> Principal:
+def authenticate(req: falcon.Request, book: TokenBook, max_body_bytes: int,
+                 throttle: FailureThrottle | None = None) -> Principal:
+    client = client_key(req.remote_addr)
+    wait = throttle.retry_after(client) if throttle is not None else 0
+    if wait:
+        raise ApiError(429, "too many requests", {"message": (
+            "too many failed authentications from %s; retry in %d s" % (client, wait))},
+            headers={"Retry-After": str(wait)})
     token = presented_token(req, max_body_bytes)
     principal = book.identify(token) if token else None
     if principal is None:
+        if token and throttle is not None:
+            throttle.failed(client)
         raise ApiError(401, "invalid credentials", {"message": (
             "an X-Auth-Token header is required" if not token
             else "the auth token is not valid")})
@@ -96,13 +112,14 @@ def authenticate(req: falcon.Request, book: TokenBook, max_body_bytes: int) -> P
 
 
 def authorize(req: falcon.Request, book: TokenBook, directory: AccountDirectory,
-              account_id: str, max_body_bytes: int) -> Principal:
+              account_id: str, max_body_bytes: int,
+              throttle: FailureThrottle | None = None) -> Principal:
     """401 without a valid token, 403 outside its reach, 404 for an unknown account.
 
     An account token gets 403 for an account that does not exist, so it
     cannot probe which account ids exist elsewhere; an admin gets 404.
     """
-    principal = authenticate(req, book, max_body_bytes)
+    principal = authenticate(req, book, max_body_bytes, throttle)
     if not principal.reaches(account_id, directory):
         raise ApiError(403, "forbidden", {"message": (
             "this token may not act on account %s" % account_id)})

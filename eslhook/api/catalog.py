@@ -66,11 +66,15 @@ def openapi_document() -> dict:
 
 
 class HookTypes:
+    public_cacheable = True   # no token, no secret: caches may keep it
+
     def on_get(self, req, resp):
         send(req, resp, hook_types())
 
 
 class Samples:
+    public_cacheable = True   # no token, no secret: caches may keep it
+
     def __init__(self, samples: dict[str, list[dict]]):
         self.samples = samples
 
@@ -79,6 +83,8 @@ class Samples:
 
 
 class Sample:
+    public_cacheable = True   # no token, no secret: caches may keep it
+
     def __init__(self, samples: dict[str, list[dict]]):
         self.samples = samples
 
@@ -93,6 +99,8 @@ class Sample:
 
 
 class OpenApi:
+    public_cacheable = True   # no token, no secret: caches may keep it
+
     def __init__(self, document: dict):
         self.text = json.dumps(document, ensure_ascii=False)
 

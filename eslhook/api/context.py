@@ -14,6 +14,7 @@ from ..hooks.model import Hook
 from ..hooks.store import HookStore
 from . import auth
 from .auth import Principal, TokenBook
+from .limits import FailureThrottle, SummaryLog
 from .validation import Network, parse_networks
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,16 @@ class ApiContext:
     config: ApiConfig = ApiConfig()
     bridge: Any = None      # the running Bridge, for routes that report on it
     tokens: TokenBook = field(init=False)
+    throttle: FailureThrottle = field(init=False)
     blocked_networks: tuple[Network, ...] = field(init=False)
 
     def __post_init__(self):
         self.tokens = TokenBook(self.accounts, self.config.admin_tokens)
+        config = self.config
+        self.throttle = FailureThrottle(
+            config.auth_failure_burst, config.auth_failures_per_minute,
+            SummaryLog("API authentications failed or throttled (429), by client",
+                       config.abuse_log_interval_seconds, log))
         self.blocked_networks = parse_networks(self.config.blocked_networks)
 
     @classmethod
@@ -42,11 +49,11 @@ class ApiContext:
         return self.config.max_body_bytes
 
     def authenticate(self, req: falcon.Request) -> Principal:
-        return auth.authenticate(req, self.tokens, self.max_body_bytes)
+        return auth.authenticate(req, self.tokens, self.max_body_bytes, self.throttle)
 
     def authorize(self, req: falcon.Request, account_id: str) -> Principal:
         return auth.authorize(req, self.tokens, self.accounts, account_id,
-                              self.max_body_bytes)
+                              self.max_body_bytes, self.throttle)
 
     @property
     def delivery(self):

@@ -2,7 +2,10 @@
 
 Every response, errors included, is JSON in Kazoo's envelope so Monster UI
 and scripts written for Crossbar read it unchanged.  Request bodies are
-``{"data": {...}}``; what cannot be read gets a 400/413/415 naming the problem.
+``{"data": {...}}``; what cannot be read gets a 400/408/413/415 naming the
+problem, never a 500: nesting deeper than ``MAX_JSON_DEPTH``, a lone surrogate
+(``"\\ud800"``: no UTF-8 spells it, so it could be neither stored nor echoed)
+and numbers out of a float's range are refused when the body is decoded.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import uuid
 from datetime import datetime, timezone
@@ -27,6 +31,13 @@ log = logging.getLogger(__name__)
 _JSON_TYPES = frozenset({"application/json", "application/x-json"})
 _CURL_DEFAULT = "application/x-www-form-urlencoded"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# a hook is two levels deep (data, custom_data); Python's own limit (~1000)
+# would be a RecursionError, in the decoder or in whatever walks the value next
+MAX_JSON_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")   # json.loads pairs the valid ones
+# the only way a surrogate gets into decoded text (raw ones are not UTF-8)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_CONTAINERS = (dict, list)
 
 
 class ApiError(Exception):
@@ -96,7 +107,7 @@ def handle_api_error(req, resp, error: ApiError, params) -> None:
 def handle_unexpected(req, resp, error: Exception, params) -> None:
     if isinstance(error, falcon.HTTPError):  # falcon's own: 404, 405, bad headers...
         raise error
-    log.error("request %s %s failed (request_id %s)", req.method, req.path,
+    log.error("request %s %s failed (request_id %s)", req.method, printable(req.path),
               req.context.get("request_id"), exc_info=error)
     _write(resp, 500, error_body(req, 500, "internal server error",
                                  {"message": "unexpected error; see the eslhook log"}))
@@ -177,17 +188,15 @@ def _read_json(req: falcon.Request, max_bytes: int) -> dict:
     is_json = media in _JSON_TYPES or media.endswith("+json")
     if media and not is_json and media != _CURL_DEFAULT:
         raise _unsupported(media)
-    # no Content-Length (chunked): falcon's bounded_stream would read nothing;
-    # gevent's input ends at the last chunk, and we stop one byte past the limit
-    stream = req.bounded_stream if length is not None else req.stream
-    raw = stream.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise _too_large(max_bytes)
+    raw = _read_body(req, max_bytes, length)
     if not raw.strip():
         raise ApiError(400, "invalid request envelope", {"data": {"required": {
             "message": 'the request body is empty; send {"data": {...}}'}}})
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        text = raw.decode("utf-8")
+        body = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise _too_deep("json") from None
     except (UnicodeDecodeError, ValueError) as exc:
         if media == _CURL_DEFAULT:
             raise _unsupported(media) from None
@@ -196,7 +205,88 @@ def _read_json(req: falcon.Request, max_bytes: int) -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid request envelope", {"data": {"type": {
             "message": 'the request body must be a JSON object: {"data": {...}}'}}})
+    # the cheap scans first: the walk that names the field costs ~1 µs a value
+    if _SURROGATE_ESCAPE.search(text) or _deeper_than(body, MAX_JSON_DEPTH):
+        _check_values(body)
     return body
+
+
+def _read_body(req: falcon.Request, max_bytes: int, length: int | None) -> bytes:
+    # no Content-Length (chunked): falcon's bounded_stream would read nothing;
+    # gevent's input ends at the last chunk, and we stop one byte past the limit
+    stream = req.bounded_stream if length is not None else req.stream
+    try:
+        raw = stream.read(max_bytes + 1)
+    except TimeoutError:   # the body stopped coming (server.py's stalled-read bound)
+        raise ApiError(408, "request timeout", {"body": {"timeout": {
+            "message": "the request body stopped arriving before its end"}}}) from None
+    except (OSError, ValueError) as exc:   # a broken chunked encoding, a reset
+        raise ApiError(400, "unreadable body", {"body": {"read": {
+            "message": "the request body could not be read: %s" % (
+                str(exc) or type(exc).__name__)}}}) from None
+    if len(raw) > max_bytes:
+        raise _too_large(max_bytes)
+    return raw
+
+
+def _deeper_than(body: dict, limit: int) -> bool:
+    """Nesting past ``limit``, walking the containers only (iterative)."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack += [(child, depth + 1) for child in children if type(child) in _CONTAINERS]
+    return False
+
+
+def _check_values(body: dict) -> None:
+    """400 for what json.loads accepts but nothing after it can handle: nesting
+    past MAX_JSON_DEPTH, lone surrogates in a key or string.  Iterative, so
+    depth costs no stack."""
+    stack: list[tuple[Any, tuple, int]] = [(body, (), 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise _surrogate(path, value)
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep(_field_name(path))
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str) and _SURROGATE.search(key):
+                raise _surrogate(path + (key,), key)
+            stack.append((item, path + (key,), depth + 1))
+
+
+def _field_name(path: tuple) -> str:
+    """Kazoo names fields inside ``data`` by their own path ("custom_data.crm")."""
+    if path[:1] == ("data",) and len(path) > 1:
+        path = path[1:]
+    return printable(".".join(str(p) for p in path) or "json")
+
+
+def printable(text: str) -> str:
+    """Lone surrogates spelled \\udXXX: safe to encode, log and echo."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _surrogate(path: tuple, value: str) -> ApiError:
+    return ApiError(400, "validation error", {_field_name(path): {"format": {
+        "message": "Value is not valid Unicode: it holds a lone UTF-16 surrogate "
+                   "(%s); send the character itself or a \\u pair" % ", ".join(
+                       sorted({printable(c) for c in _SURROGATE.findall(value)})),
+        "value": printable(value)}}})
+
+
+def _too_deep(field: str) -> ApiError:
+    return ApiError(400, "validation error", {field: {"maxDepth": {
+        "message": "JSON nested deeper than %d levels" % MAX_JSON_DEPTH,
+        "target": MAX_JSON_DEPTH}}})
 
 
 def _unsupported(media: str) -> ApiError:
@@ -207,3 +297,10 @@ def _unsupported(media: str) -> ApiError:
 
 def _no_constant(name: str):
     raise ValueError("%s is not JSON" % name)
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):   # 1e400: it would go out as Infinity, which is not JSON
+        raise ValueError("number %s is out of range" % text[:40])
+    return number

@@ -49,13 +49,16 @@ def _page_size(text: str | None, errors: dict) -> int:
         add_error(errors, "page_size", "type", "Value must be an integer",
                   target="integer", value=text)
         return DEFAULT_PAGE_SIZE
-    page_size = int(text)
+    # int() of a 5,000-digit text is itself a ValueError: bound it first
+    huge = len(text.lstrip("0")) > 6
+    page_size = MAX_PAGE_SIZE + 1 if huge else int(text)
     if page_size < 1:
         add_error(errors, "page_size", "minimum", "Value must be at least 1",
                   target=1, value=page_size)
     elif page_size > MAX_PAGE_SIZE:
         add_error(errors, "page_size", "maximum", "Value must be at most %d"
-                  % MAX_PAGE_SIZE, target=MAX_PAGE_SIZE, value=page_size)
+                  % MAX_PAGE_SIZE, target=MAX_PAGE_SIZE,
+                  value=text if huge else page_size)
     return page_size
 
 
