@@ -64,6 +64,8 @@ def read_state(path: Path) -> FileState:
         return FileState(None, None, "cannot read: %s" % exc.strerror)
     try:
         return read_fd_state(fd)
+    except OSError as exc:    # a directory opens, but does not read
+        return FileState(None, None, "cannot read: %s" % exc.strerror)
     finally:
         os.close(fd)
 
