@@ -37,9 +37,10 @@ def sample_api(tmp_path):
     store = HookStore(path, ACCOUNTS)
     store.load()
     config = ApiConfig(host="127.0.0.1", port=0, admin_tokens=(ADMIN,))
-    server = ApiServer(create_app(ApiContext(store, ACCOUNTS, config)), "127.0.0.1", 0)
+    context = ApiContext(store, ACCOUNTS, config)
+    server = ApiServer(create_app(context), "127.0.0.1", 0)
     server.start()
-    api = Api(server.url(), path, store, server)
+    api = Api(server.url(), path, store, server, context)
     yield api
     api.close()
 
