@@ -15,7 +15,7 @@ import requests
 
 from eslhook.api import create_app
 from eslhook.api.catalog import bundled_capture, sample_payloads
-from eslhook.config import schema_validator
+from eslhook.config import DeliveryConfig, schema_validator
 from test_api_support import (CHILD, NEW_HOOK, OTHER, PARENT, TOKENS, UNKNOWN,
                               assert_error, assert_success, start_api)
 
@@ -76,8 +76,9 @@ def test_post_replaces_the_whole_hook_and_enabling_clears_disable_reason(api):
                 "format": "form-data", "retries": 2, "include_subaccounts": False,
                 "include_internal_legs": True, "custom_data": {}, "disable_reason": None}
     assert body["data"] == expected
-    assert api.file_hooks() == [{k: v for k, v in expected.items()
-                                 if k not in ("custom_data", "disable_reason")}]
+    assert api.file_hooks() == [{**{k: v for k, v in expected.items()
+                                    if k not in ("custom_data", "disable_reason")},
+                                 "written_by": "account"}]
 
 
 def test_patch_merges_fields_and_validates_the_result(api):
@@ -261,22 +262,26 @@ def test_several_failures_are_all_reported(api):
     "http://2852039166/x",                       # 169.254.169.254 as one number
     "http://0xa9.0xfe.0xa9.0xfe/x",              # ... in hex
 ])
-def test_hosts_in_blocked_networks_are_refused(api, uri):
-    body = assert_error(api.call("PUT", HOOKS % PARENT, json={"data": {**NEW_HOOK, "uri": uri}}),
+@pytest.mark.parametrize("token", ["parent", "admin"])
+def test_hosts_in_blocked_networks_are_refused(api, uri, token):
+    body = assert_error(api.call("PUT", HOOKS % PARENT, token=token,
+                                 json={"data": {**NEW_HOOK, "uri": uri}}),
                         400, "validation error")
     error = body["data"]["uri"]["blocked_network"]
-    assert "blocked network" in error["message"] and error["value"] == uri
+    assert "cannot be the target of a webhook" in error["message"] and error["value"] == uri
     assert api.file_hooks() == []
 
 
 def test_blocked_networks_come_from_config(tmp_path):
-    api = start_api(tmp_path, blocked_networks=("10.0.0.0/8",))
+    api = start_api(tmp_path, network=DeliveryConfig(blocked_networks=("10.0.0.0/8",)))
     try:
-        refused = api.call("PUT", HOOKS % PARENT,
-                           json={"data": {**NEW_HOOK, "uri": "http://10.1.2.3/x"}})
-        assert assert_error(refused, 400)["data"]["uri"]["blocked_network"]["target"] == \
-            "10.0.0.0/8"
-        api.create(uri="http://169.254.169.254/now-allowed")
+        for token in ("admin", "parent"):
+            refused = api.call("PUT", HOOKS % PARENT, token=token,
+                               json={"data": {**NEW_HOOK, "uri": "http://10.1.2.3/x"}})
+            error = assert_error(refused, 400)["data"]["uri"]["blocked_network"]
+            assert error["target"] == "10.0.0.0/8"
+            assert "delivery.blocked_networks" in error["message"]
+        api.create(token="admin", uri="http://169.254.169.254/now-allowed")
     finally:
         api.close()
 

@@ -10,7 +10,7 @@ import yaml
 
 from eslhook.accounts import AccountDirectory
 from eslhook.api import ApiContext, ApiServer, create_app
-from eslhook.config import AccountConfig, ApiConfig
+from eslhook.config import AccountConfig, ApiConfig, DeliveryConfig
 from eslhook.hooks.store import HookStore
 
 PARENT = "a0000000000000000000000000000001"
@@ -61,14 +61,20 @@ class Api:
         self.path.write_text(yaml.safe_dump({"webhooks": hooks}, sort_keys=False))
 
 
-def start_api(tmp_path: Path, **api_options) -> Api:
+# These tests' hooks point at loopback: as an operator may, it is opened to tenants
+LOOPBACK_FOR_TENANTS = DeliveryConfig(tenant_allowed_networks=("127.0.0.0/8", "::1/128"))
+
+
+def start_api(tmp_path: Path, *, network: DeliveryConfig = LOOPBACK_FOR_TENANTS,
+              **api_options) -> Api:
     accounts = AccountDirectory(ACCOUNTS)
     path = tmp_path / "hooks.yaml"
     store = HookStore(path, accounts)
     store.load()
     config = ApiConfig(host="127.0.0.1", port=0, admin_tokens=(TOKENS["admin"],),
                        **api_options)
-    server = ApiServer(create_app(ApiContext(store, accounts, config)), "127.0.0.1", 0)
+    server = ApiServer(create_app(ApiContext(store, accounts, config, network=network)),
+                       "127.0.0.1", 0)
     server.start()
     return Api(server.url(), path, store, server)
 

@@ -9,12 +9,12 @@ from typing import Any
 import falcon
 
 from ..accounts import AccountDirectory
-from ..config import ApiConfig, ConfigError
+from ..config import ApiConfig, ConfigError, DeliveryConfig
 from ..hooks.model import Hook
 from ..hooks.store import HookStore
 from . import auth
 from .auth import Principal, TokenBook
-from .validation import Network, parse_networks
+from ..netpolicy import Policies
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +25,19 @@ class ApiContext:
     accounts: AccountDirectory
     config: ApiConfig = ApiConfig()
     bridge: Any = None      # the running Bridge, for routes that report on it
+    # where hooks may connect (delivery.blocked_networks, .tenant_allowed_networks)
+    network: DeliveryConfig = DeliveryConfig()
     tokens: TokenBook = field(init=False)
-    blocked_networks: tuple[Network, ...] = field(init=False)
+    policies: Policies = field(init=False)
 
     def __post_init__(self):
         self.tokens = TokenBook(self.accounts, self.config.admin_tokens)
-        self.blocked_networks = parse_networks(self.config.blocked_networks)
+        self.policies = Policies.from_config(self.network)
 
     @classmethod
     def for_bridge(cls, bridge) -> "ApiContext":
         return cls(bridge.hooks, bridge.accounts, bridge.config.api or ApiConfig(),
-                   bridge=bridge)
+                   bridge=bridge, network=bridge.config.delivery)
 
     @property
     def max_body_bytes(self) -> int:
