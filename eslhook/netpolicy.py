@@ -127,16 +127,15 @@ class NetworkPolicy:
     def allows(self, address: Address) -> Verdict:
         """May a hook under this policy connect to ``address``?  The reason reads after
         "the address ...", e.g. "is in 127.0.0.0/8 (loopback), ..."."""
-        if isinstance(address, ipaddress.IPv6Address) and address.scope_id \
-                and self.restricted:
-            return Verdict(False, "has a zone id (%%%s), which names one of eslhook's own "
-                           "network interfaces" % address.scope_id)
         verdict = self._judge(_unscoped(address))
         for carried in embedded_ipv4(address) if verdict.allowed else ():
             inner = self._judge(carried)
             if not inner.allowed:
                 return Verdict(False, "carries the IPv4 address %s, which %s"
                                % (carried, inner.reason), inner.network)
+        if verdict.allowed and self.restricted and getattr(address, "scope_id", None):
+            return Verdict(False, "has a zone id (%%%s), which names one of eslhook's own "
+                           "network interfaces" % address.scope_id)
         return verdict
 
     def _judge(self, address: Address) -> Verdict:

@@ -272,6 +272,33 @@ def test_hosts_in_blocked_networks_are_refused(api, uri, token):
     assert api.file_hooks() == []
 
 
+@pytest.mark.parametrize("uri, message", [
+    ("http://127.0.0.1:9/a\x00b", "Value must not contain NUL"),
+    ("http://crm.example.com\x00.evil/x", "Value must not contain NUL"),
+    # CR, LF and spaces: the schema's pattern already said no
+    ("http://crm.example.com/x\r\nX-Injected: 1", "Value must be an http:// or https:// URL"),
+    ("http://crm.example.com/x\ny", "Value must be an http:// or https:// URL"),
+    ("http://crm.example.com/x\x7f", "Value must not contain DEL"),
+    ("http://crm.example.com:99999/x", "Value port must be 1..65535 (got 99999)"),
+    ("http://crm.example.com:0/x", "Value port must be 1..65535 (got 0)"),
+    ("http://:8080/x", "Value must name a host"),
+    ("http://[v1.crm]/x", "Value a bracketed host must be an IPv6 address"),
+])
+@pytest.mark.parametrize("token", ["parent", "admin"])
+def test_a_uri_with_a_nul_control_characters_a_bad_port_or_no_host_is_refused(
+        api, uri, message, token):
+    body = assert_error(api.call("PUT", HOOKS % PARENT, token=token,
+                                 json={"data": {**NEW_HOOK, "uri": uri}}), 400,
+                        "validation error")
+    [(kind, detail)] = body["data"]["uri"].items()
+    assert detail["message"].startswith(message), detail
+    created = api.create()
+    patched = api.call("PATCH", HOOK % (PARENT, created["id"]), token=token,
+                       json={"data": {"uri": uri}})
+    assert "uri" in assert_error(patched, 400)["data"]
+    assert [h["uri"] for h in api.file_hooks()] == [NEW_HOOK["uri"]]
+
+
 def test_blocked_networks_come_from_config(tmp_path):
     api = start_api(tmp_path, network=DeliveryConfig(blocked_networks=("10.0.0.0/8",)))
     try:
