@@ -133,9 +133,10 @@ class NetworkPolicy:
             if not inner.allowed:
                 return Verdict(False, "carries the IPv4 address %s, which %s"
                                % (carried, inner.reason), inner.network)
-        if verdict.allowed and self.restricted and getattr(address, "scope_id", None):
+        zone = getattr(address, "scope_id", None)
+        if verdict.allowed and self.restricted and zone:
             return Verdict(False, "has a zone id (%%%s), which names one of eslhook's own "
-                           "network interfaces" % address.scope_id)
+                           "network interfaces" % zone)
         return verdict
 
     def _judge(self, address: Address) -> Verdict:

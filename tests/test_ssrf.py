@@ -10,9 +10,7 @@ tests), which only answers what the test says.
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import uuid
 
 import pytest
@@ -305,14 +303,7 @@ def test_a_tenant_request_never_reuses_an_operator_hooks_connection(receiver):
 
 @pytest.fixture
 def localhost_certificate(tmp_path):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    return str(cert), str(key)
+    return helpers.self_signed_certificate(tmp_path, "localhost", "DNS:localhost")
 
 
 def test_https_to_a_checked_address_verifies_the_certificate_for_the_name(
