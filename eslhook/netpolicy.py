@@ -114,7 +114,6 @@ class NetworkPolicy:
     blocked: tuple[Network, ...] = ()
     restricted: tuple[tuple[Network, str], ...] = ()
     allowed: tuple[Network, ...] = ()
-    blocked_key: str = "delivery.blocked_networks"     # config key named in reasons
 
     def __post_init__(self):
         for name in ("blocked", "allowed"):
@@ -142,8 +141,8 @@ class NetworkPolicy:
     def _judge(self, address: Address) -> Verdict:
         for network in self.blocked:
             if address.version == network.version and address in network:
-                return Verdict(False, "is in %s, which no hook may reach (%s)"
-                               % (network, self.blocked_key), str(network))
+                return Verdict(False, "is in %s, which no hook may reach "
+                               "(delivery.blocked_networks)" % network, str(network))
         for network, label in self.restricted:
             if address.version == network.version and address in network and not any(
                     address.version == a.version and address in a for a in self.allowed):

@@ -19,7 +19,7 @@ import falcon
 
 from ..config import ConfigError
 from ..delivery.signing import generate_secret, rotated
-from ..hooks.model import WRITTEN_BY_ACCOUNT, Hook
+from ..hooks.model import WRITTEN_BY_ACCOUNT, Hook, network_policy_of
 from ..hooks.store import HooksFileChanged
 from .auth import Principal
 from .context import ApiContext
@@ -110,8 +110,7 @@ def build_hook(ctx: ApiContext, data: dict, *, account_id: str, hook_id: str,
     data["account_id"], data["id"] = account_id, hook_id
     if data.get("secret") == GENERATE:
         data["secret"] = generate_secret()
-    policy = ctx.policies.tenant if written_by == WRITTEN_BY_ACCOUNT else ctx.policies.operator
-    errors.update(webhook_errors(data, policy))
+    errors.update(webhook_errors(data, ctx.policies.named(network_policy_of(written_by))))
     if "secret" in errors:
         for detail in errors["secret"].values():
             detail["message"] += ' (or "generate" for a new random secret)'

@@ -92,7 +92,7 @@ class HttpSender:
         self._per_host = max_connections_per_host
         self._ca_file = ca_file          # extra CA bundle for https receivers
         policies = Policies.from_config(config)
-        self._policies = {TENANT: policies.tenant, OPERATOR: policies.operator}
+        self._policies = {name: policies.named(name) for name in (TENANT, OPERATOR)}
         self._resolver = resolver or gevent.socket.getaddrinfo
         self._pools: dict[tuple[PoolKey, str], ConnectionPool] = {}
         self._closed = False

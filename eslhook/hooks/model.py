@@ -74,7 +74,7 @@ class Hook:
     @property
     def network_policy(self) -> str:
         """The name of the network policy its deliveries follow."""
-        return TENANT if self.written_by == WRITTEN_BY_ACCOUNT else OPERATOR
+        return network_policy_of(self.written_by)
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -111,6 +111,11 @@ class Hook:
         for name in SECRET_FIELDS:
             out.pop(name, None)
         return out
+
+
+def network_policy_of(written_by: str | None) -> str:
+    """A hook whose uri an account token wrote follows the tenant policy."""
+    return TENANT if written_by == WRITTEN_BY_ACCOUNT else OPERATOR
 
 
 SECRET_FIELDS = ("secret", "previous_secret")
