@@ -31,6 +31,7 @@ from referencing import Registry, Resource
 from .hooks.files import write_atomically
 from .hooks.layout import new_entry
 from .hooks.model import Hook
+from .netpolicy import DEFAULT_BLOCKED_NETWORKS, uri_problem
 
 if TYPE_CHECKING:
     from .accounts import AccountDirectory
@@ -108,15 +109,11 @@ class AccountConfig:
                "must be a sequence")
 
 
-DEFAULT_BLOCKED_NETWORKS = ("169.254.0.0/16", "fe80::/10")  # link-local: cloud metadata
-
-
 @dataclass(frozen=True)
 class ApiConfig:
     host: str = "127.0.0.1"
     port: int = 8000                     # 0: any free port
     admin_tokens: tuple[str, ...] = field(default=(), repr=False)  # plain or sha256:<hex>
-    blocked_networks: tuple[str, ...] = DEFAULT_BLOCKED_NETWORKS   # refused in hook uris
     max_body_bytes: int = 65536
     # abuse limits (eslhook/api/server.py, eslhook/api/limits.py)
     header_timeout_seconds: float = 10.0     # a request head (and each stalled read) this long
@@ -136,8 +133,6 @@ class ApiConfig:
             _check(self, name, getattr(self, name) >= 1, "must be >= 1")
         _check(self, "admin_tokens", not isinstance(self.admin_tokens, str),
                "must be a sequence")
-        _check(self, "blocked_networks", all(_is_network(n) for n in self.blocked_networks),
-               "must all be networks such as 169.254.0.0/16")
         _check(self, "max_body_bytes", self.max_body_bytes >= 1024, "must be >= 1024")
 
 
@@ -166,8 +161,17 @@ class DeliveryConfig:
     disable_after_failures: int = 6          # ... and this many failures: disable; 0: never
     max_age_seconds: float = 259200.0    # pending older than this is dropped on re-enable
     attempt_log_days: float = 7.0        # attempt log and finished deliveries kept this long
+    # where hooks may make eslhook connect (eslhook/netpolicy.py): no hook reaches
+    # blocked_networks; hooks written with an account token reach no private, loopback,
+    # link-local... address either, except in tenant_allowed_networks
+    blocked_networks: tuple[str, ...] = DEFAULT_BLOCKED_NETWORKS
+    tenant_allowed_networks: tuple[str, ...] = ()
 
     def __post_init__(self):
+        for name in ("blocked_networks", "tenant_allowed_networks"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+            _check(self, name, all(_is_network(n) for n in getattr(self, name)),
+                   "must all be networks such as 169.254.0.0/16 or fd00::/8")
         _check(self, "timeout_seconds", self.timeout_seconds > 0, "must be > 0")
         _check(self, "connect_timeout_seconds", self.connect_timeout_seconds > 0,
                "must be > 0")
@@ -513,12 +517,24 @@ def _config_semantics(data: dict) -> Iterator[tuple[_Path, str]]:
 _SHA256_TOKEN = re.compile(r"sha256:[0-9a-f]{64}")
 
 
+def _network_semantics(api: dict, delivery: dict) -> Iterator[tuple[_Path, str]]:
+    lists = [(("api", "blocked_networks"), api.get("blocked_networks"))]
+    lists += [(("delivery", key), delivery.get(key))
+              for key in ("blocked_networks", "tenant_allowed_networks")]
+    for path, networks in lists:
+        for index, text in enumerate(networks if isinstance(networks, list) else ()):
+            if isinstance(text, str) and not _is_network(text):
+                yield path + (index,), (
+                    "not a network; write e.g. 169.254.0.0/16 or fe80::/10 (got %r)" % text)
+    if "blocked_networks" in api and "blocked_networks" in delivery:
+        yield ("api", "blocked_networks"), (
+            "api.blocked_networks is the old name of delivery.blocked_networks (which now "
+            "also applies when delivering); keep only delivery.blocked_networks")
+
+
 def _api_semantics(api: dict, data: dict) -> Iterator[tuple[_Path, str]]:
-    networks = api.get("blocked_networks")
-    for index, text in enumerate(networks if isinstance(networks, list) else ()):
-        if isinstance(text, str) and not _is_network(text):
-            yield ("api", "blocked_networks", index), (
-                "not a network; write e.g. 169.254.0.0/16 or fe80::/10 (got %r)" % text)
+    delivery = data.get("delivery")
+    yield from _network_semantics(api, delivery if isinstance(delivery, dict) else {})
     token_lists = [(("api", "admin_tokens"), api.get("admin_tokens"))]
     token_lists += [(("accounts", i, "auth_tokens"), a.get("auth_tokens"))
                     for i, a in _items(data, "accounts")]
@@ -605,15 +621,14 @@ def _build_config(data: dict, path: Path) -> Config:
         account_variable=data.get("account_variable", "account_id"),
         default_account_id=data.get("default_account_id"),
         api=_build_api(api, host, port) if api else None,
-        delivery=_build_delivery(data.get("delivery") or {}),
+        delivery=_build_delivery(data.get("delivery") or {}, api or {}),
         payload=PayloadConfig(tuple((data.get("payload") or {}).get("channel_variables", ()))),
         reconcile=ReconcileConfig(**(data.get("reconcile") or {})),
     )
 
 
 def _build_api(data: dict, host: str, port: int) -> ApiConfig:
-    options = {key: tuple(data[key]) for key in ("admin_tokens", "blocked_networks")
-               if key in data}
+    options = {key: tuple(data[key]) for key in ("admin_tokens",) if key in data}
     for key in ("max_body_bytes", *_API_LIMITS):
         if key in data:
             options[key] = data[key]
@@ -632,10 +647,12 @@ def _build_account(data: dict) -> AccountConfig:
                          auth_tokens=tuple(data.get("auth_tokens", ())))
 
 
-def _build_delivery(data: dict) -> DeliveryConfig:
+def _build_delivery(data: dict, api: dict) -> DeliveryConfig:
     if "retry_schedule_seconds" in data:
         data = dict(data, retry_schedule_seconds=tuple(
             float(d) for d in data["retry_schedule_seconds"]))
+    if "blocked_networks" in api:    # its old place (load_config refuses both at once)
+        data = dict(data, blocked_networks=api["blocked_networks"])
     return DeliveryConfig(**data)
 
 
@@ -715,10 +732,22 @@ def validate_changed_hooks(hooks: list[Hook], changed: Iterable[int],
 def _hooks_semantics(data: dict, accounts: "AccountDirectory") -> Iterator[tuple[_Path, str]]:
     yield from _duplicates(data, "webhooks", "id", "hook id")
     for index, item in _items(data, "webhooks"):
+        problem = _uri_problem_past_schema(item.get("uri"))
+        if problem:
+            yield ("webhooks", index, "uri"), problem
         account_id = item.get("account_id")
         if isinstance(account_id, str) and account_id not in accounts:
             yield ("webhooks", index, "account_id"), "unknown account %r%s" % (
                 account_id, _known_accounts(accounts.accounts))
+
+
+def _uri_problem_past_schema(uri) -> str | None:
+    """What is wrong with a uri the schema's pattern lets through (a NUL, port 99999...);
+    None when the schema already reports it or it is fine."""
+    pattern = schema_validator("webhook").schema["properties"]["uri"]["pattern"]
+    if not isinstance(uri, str) or not re.search(pattern, uri):
+        return None
+    return uri_problem(uri)
 
 
 def hooks_yaml(hooks: Iterable[Hook]) -> str:

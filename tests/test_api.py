@@ -15,7 +15,7 @@ import requests
 
 from eslhook.api import create_app
 from eslhook.api.catalog import bundled_capture, sample_payloads
-from eslhook.config import schema_validator
+from eslhook.config import DeliveryConfig, schema_validator
 from test_api_support import (CHILD, NEW_HOOK, OTHER, PARENT, TOKENS, UNKNOWN,
                               assert_error, assert_success, start_api)
 
@@ -76,8 +76,9 @@ def test_post_replaces_the_whole_hook_and_enabling_clears_disable_reason(api):
                 "format": "form-data", "retries": 2, "include_subaccounts": False,
                 "include_internal_legs": True, "custom_data": {}, "disable_reason": None}
     assert body["data"] == expected
-    assert api.file_hooks() == [{k: v for k, v in expected.items()
-                                 if k not in ("custom_data", "disable_reason")}]
+    assert api.file_hooks() == [{**{k: v for k, v in expected.items()
+                                    if k not in ("custom_data", "disable_reason")},
+                                 "written_by": "account"}]
 
 
 def test_patch_merges_fields_and_validates_the_result(api):
@@ -262,22 +263,53 @@ def test_several_failures_are_all_reported(api):
     "http://2852039166/x",                       # 169.254.169.254 as one number
     "http://0xa9.0xfe.0xa9.0xfe/x",              # ... in hex
 ])
-def test_hosts_in_blocked_networks_are_refused(api, uri):
-    body = assert_error(api.call("PUT", HOOKS % PARENT, json={"data": {**NEW_HOOK, "uri": uri}}),
+@pytest.mark.parametrize("token", ["parent", "admin"])
+def test_hosts_in_blocked_networks_are_refused(api, uri, token):
+    body = assert_error(api.call("PUT", HOOKS % PARENT, token=token,
+                                 json={"data": {**NEW_HOOK, "uri": uri}}),
                         400, "validation error")
     error = body["data"]["uri"]["blocked_network"]
-    assert "blocked network" in error["message"] and error["value"] == uri
+    assert "cannot be the target of a webhook" in error["message"] and error["value"] == uri
     assert api.file_hooks() == []
 
 
+@pytest.mark.parametrize("uri, message", [
+    ("http://127.0.0.1:9/a\x00b", "Value must not contain NUL"),
+    ("http://crm.example.com\x00.evil/x", "Value must not contain NUL"),
+    # CR, LF and spaces: the schema's pattern already said no
+    ("http://crm.example.com/x\r\nX-Injected: 1", "Value must be an http:// or https:// URL"),
+    ("http://crm.example.com/x\ny", "Value must be an http:// or https:// URL"),
+    ("http://crm.example.com/x\x7f", "Value must not contain DEL"),
+    ("http://crm.example.com:99999/x", "Value port must be 1..65535 (got 99999)"),
+    ("http://crm.example.com:0/x", "Value port must be 1..65535 (got 0)"),
+    ("http://:8080/x", "Value must name a host"),
+    ("http://[v1.crm]/x", "Value a bracketed host must be an IPv6 address"),
+])
+@pytest.mark.parametrize("token", ["parent", "admin"])
+def test_a_uri_with_a_nul_control_characters_a_bad_port_or_no_host_is_refused(
+        api, uri, message, token):
+    body = assert_error(api.call("PUT", HOOKS % PARENT, token=token,
+                                 json={"data": {**NEW_HOOK, "uri": uri}}), 400,
+                        "validation error")
+    [(kind, detail)] = body["data"]["uri"].items()
+    assert detail["message"].startswith(message), detail
+    created = api.create()
+    patched = api.call("PATCH", HOOK % (PARENT, created["id"]), token=token,
+                       json={"data": {"uri": uri}})
+    assert "uri" in assert_error(patched, 400)["data"]
+    assert [h["uri"] for h in api.file_hooks()] == [NEW_HOOK["uri"]]
+
+
 def test_blocked_networks_come_from_config(tmp_path):
-    api = start_api(tmp_path, blocked_networks=("10.0.0.0/8",))
+    api = start_api(tmp_path, network=DeliveryConfig(blocked_networks=("10.0.0.0/8",)))
     try:
-        refused = api.call("PUT", HOOKS % PARENT,
-                           json={"data": {**NEW_HOOK, "uri": "http://10.1.2.3/x"}})
-        assert assert_error(refused, 400)["data"]["uri"]["blocked_network"]["target"] == \
-            "10.0.0.0/8"
-        api.create(uri="http://169.254.169.254/now-allowed")
+        for token in ("admin", "parent"):
+            refused = api.call("PUT", HOOKS % PARENT, token=token,
+                               json={"data": {**NEW_HOOK, "uri": "http://10.1.2.3/x"}})
+            error = assert_error(refused, 400)["data"]["uri"]["blocked_network"]
+            assert error["target"] == "10.0.0.0/8"
+            assert "delivery.blocked_networks" in error["message"]
+        api.create(token="admin", uri="http://169.254.169.254/now-allowed")
     finally:
         api.close()
 

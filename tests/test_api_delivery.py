@@ -30,6 +30,7 @@ ACCOUNTS = [
     {"id": OTHER, "name": "Other", "auth_tokens": [TOKENS["other"]]},
 ]
 API = {"listen": "127.0.0.1:0", "admin_tokens": [TOKENS["admin"]]}
+LOOPBACK = {"tenant_allowed_networks": ["127.0.0.0/8"]}    # the receivers' address
 GIVEN_SECRET = "whsec_" + base64.b64encode(b"given-secret-of-32-bytes-000000").decode()
 
 
@@ -70,7 +71,7 @@ def started(tmp_path):
     def start(**delivery):
         world = World(tmp_path, accounts=ACCOUNTS, extra={"api": API, "delivery": {
             "timeout_seconds": 2, "retry_schedule_seconds": [0.1], "jitter": 0.0,
-            "circuit_failures": 100, **delivery}})
+            "circuit_failures": 100, **LOOPBACK, **delivery}})
         worlds.append(world)
         world.start()
         client = Client(world)
@@ -90,7 +91,8 @@ def logged(tmp_path_factory):
     PARENT's /ok (4 successes) and /nope (4 final 404s), CHILD's /child (1), OTHER's
     /other (1)."""
     world = World(tmp_path_factory.mktemp("logged"), accounts=ACCOUNTS, extra={
-        "api": API, "delivery": {"timeout_seconds": 2, "retry_schedule_seconds": [0.1]}})
+        "api": API, "delivery": {"timeout_seconds": 2, "retry_schedule_seconds": [0.1],
+                                 **LOOPBACK}})
     hooks = {"ok": world.hook(PARENT, "/ok", hook="channel_create"),
              "nope": world.hook(PARENT, "/nope", hook="channel_create"),
              "child": world.hook(CHILD, "/child", hook="channel_create"),

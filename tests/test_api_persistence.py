@@ -206,7 +206,7 @@ def write_config(tmp_path, switch_port: int) -> None:
         "accounts": [{"id": PARENT, "name": "Parent", "auth_tokens": [TOKENS["parent"]]},
                      {"id": CHILD, "parent_id": PARENT}, {"id": OTHER}],
         "api": {"listen": "127.0.0.1:0", "admin_tokens": [TOKENS["admin"]]},
-        "delivery": {"timeout_seconds": 2},
+        "delivery": {"timeout_seconds": 2, "tenant_allowed_networks": ["127.0.0.0/8"]},
     }
     (tmp_path / "eslhook.yaml").write_text(yaml.safe_dump(config))
 

@@ -11,7 +11,7 @@ import yaml
 from eslhook.accounts import AccountDirectory
 from eslhook.api import ApiContext, ApiServer, create_app
 from eslhook.api.app import server_limits
-from eslhook.config import AccountConfig, ApiConfig
+from eslhook.config import AccountConfig, ApiConfig, DeliveryConfig
 from eslhook.hooks.store import HookStore
 
 PARENT = "a0000000000000000000000000000001"
@@ -67,14 +67,19 @@ class Api:
         self.store.poll()
 
 
-def start_api(tmp_path: Path, **api_options) -> Api:
+# These tests' hooks point at loopback: as an operator may, it is opened to tenants
+LOOPBACK_FOR_TENANTS = DeliveryConfig(tenant_allowed_networks=("127.0.0.0/8", "::1/128"))
+
+
+def start_api(tmp_path: Path, *, network: DeliveryConfig = LOOPBACK_FOR_TENANTS,
+              **api_options) -> Api:
     accounts = AccountDirectory(ACCOUNTS)
     path = tmp_path / "hooks.yaml"
     store = HookStore(path, accounts)
     store.load()
     config = ApiConfig(host="127.0.0.1", port=0, admin_tokens=(TOKENS["admin"],),
                        **api_options)
-    context = ApiContext(store, accounts, config)
+    context = ApiContext(store, accounts, config, network=network)
     server = ApiServer(create_app(context), "127.0.0.1", 0, limits=server_limits(config))
     server.start()
     return Api(server.url(), path, store, server, context)

@@ -2,14 +2,13 @@
 
 import logging
 import random
-import shutil
 import socket
-import subprocess
 from urllib.parse import parse_qs
 
 import gevent
 import pytest
 
+from helpers import self_signed_certificate
 from receiver import Receiver, Reply
 
 from eslhook import __version__
@@ -236,14 +235,7 @@ def test_an_unencodable_payload_is_given_up_without_a_request(receiver, queues, 
 
 @pytest.fixture
 def certificate(tmp_path):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    return str(cert), str(key)
+    return self_signed_certificate(tmp_path, "127.0.0.1", "IP:127.0.0.1")
 
 
 def test_https_delivery(certificate):

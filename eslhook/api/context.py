@@ -9,13 +9,13 @@ from typing import Any
 import falcon
 
 from ..accounts import AccountDirectory
-from ..config import ApiConfig, ConfigError
+from ..config import ApiConfig, ConfigError, DeliveryConfig
 from ..hooks.model import Hook
 from ..hooks.store import HookStore
 from . import auth
 from .auth import Principal, TokenBook
+from ..netpolicy import Policies
 from .limits import FailureThrottle, SummaryLog
-from .validation import Network, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,11 @@ class ApiContext:
     accounts: AccountDirectory
     config: ApiConfig = ApiConfig()
     bridge: Any = None      # the running Bridge, for routes that report on it
+    # where hooks may connect (delivery.blocked_networks, .tenant_allowed_networks)
+    network: DeliveryConfig = DeliveryConfig()
     tokens: TokenBook = field(init=False)
     throttle: FailureThrottle = field(init=False)
-    blocked_networks: tuple[Network, ...] = field(init=False)
+    policies: Policies = field(init=False)
 
     def __post_init__(self):
         self.tokens = TokenBook(self.accounts, self.config.admin_tokens)
@@ -37,12 +39,12 @@ class ApiContext:
             config.auth_failure_burst, config.auth_failures_per_minute,
             SummaryLog("API authentications failed or throttled (429), by client",
                        config.abuse_log_interval_seconds, log))
-        self.blocked_networks = parse_networks(self.config.blocked_networks)
+        self.policies = Policies.from_config(self.network)
 
     @classmethod
     def for_bridge(cls, bridge) -> "ApiContext":
         return cls(bridge.hooks, bridge.accounts, bridge.config.api or ApiConfig(),
-                   bridge=bridge)
+                   bridge=bridge, network=bridge.config.delivery)
 
     @property
     def max_body_bytes(self) -> int:

@@ -4,32 +4,36 @@ Errors are keyed by field, then by the failed check, as Crossbar reports
 them: ``{"retries": {"maximum": {"message": "Value must be at most 10",
 "target": 10, "value": 99}}}``.  The rules are the shipped
 ``schemas/webhook.schema.json`` (the same ones hooks.yaml is checked
-against) plus the uri host check against ``api.blocked_networks``.
+against), the uri's shape (``netpolicy.parse_uri``: port, characters) and
+its host, when written as an IP address, against the network policy that
+will apply to the hook (``eslhook/netpolicy.py``).
 """
 
 from __future__ import annotations
 
 import difflib
-import ipaddress
-import re
-import socket
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..config import schema_validator
 from ..hooks.model import SECRET_FIELDS, secret_problem
+from ..netpolicy import NetworkPolicy, saved_uri_verdict, uri_problem
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_NUMERIC_HOST = re.compile(r"[0-9a-fx.]+")   # 2852039166, 0xa9.0xfe.0xa9.0xfe, 169.254.1
+# Recorded by the server from the token, never taken from a client.
+SERVER_SET_FIELDS = ("written_by",)
 
 
-def webhook_errors(data: dict, blocked_networks: Iterable[Network]) -> dict:
-    """Every problem of a webhook document, Kazoo style; {} when valid."""
+def webhook_errors(data: dict, policy: NetworkPolicy) -> dict:
+    """Every problem of a webhook document, Kazoo style; {} when valid.  ``policy``:
+    the network policy the hook will follow (tenant for an account token)."""
     errors: dict[str, dict] = {}
     for error in schema_validator("webhook").iter_errors(data):
         for field, kind, detail in _describe(error):
             errors.setdefault(field, {})[kind] = detail
+    for name in SERVER_SET_FIELDS:
+        if name in data:
+            errors[name] = {"additionalProperties": {"message": (
+                "Field is not allowed: eslhook records who wrote a hook from the token")}}
     for name in SECRET_FIELDS:
         if name in errors:   # a signing key is never echoed, not even a wrong one
             for detail in errors[name].values():
@@ -38,13 +42,20 @@ def webhook_errors(data: dict, blocked_networks: Iterable[Network]) -> dict:
             add_error(errors, name, "format", "Value %s" % secret_problem(data.get(name)))
     uri = data.get("uri")
     if isinstance(uri, str) and "uri" not in errors:
-        network = blocked_network(uri, blocked_networks)
-        if network is not None:
-            errors["uri"] = {"blocked_network": {
-                "message": "the uri's host is in a blocked network (%s, api.blocked_networks);"
-                           " it cannot be the target of a webhook" % network,
-                "target": str(network), "value": uri}}
+        errors.update(_uri_errors(uri, policy))
     return errors
+
+
+def _uri_errors(uri: str, policy: NetworkPolicy) -> dict:
+    problem = uri_problem(uri)
+    if problem:
+        return {"uri": {"format": {"message": "Value %s" % problem, "value": uri}}}
+    verdict = saved_uri_verdict(uri, policy)
+    if verdict.allowed:
+        return {}
+    return {"uri": {"blocked_network": {
+        "message": "the uri's host %s; it cannot be the target of a webhook" % verdict.reason,
+        "target": verdict.network, "value": uri}}}
 
 
 def add_error(errors: dict, field: str, kind: str, message: str, **detail: Any) -> None:
@@ -96,46 +107,3 @@ def _unknown_field(key: str, allowed: list[str]) -> str:
     if close:
         return "Field is not allowed: did you mean %r?" % close[0]
     return "Field is not allowed; allowed fields: %s" % ", ".join(allowed)
-
-
-# -- uri hosts ----------------------------------------------------------------
-
-def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(t, strict=False) for t in texts)
-
-
-def host_address(uri: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The IP address a uri's host spells, in any form a resolver accepts."""
-    try:
-        host = urlsplit(uri).hostname
-    except ValueError:
-        return None
-    if not host:
-        return None
-    host = host.split("%", 1)[0]    # fe80::1%eth0
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if not _NUMERIC_HOST.fullmatch(host):
-            return None
-        try:  # inet_aton takes the forms getaddrinfo takes: 2852039166, 0xa9.0xfe...
-            address = ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
-    return address
-
-
-def blocked_network(uri: str, networks: Iterable[Network]) -> Network | None:
-    """The blocked network the uri's host is in, if its host is an IP address.
-
-    Host names are not resolved here (validation must not depend on DNS).
-    """
-    address = host_address(uri)
-    if address is None:
-        return None
-    for network in networks:
-        if address.version == network.version and address in network:
-            return network
-    return None

@@ -21,8 +21,9 @@ import falcon
 
 from ..config import ConfigError
 from ..delivery.signing import generate_secret, rotated
-from ..hooks.model import Hook
+from ..hooks.model import WRITTEN_BY_ACCOUNT, Hook, network_policy_of
 from ..hooks.store import HooksFileConflict
+from .auth import Principal
 from .context import ApiContext
 from .envelope import ApiError, request_data, revision_of, send, validation_error
 from .paging import page_envelope, page_request
@@ -33,6 +34,8 @@ SUMMARY_FIELDS = ("id", "name", "uri", "hook", "enabled", "disable_reason")
 # patches the hook without naming them.
 HIDDEN_FIELDS = frozenset({"secret", "previous_secret"})
 SERVER_KEPT_FIELDS = HIDDEN_FIELDS | {"previous_secret_expires"}
+# Never returned either: set from the token on every write (see writer())
+NOT_SHOWN_FIELDS = HIDDEN_FIELDS | {"written_by"}
 # "secret": "generate" asks for a new random secret, shown in that response only
 GENERATE = "generate"
 _HOOK_FIELD_ERROR = re.compile(r"Hook\.(\w+): (.*)", re.S)
@@ -43,7 +46,7 @@ def full_view(hook: Hook) -> dict:
     """The whole hook with every default filled in, secrets left out."""
     view = dict(hook.to_dict(), custom_data=dict(hook.custom_data),
                 disable_reason=hook.disable_reason)
-    return {key: value for key, value in view.items() if key not in HIDDEN_FIELDS}
+    return {key: value for key, value in view.items() if key not in NOT_SHOWN_FIELDS}
 
 
 def _keep_server_fields(old: Hook, new: Hook, data: dict) -> Hook:
@@ -84,7 +87,19 @@ def hook_revision(hook: Hook) -> str:
     return revision_of(full_view(hook))
 
 
-def build_hook(ctx: ApiContext, data: dict, *, account_id: str, hook_id: str) -> Hook:
+def writer(principal: Principal, data: dict, old: Hook | None) -> str | None:
+    """``written_by`` for a write: an account token makes the hook a tenant's; an admin
+    token makes it the operator's only when it names the uri (renaming or re-enabling a
+    tenant's hook does not vouch for where it points)."""
+    if not principal.admin:
+        return WRITTEN_BY_ACCOUNT
+    if old is not None and "uri" not in data:
+        return old.written_by
+    return None
+
+
+def build_hook(ctx: ApiContext, data: dict, *, account_id: str, hook_id: str,
+               written_by: str | None) -> Hook:
     """A hook from request data, or a 400 naming every problem."""
     data = dict(data)
     errors: dict = {}
@@ -99,7 +114,7 @@ def build_hook(ctx: ApiContext, data: dict, *, account_id: str, hook_id: str) ->
     data["account_id"], data["id"] = account_id, hook_id
     if data.get("secret") == GENERATE:
         data["secret"] = generate_secret()
-    errors.update(webhook_errors(data, ctx.blocked_networks))
+    errors.update(webhook_errors(data, ctx.policies.named(network_policy_of(written_by))))
     if "secret" in errors:
         for detail in errors["secret"].values():
             detail["message"] += ' (or "generate" for a new random secret)'
@@ -107,6 +122,7 @@ def build_hook(ctx: ApiContext, data: dict, *, account_id: str, hook_id: str) ->
         raise validation_error(errors)
     if data.get("enabled", True):   # enabling clears why it was disabled
         data["disable_reason"] = None
+    data["written_by"] = written_by
     try:
         return Hook.from_dict(data)
     except ValueError as exc:   # a check past the schema's (e.g. a date that does not exist)
@@ -195,10 +211,11 @@ class AccountWebhooks:
              extra=page_envelope(page[0].id if page else None, next_key))
 
     def on_put(self, req, resp, account_id):
-        self.ctx.authorize(req, account_id)
+        principal = self.ctx.authorize(req, account_id)
         data = dict(request_data(req, self.ctx.max_body_bytes))
         data.pop("id", None)
-        hook = build_hook(self.ctx, data, account_id=account_id, hook_id=uuid.uuid4().hex)
+        hook = build_hook(self.ctx, data, account_id=account_id, hook_id=uuid.uuid4().hex,
+                          written_by=writer(principal, data, None))
         update_store(self.ctx, lambda hooks: (hooks + [hook], None))
         resp.location = "%s/%s" % (req.path.rstrip("/"), hook.id)
         send(req, resp, shown_once(hook, data), status=201, revision=hook_revision(hook))
@@ -257,14 +274,15 @@ class AccountWebhook:
         send(req, resp, full_view(hook), revision=hook_revision(hook))
 
     def on_post(self, req, resp, account_id, hook_id):
-        self.ctx.authorize(req, account_id)
+        principal = self.ctx.authorize(req, account_id)
         data = request_data(req, self.ctx.max_body_bytes)
-        new = build_hook(self.ctx, data, account_id=account_id, hook_id=hook_id)
+        new = build_hook(self.ctx, data, account_id=account_id, hook_id=hook_id,
+                         written_by=writer(principal, data, None))
         self._replace(req, resp, account_id, hook_id, data,
                       lambda old: changed_hook(old, new, data))
 
     def on_patch(self, req, resp, account_id, hook_id):
-        self.ctx.authorize(req, account_id)
+        principal = self.ctx.authorize(req, account_id)
         data = request_data(req, self.ctx.max_body_bytes)
 
         def merged(old: Hook) -> Hook:
@@ -272,7 +290,7 @@ class AccountWebhook:
             if current["disable_reason"] is None:
                 del current["disable_reason"]
             new = build_hook(self.ctx, {**current, **data}, account_id=account_id,
-                             hook_id=hook_id)
+                             hook_id=hook_id, written_by=writer(principal, data, old))
             return changed_hook(old, new, data)
 
         self._replace(req, resp, account_id, hook_id, data, merged)

@@ -13,29 +13,42 @@ alike (a small header set, a bytes body, HTTP/1.1, no proxy, no 100-continue):
 the request head is written here in one string and checked with one regex,
 and the pooled socket is returned only after a complete response, so an
 interrupted attempt can never leave half a response on a reused connection.
+
+Where a request may connect is the hook's network policy (eslhook/netpolicy.py,
+``HttpRequest.network_policy``).  Each new connection resolves the host once
+(gevent's resolver; a host written as an IP address needs none), checks every
+address it got, and connects only to those, by number: nothing resolves the
+name again, so DNS rebinding cannot slip a second answer in.  The Host header,
+TLS SNI and the certificate check keep the name.  A kept-alive connection was
+checked when it was made, and pools are per policy, so an operator hook's
+connection is never reused by a tenant's.  A refused attempt sends nothing and
+is final (``REFUSED``); its ``body_excerpt`` says why.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import re
 import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Mapping
-from urllib.parse import urlsplit
+from typing import Callable, Mapping
 
 import gevent
+import gevent.socket
 from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
 from geventhttpclient.response import HTTPParseError, HTTPSocketResponse
 
 from eslhook.config import DeliveryConfig
 from eslhook.delivery.policy import (
     BAD_RESPONSE_CODE, BODY_EXCERPT_BYTES, CONNECTION_ERROR, CONNECTION_REFUSED,
-    INVALID_REQUEST, SUCCESS, TIMEOUT, Outcome, parse_retry_after)
+    INVALID_REQUEST, REFUSED, SUCCESS, TIMEOUT, Outcome, parse_retry_after)
 from eslhook.delivery.request import HttpRequest
+from eslhook.netpolicy import (
+    OPERATOR, TENANT, Address, NetworkPolicy, Policies, literal_address, parse_uri)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +58,9 @@ MAX_BODY_READ_BYTES = 64 * 1024
 TARGET_CACHE_SIZE = 4096            # distinct hook URLs whose parse is remembered
 
 PoolKey = tuple[str, str, int]
+# getaddrinfo's signature: (host, port, family, type, proto) -> [(family, type, proto,
+# canonname, sockaddr)]; tests pass their own (real DNS cannot run there)
+Resolver = Callable[..., list]
 
 # RFC 9110 field-name token and field-value characters (as geventhttpclient checks them),
 # over the whole block of "name: value\r\n" lines at once.
@@ -66,7 +82,7 @@ class Target:
 class HttpSender:
     def __init__(self, config: DeliveryConfig, *,
                  max_connections_per_host: int | None = None,
-                 ca_file: str | None = None):
+                 ca_file: str | None = None, resolver: Resolver | None = None):
         if max_connections_per_host is None:
             max_connections_per_host = min(config.max_in_flight, config.max_connections_per_host)
         if max_connections_per_host < 1:
@@ -75,7 +91,10 @@ class HttpSender:
         self._config = config
         self._per_host = max_connections_per_host
         self._ca_file = ca_file          # extra CA bundle for https receivers
-        self._pools: dict[PoolKey, ConnectionPool] = {}
+        policies = Policies.from_config(config)
+        self._policies = {name: policies.named(name) for name in (TENANT, OPERATOR)}
+        self._resolver = resolver or gevent.socket.getaddrinfo
+        self._pools: dict[tuple[PoolKey, str], ConnectionPool] = {}
         self._closed = False
 
     def send(self, request: HttpRequest,
@@ -87,13 +106,16 @@ class HttpSender:
             head = _request_head(request, target, extra_headers)
         except ValueError as exc:
             return _outcome(started, None, INVALID_REQUEST, error=str(exc))
+        if request.network_policy not in self._policies:
+            return _outcome(started, None, INVALID_REQUEST, error="unknown network policy %r"
+                            % (request.network_policy,))
         if self._closed:
             return _outcome(started, None, CONNECTION_ERROR, error="sender closed")
         deadline = gevent.Timeout(self._config.timeout_seconds)
         deadline.start()
         try:
-            return _exchange(self._pool(target.key), head + request.body, request.method,
-                             started)
+            pool = self._pool(target.key, request.network_policy)
+            return _exchange(pool, head + request.body, request.method, started)
         except gevent.Timeout as exc:
             if exc is not deadline:
                 raise
@@ -108,23 +130,88 @@ class HttpSender:
         for pool in pools:
             pool.close()
 
-    def _pool(self, key: PoolKey) -> ConnectionPool:
-        pool = self._pools.get(key)
+    def _pool(self, key: PoolKey, policy: str) -> ConnectionPool:
+        pool = self._pools.get((key, policy))
         if pool is None:
-            pool = self._pools[key] = self._new_pool(key)
+            pool = self._pools[(key, policy)] = self._new_pool(key, self._policies[policy])
         return pool
 
-    def _new_pool(self, key: PoolKey) -> ConnectionPool:
+    def _new_pool(self, key: PoolKey, policy: NetworkPolicy) -> ConnectionPool:
         scheme, host, port = key
         options = dict(size=self._per_host, connection_timeout=self._config.connect_timeout_seconds,
                        network_timeout=self._config.timeout_seconds)
+        pool: _TlsPool | _PlainPool
         if scheme == "https":
             ssl_options = {"ca_certs": self._ca_file} if self._ca_file else None
-            return SSLConnectionPool(host, port, host, port, ssl_options=ssl_options, **options)
-        return _PlainPool(host, port, host, port, **options)
+            pool = _TlsPool(host, port, host, port, ssl_options=ssl_options, **options)
+        else:
+            pool = _PlainPool(host, port, host, port, **options)
+        pool.network_policy, pool.resolver = policy, self._resolver
+        return pool
 
 
-class _PlainPool(ConnectionPool):
+class Refused(Exception):
+    """The host's address is off limits for the hook: nothing was sent."""
+
+
+class _CheckedConnect:
+    """A pool whose new connections go only to addresses the hook's policy allows
+    (geventhttpclient connects to what ``_resolve`` returns, in order)."""
+    _connection_host: str
+    _connection_port: int
+    network_policy: NetworkPolicy
+    resolver: Resolver
+
+    def _resolve(self) -> list:
+        return checked_addresses(self._connection_host, self._connection_port,
+                                 self.network_policy, self.resolver)
+
+
+def checked_addresses(host: str, port: int, policy: NetworkPolicy,
+                      resolver: Resolver) -> list[tuple]:
+    """getaddrinfo-style entries for ``host``, every one allowed by ``policy``, each
+    with a numeric address; Refused if any address is not allowed (a name that also
+    answers an internal address is not trusted with the public one)."""
+    address = literal_address(host)
+    if address is not None and not getattr(address, "scope_id", None):
+        found = [address]           # an IP address: nothing to resolve
+    else:
+        infos = resolver(host.replace("%25", "%", 1), port, 0, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
+        found = list(dict.fromkeys(_address_of(info[4]) for info in infos))
+    if not found:
+        raise OSError("%s: the resolver gave no address" % host)
+    for candidate in found:
+        verdict = policy.allows(candidate)
+        if not verdict.allowed:
+            subject = ("the host %s" % host if candidate == address
+                       else "%s resolved to an address that" % host)
+            raise Refused("eslhook sent nothing: %s %s" % (subject, verdict.reason))
+    return [_address_info(candidate, port) for candidate in found]
+
+
+def _address_of(sockaddr: tuple) -> Address:
+    text = sockaddr[0]
+    if len(sockaddr) >= 4 and sockaddr[3] and "%" not in text:
+        text = "%s%%%d" % (text, sockaddr[3])
+    return ipaddress.ip_address(text)
+
+
+def _address_info(address: Address, port: int) -> tuple:
+    if address.version == 4:
+        return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                (str(address), port))
+    scope = address.scope_id
+    plain = ipaddress.IPv6Address(address.packed)
+    return (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+            (str(plain), port, 0, int(scope) if scope and scope.isdigit() else 0))
+
+
+class _TlsPool(_CheckedConnect, SSLConnectionPool):
+    """TLS on a checked address; SNI and the certificate check use the uri's host."""
+
+
+class _PlainPool(_CheckedConnect, ConnectionPool):
     """Checks an idle connection with one non-blocking peek.  geventhttpclient's check
     goes through gevent's select, which yields to the hub on every call: a full trip
     round the event loop for each request.  (TLS pools keep the library's check: a
@@ -149,6 +236,9 @@ def _exchange(pool: ConnectionPool, data: bytes, method: str, started: float) ->
     (an error, a timeout raised into here, an oversized body) it is closed."""
     try:
         sock = pool.get_socket()
+    except Refused as exc:
+        text = str(exc)
+        return _outcome(started, None, REFUSED, text.encode("utf-8"), error=text)
     except ssl.SSLError as exc:  # before OSError: a failed certificate check is both
         return _outcome(started, None, CONNECTION_ERROR, error=_describe(exc))
     except (OSError, RuntimeError) as exc:
@@ -232,19 +322,11 @@ def host_key(url: str) -> PoolKey | None:
 
 
 def _parse_target(url: str) -> Target:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise ValueError("uri %r: scheme must be http or https" % url)
-    host = parts.hostname
-    if not host:
-        raise ValueError("uri %r: no host" % url)
     try:
-        explicit_port = parts.port
-    except ValueError:
-        raise ValueError("uri %r: bad port" % url) from None
-    port = explicit_port or (443 if scheme == "https" else 80)
-    path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        parts = parse_uri(url)
+    except ValueError as exc:
+        raise ValueError("uri %r: %s" % (url, exc)) from None
+    scheme, host, port, path = parts.scheme, parts.host, parts.port, parts.path
     if not _REQUEST_TARGET.fullmatch(path) or path.startswith("//"):
         raise ValueError("uri %r: the path cannot be sent as a request target" % url)
     host_header = "[%s]" % host if ":" in host else host

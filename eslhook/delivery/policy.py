@@ -26,6 +26,7 @@ CONNECTION_ERROR = "connection error"
 BAD_RESPONSE_CODE = "bad response code"
 INVALID_REQUEST = "invalid request"     # the hook's URL/headers cannot be sent at all
 INVALID_PAYLOAD = "invalid payload"     # the payload cannot be encoded
+REFUSED = "refused by network policy"   # nothing sent: the host's address is off limits
 
 # The receiver told us the request itself is wrong or the hook is gone:
 # sending it again cannot help.
@@ -89,7 +90,7 @@ def is_success(outcome: Outcome) -> bool:
 
 def should_retry(outcome: Outcome) -> bool:
     """Network failures, timeouts and any non-2xx except the final codes are retried."""
-    if is_success(outcome) or outcome.reason in (INVALID_REQUEST, INVALID_PAYLOAD):
+    if is_success(outcome) or outcome.reason in (INVALID_REQUEST, INVALID_PAYLOAD, REFUSED):
         return False
     if outcome.status is None:
         return True
@@ -178,7 +179,10 @@ def circuit_after(circuit: Circuit, policy: CircuitPolicy, succeeded: bool,
 
 
 def host_failed(outcome: Outcome) -> bool:
-    """Does this outcome say the host is in trouble (as opposed to this request)?"""
+    """Does this outcome say the host is in trouble (as opposed to this request)?  A
+    refusal is about one hook's policy: it must not open the circuit for other hooks."""
+    if outcome.reason == REFUSED:
+        return False
     return outcome.status is None or outcome.status >= 500 or outcome.status == 429
 
 

@@ -17,6 +17,7 @@ from urllib.parse import quote_plus, urlsplit, urlunsplit
 import orjson
 
 from eslhook.hooks.model import Hook
+from eslhook.netpolicy import OPERATOR
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"
@@ -28,6 +29,7 @@ class HttpRequest:
     url: str
     headers: Mapping[str, str]
     body: bytes = b""
+    network_policy: str = OPERATOR    # where it may connect (eslhook/netpolicy.py)
 
 
 def merge_custom_data(hook: Hook, payload: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -55,7 +57,8 @@ def build_request(hook: Hook, payload: Mapping[str, Any], *, user_agent: str) ->
     }
     verb = hook.http_verb
     if verb == "get":
-        return HttpRequest("GET", append_query(hook.uri, encode_form(data)), headers)
+        return HttpRequest("GET", append_query(hook.uri, encode_form(data)), headers,
+                           network_policy=hook.network_policy)
     if verb not in ("post", "put"):
         raise ValueError("hook %s: http_verb: unknown verb %r" % (hook.id, verb))
     if hook.format == "form-data":
@@ -66,7 +69,7 @@ def build_request(hook: Hook, payload: Mapping[str, Any], *, user_agent: str) ->
         headers["Content-Type"] = JSON_CONTENT_TYPE
     else:
         raise ValueError("hook %s: format: unknown body format %r" % (hook.id, hook.format))
-    return HttpRequest(verb.upper(), hook.uri, headers, body)
+    return HttpRequest(verb.upper(), hook.uri, headers, body, hook.network_policy)
 
 
 def _header_value(what: str, value: str) -> str:

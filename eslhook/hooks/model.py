@@ -9,12 +9,16 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from ..netpolicy import OPERATOR, TENANT
+
 HOOK_EVENTS = ("channel_create", "channel_answer", "channel_destroy")
 # Announcements eslhook makes itself (not call events): a hook of this type, or
 # of type "all", hears that another hook of its account was disabled.
 NOTICE_EVENTS = ("webhook_disabled",)
 HOOK_TYPES = HOOK_EVENTS + NOTICE_EVENTS + ("all",)
 HTTP_VERBS = ("get", "post", "put")
+WRITTEN_BY_ACCOUNT = "account"
+WRITERS = (None, WRITTEN_BY_ACCOUNT, "operator")
 BODY_FORMATS = ("form-data", "json")
 
 
@@ -39,6 +43,10 @@ class Hook:
     # (ISO 8601 UTC) so receivers can switch over; see delivery/signing.py.
     previous_secret: str | None = field(default=None, repr=False)
     previous_secret_expires: str | None = None
+    # Who last wrote the hook's uri, which decides where it may connect
+    # (eslhook/netpolicy.py): "account" (an account token; the tenant policy), or
+    # absent / "operator" (hooks.yaml, an admin token).  Set by the API, never by a client.
+    written_by: str | None = None
 
     def __post_init__(self):
         # the schema (schemas/webhook.schema.json) gives the friendly errors;
@@ -47,7 +55,8 @@ class Hook:
                 ("hook", self.hook in HOOK_TYPES, ", ".join(HOOK_TYPES)),
                 ("http_verb", self.http_verb in HTTP_VERBS, ", ".join(HTTP_VERBS)),
                 ("format", self.format in BODY_FORMATS, ", ".join(BODY_FORMATS)),
-                ("retries", type(self.retries) is int and 0 <= self.retries <= 10, "0..10")):
+                ("retries", type(self.retries) is int and 0 <= self.retries <= 10, "0..10"),
+                ("written_by", self.written_by in WRITERS, "account, operator or absent")):
             if not ok:
                 raise ValueError("Hook.%s: must be %s (got %r)" % (name, allowed,
                                                                     getattr(self, name)))
@@ -61,6 +70,11 @@ class Hook:
                              "its zone (got %r)" % (self.previous_secret_expires,))
         if not isinstance(self.custom_data, MappingProxyType):  # keep it read-only
             object.__setattr__(self, "custom_data", MappingProxyType(dict(self.custom_data)))
+
+    @property
+    def network_policy(self) -> str:
+        """The name of the network policy its deliveries follow."""
+        return network_policy_of(self.written_by)
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -99,9 +113,14 @@ class Hook:
         return out
 
 
+def network_policy_of(written_by: str | None) -> str:
+    """A hook whose uri an account token wrote follows the tenant policy."""
+    return TENANT if written_by == WRITTEN_BY_ACCOUNT else OPERATOR
+
+
 SECRET_FIELDS = ("secret", "previous_secret")
 _OMIT_WHEN_NONE = frozenset({"disable_reason", "secret", "previous_secret",
-                             "previous_secret_expires"})
+                             "previous_secret_expires", "written_by"})
 SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24
 
