@@ -41,7 +41,9 @@ import orjson
 MAX_FRAME_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024   # the frame cap (README, "How it is built")
 # A body bigger than this that is not all buffered yet is filled in a buffer
-# of its own, handed out as is: one copy of it in memory, not three.
+# of its own and handed out as is (a bytearray): one copy of it in memory,
+# not three.  (Making it bytes would cost a second copy for an instant, and
+# orjson reads a bytearray as it reads bytes.)
 BIG_BODY_BYTES = 1024 * 1024
 
 
