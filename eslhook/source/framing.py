@@ -23,9 +23,9 @@ What real FreeSWITCH 1.10 taught us (see tests/captures/README.md):
 What cannot be read is one of two things.  An *event* that cannot be read
 (bad json, a value of another type) raises ``ValueError``: it is skipped and
 the stream goes on.  *Framing* that cannot be resynced (a ``Content-Length``
-that is not ASCII digits or is over ``MAX_BODY_BYTES``, no end of a frame
-header within ``MAX_FRAME_HEADER_BYTES``) raises ``ProtocolError``: where the
-next frame starts is unknown, so the connection must go.
+that is not ASCII digits, no end of a frame header within
+``MAX_FRAME_HEADER_BYTES``) or a frame over the cap (``MAX_BODY_BYTES``)
+raises ``ProtocolError``, and the connection must go.
 """
 
 from __future__ import annotations
