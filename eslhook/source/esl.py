@@ -232,7 +232,7 @@ class EslConnection(InboundESL):
                 self.on_event(event)
         except ValueError as exc:      # what the parsers raise for a bad event
             self.on_malformed("%s: %s" % (ctype, _cut(str(exc))))
-        except Exception as exc:       # a handler's bug: say what, keep reading
+        except Exception as exc:       # a bug (parser or handler): say what, keep reading
             log.debug("ESL %s:%s: event handler failed", self.host, self.port,
                       exc_info=True)
             self.on_malformed("%s: %s: %s" % (ctype, type(exc).__name__, _cut(str(exc))))

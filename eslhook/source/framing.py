@@ -33,7 +33,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import NamedTuple, cast
 from urllib.parse import unquote
 
 import orjson
@@ -53,7 +53,7 @@ class ProtocolError(Exception):
 
 class Frame(NamedTuple):
     headers: dict[str, str]
-    body: bytes     # a bytearray for a body over BIG_BODY_BYTES read in pieces
+    body: bytes     # a bytearray when over BIG_BODY_BYTES, read in pieces
 
     @property
     def content_type(self) -> str:
@@ -128,13 +128,14 @@ class FrameReader:
 
     def feed(self, data: bytes) -> None:
         body = self._body
-        if body is not None and self._filled < self._need:
-            take = min(len(data), self._need - self._filled)
-            view = memoryview(data)
-            body[self._filled:self._filled + take] = view[:take]
-            self._filled += take
-            data = view[take:]
-        self._buf += data
+        if body is None or self._filled == self._need:
+            self._buf += data
+            return
+        take = min(len(data), self._need - self._filled)
+        view = memoryview(data)
+        body[self._filled:self._filled + take] = view[:take]
+        self._filled += take
+        self._buf += view[take:]
 
     def frames(self):
         buf = self._buf
@@ -177,7 +178,10 @@ class FrameReader:
     def _take_body(self, buf: bytearray, pos: int) -> tuple[bytes | None, int]:
         """(the pending body or None if incomplete, where ``buf`` is read to)."""
         if self._body is not None:     # filling: ``buf`` holds what follows it
-            return (self._body if self._filled == self._need else None), pos
+            if self._filled < self._need:
+                return None, pos
+            # A bytearray: every reader of Frame.body takes it as it takes bytes.
+            return cast(bytes, self._body), pos
         end = pos + self._need
         if len(buf) >= end:
             with memoryview(buf) as view:    # one copy, not a slice and a copy

@@ -120,7 +120,7 @@ class SwitchSource:
 
     def _core_uuid_seen(self, core_uuid: str) -> None:
         if self.state.core_uuid is not None:
-            log.warning("switch %s restarted: Core-UUID %s -> %s",
+            log.warning("switch %s restarted: Core-UUID %.80s -> %.80s",
                         self.name, self.state.core_uuid, core_uuid)
         self.state.core_uuid = core_uuid
 
