@@ -630,3 +630,29 @@ def test_event_names_from_the_wire_are_bounded_metric_labels(source_factory):
     counts = source.state.events_by_name
     assert len(counts) <= MAX_EVENT_NAMES + 1 and sum(counts.values()) == len(names)
     assert max(map(len, counts)) <= MAX_EVENT_NAME_LENGTH
+
+
+def test_a_sink_that_raises_skips_that_event_not_the_connection():
+    # Whatever one event does downstream (a bug there included) ended the
+    # reader and dropped the events buffered behind it.
+    frames = [json_event_frame({"Event-Name": "CHANNEL_CREATE", "Unique-ID": uid})
+              for uid in ("u-1", "u-boom", "u-2")]
+    server = RawEslServer(frames, close_after=False).start()
+    got = []
+
+    def sink(event, switch):
+        if event["Unique-ID"] == "u-boom":
+            raise RuntimeError("downstream bug")
+        got.append(event["Unique-ID"])
+
+    host, port = server.address
+    source = SwitchSource(SwitchConfig(name="fs1", host=host, port=port), sink,
+                          policy=FAST, liveness_check_seconds=0.05)
+    runner = gevent.spawn(source.run)
+    try:
+        assert wait_until(lambda: got == ["u-1", "u-2"])
+        assert source.state.malformed == 1 and source.state.connects == 1
+    finally:
+        source.stop()
+        runner.join(timeout=3)
+        server.stop()
