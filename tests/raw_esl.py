@@ -20,6 +20,16 @@ def reply(text: str) -> bytes:
     return b"Content-Type: command/reply\nReply-Text: %s\n\n" % text.encode()
 
 
+def read_command(stream) -> bytes | None:
+    """One client command (its lines up to the blank one), None at EOF."""
+    lines = []
+    for line in iter(stream.readline, b""):
+        if line == b"\n":
+            return b"".join(lines)
+        lines.append(line)
+    return None
+
+
 class RawEslServer:
     def __init__(self, script: bytes | list[bytes], *, close_after: bool = False):
         self.script = [script] if isinstance(script, bytes) else list(script)
@@ -41,26 +51,24 @@ class RawEslServer:
     def _serve(self, sock, _address) -> None:
         self.connections += 1
         sock.sendall(AUTH_REQUEST)
-        pending = b""
+        commands = sock.makefile("rb")
         try:
             for _ in range(100):               # bounded: a few commands per test
-                data = sock.recv(65536)
-                if not data:
+                command = read_command(commands)
+                if command is None:
                     return
-                pending += data
-                while b"\n\n" in pending:
-                    command, pending = pending.split(b"\n\n", 1)
-                    if command.startswith(b"exit"):
-                        sock.sendall(reply("+OK bye"))
+                if command.startswith(b"exit"):
+                    sock.sendall(reply("+OK bye"))
+                    return
+                sock.sendall(reply("+OK accepted"))
+                if command.startswith(b"event "):
+                    self._play(sock)
+                    if self.close_after:
                         return
-                    sock.sendall(reply("+OK accepted"))
-                    if command.startswith(b"event "):
-                        self._play(sock)
-                        if self.close_after:
-                            return
         except OSError:
             return
         finally:
+            commands.close()
             sock.close()
 
     def _play(self, sock) -> None:
