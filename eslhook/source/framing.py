@@ -173,7 +173,7 @@ class FrameReader:
                         % (length[:40], MAX_BODY_BYTES, _shown(headers)))
                 end = pos + need
                 if len(buf) >= end:          # the usual case: the body came with it
-                    body = bytes(buf[pos:end])   # (a memoryview costs more at ~7 kB)
+                    body = bytes(buf[pos:end])   # at ~7 kB cheaper than a memoryview
                     pos = end
                     yield Frame(headers, body)
                     continue
@@ -189,8 +189,8 @@ class FrameReader:
             # A bytearray: every reader of Frame.body takes it as it takes bytes.
             return cast(bytes, self._body), pos
         end = pos + self._need
-        if len(buf) >= end:
-            with memoryview(buf) as view:    # one copy, not a slice and a copy
+        if len(buf) >= end:    # up to BIG_BODY_BYTES: one copy, not a slice and a copy
+            with memoryview(buf) as view:
                 return bytes(view[pos:end]), end
         if self._need > BIG_BODY_BYTES:      # fill it in place from now on
             self._body = bytearray(self._need)
@@ -455,7 +455,7 @@ def parse_json_event(body: bytes) -> dict[str, str]:
     return event
 
 
-def _lenient_json(body: bytes, error: ValueError):
+def _lenient_json(body: bytes, error: ValueError) -> object:
     """Invalid UTF-8 is replaced, as in plain events; other errors stand."""
     try:
         str(body, "utf-8")
