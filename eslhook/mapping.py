@@ -245,9 +245,11 @@ def _int_header(get, name: str) -> int | None:
     value = get(name)
     if not value:
         return None
-    if value.isascii() and value.isdigit():  # int() would take " 1", "-1", "1_0"
+    # int() would take " 1", "-1", "1_0", and raise past 4300 digits; a
+    # uint64 has at most 20.
+    if len(value) <= 20 and value.isascii() and value.isdigit():
         return int(value)
-    logger.debug("ignoring non-integer %s=%r", name, value)
+    logger.debug("ignoring non-integer %s=%r", name, value[:40])
     return None
 
 

@@ -103,7 +103,11 @@ class _BridgeCollector:
             "eslhook_switch_auth_failures", "Connections the switch refused for a bad "
             "password.", labels=["switch"])
         malformed = CounterMetricFamily(
-            "eslhook_switch_malformed_frames", "Frames that could not be parsed.",
+            "eslhook_events_malformed", "Events skipped because they could not be read "
+            "or mapped; the connection stays.", labels=["switch"])
+        protocol_errors = CounterMetricFamily(
+            "eslhook_switch_malformed_frames", "Frames that could not be framed (bad "
+            "Content-Length, endless header): each dropped the connection.",
             labels=["switch"])
         for source in self.bridge.sources:
             state, name = source.state, source.name
@@ -113,7 +117,8 @@ class _BridgeCollector:
             reconnects.add_metric([name], state.reconnects)
             auth_failures.add_metric([name], state.auth_failures)
             malformed.add_metric([name], state.malformed)
-        yield from (received, connected, reconnects, auth_failures, malformed)
+            protocol_errors.add_metric([name], state.protocol_errors)
+        yield from (received, connected, reconnects, auth_failures, malformed, protocol_errors)
 
     def _ingest(self, delivery: "DeliveryStats") -> Iterator[Metric]:
         stats = self.bridge.stats

@@ -12,6 +12,7 @@ import greenswitch.esl
 import orjson
 import pytest
 from helpers import wait_until
+from raw_esl import RawEslServer
 
 from eslhook.accounts import AccountDirectory
 from eslhook.config import AccountConfig, SwitchConfig
@@ -25,7 +26,12 @@ from eslhook.source.framing import (
     parse_plain_event,
     split_frames,
 )
-from eslhook.source.switch import ReconnectPolicy, SwitchSource
+from eslhook.source.switch import (
+    MAX_EVENT_NAME_LENGTH,
+    MAX_EVENT_NAMES,
+    ReconnectPolicy,
+    SwitchSource,
+)
 
 FAST = ReconnectPolicy(first_seconds=0.05, cap_seconds=0.2)
 
@@ -374,8 +380,8 @@ def test_garbage_is_a_protocol_error_then_a_clean_reconnect(switch_factory, sour
     with caplog.at_level(logging.WARNING):
         fake.send_garbage(b"Content-Length: banana\n\n")
         assert wait_until(lambda: source.state.connects >= 2)
-    assert source.state.malformed >= 1
-    assert "bad Content-Length" in caplog.text
+    assert source.state.protocol_errors >= 1 and source.state.malformed == 0
+    assert "cannot be resynced: bad Content-Length 'banana'" in caplog.text
 
 
 # -- connection lifecycle --------------------------------------------------
@@ -505,3 +511,148 @@ def test_switch_shutdown_notice_is_reported_and_retried(switch_factory, source_f
     assert [e["Event-Name"] for e in source.events][-1] == "CHANNEL_HANGUP_COMPLETE"
     assert source.events[-1]["Hangup-Cause"] == "SYSTEM_SHUTDOWN"
     assert "The system is being shut down." in caplog.text
+
+
+# -- odd events: skipped and counted, the connection stays --------------------
+
+def json_event_frame(event: dict | bytes) -> bytes:
+    body = event if isinstance(event, bytes) else orjson.dumps(event)
+    return b"Content-Length: %d\nContent-Type: text/event-json\n\n" % len(body) + body
+
+
+def odd_channel_events(realm: str, core_uuid: str) -> tuple[list[bytes], int]:
+    """CHANNEL_CREATE frames with one odd value each, and how many are malformed."""
+    base = {"Event-Name": "CHANNEL_CREATE", "Core-UUID": core_uuid,
+            "Event-Sequence": "1", "Unique-ID": "u-odd", "Call-Direction": "inbound",
+            "Channel-Name": "sofia/internal/1000@x", "variable_domain_name": realm,
+            "Event-Date-Timestamp": "1795908306887812"}
+    malformed = [{**base, "Event-Name": ["CHANNEL_CREATE", 1]},
+                 {**base, "Channel-Name": 12},
+                 {**base, "Event-Date-Timestamp": 1795908306887812},
+                 {**base, "Unique-ID": {"a": "b"}},
+                 {**base, "Unique-ID": None},
+                 b'{"Event-Name":' * 100_000 + b'"x"' + b"}" * 100_000,
+                 orjson.dumps(base)[:-1] + b',"variable_x":"\\ud800"}']
+    readable = [{**base, "Event-Name": ["CHANNEL_CREATE"]},            # ARRAY::, not mapped
+                {**base, "Event-Date-Timestamp": "1" * 5000}]           # int() refused it
+    return [json_event_frame(e) for e in malformed + readable], len(malformed)
+
+
+def test_an_odd_json_event_is_skipped_and_counted_and_the_connection_stays(ops_world, caplog):
+    # Each of these dropped the connection (and whatever was buffered behind
+    # it): a TypeError or RecursionError from the decoder or the mapping
+    # escaped the reader.  Now: counted per switch in /metrics, one log line.
+    from ops_harness import ACME_REALM
+    from test_metrics import scrape, value
+    w = ops_world()
+    w.write_hooks([w.hook("/all")])
+    w.start()
+    frames, malformed = odd_channel_events(ACME_REALM, w.fakes["fs1"].core_uuid)
+    with caplog.at_level(logging.WARNING):
+        for frame in frames:
+            w.fakes["fs1"].send_garbage(frame)
+        call_id = w.call(events=["CHANNEL_CREATE", "CHANNEL_ANSWER"])
+        delivered = lambda cid: sum(r.json.get("call_id") == cid  # noqa: E731
+                                    for r in w.receiver.requests)
+        assert wait_until(lambda: delivered(call_id) == 2 and delivered("u-odd") == 1)
+    source = w.bridge.sources[0]
+    assert source.state.connects == 1 and source.state.malformed == malformed
+    m = scrape(w)
+    assert value(m, "eslhook_events_malformed_total", switch="fs1") == malformed
+    assert value(m, "eslhook_switch_connected", switch="fs1") == 1
+    # the 5000-digit timestamp is left out, the rest of that event delivered
+    odd = [r.json for r in w.receiver.requests if r.json.get("call_id") == "u-odd"]
+    assert len(odd) == 1 and "timestamp" not in odd[0]
+    lines = [r for r in caplog.records if "malformed event" in r.getMessage()]
+    assert len(lines) == 1                                  # rate-limited
+    assert "Traceback" not in caplog.text and "reader failed" not in caplog.text
+
+
+def test_malformed_events_are_logged_once_per_interval(source_factory, caplog):
+    bad = json_event_frame(b'{"Event-Name": ')
+    good = json_event_frame({"Event-Name": "CHANNEL_ANSWER", "Unique-ID": "u-1"})
+    server = RawEslServer([bad] * 50 + [good]).start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            source = source_factory(server)
+            assert wait_until(lambda: source.events)
+    finally:
+        server.stop()
+    assert source.state.malformed == 50 and source.state.connects == 1
+    lines = [r.getMessage() for r in caplog.records if "malformed event" in r.getMessage()]
+    assert len(lines) == 1 and "invalid event json" in lines[0]
+
+
+def test_a_content_length_of_a_unicode_digit_drops_the_connection_with_a_clear_line(
+        source_factory, caplog):
+    # int("²") raised ValueError: the reader died with a traceback.  A length
+    # that is not ASCII digits cannot be resynced: one clear line, a reconnect.
+    server = RawEslServer(b"Content-Length: \xc2\xb2\nContent-Type: text/event-json\n\n{}",
+                          close_after=False).start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            source = source_factory(server)
+            assert wait_until(lambda: source.state.protocol_errors >= 1)
+    finally:
+        server.stop()
+    assert "cannot be resynced: bad Content-Length '\u00b2'" in caplog.text
+    assert "reader failed" not in caplog.text and "Traceback" not in caplog.text
+    assert source.state.malformed == 0
+
+
+def test_a_disconnect_notice_not_followed_by_a_close_ends_the_connection(source_factory):
+    # The switch says goodbye but keeps the socket open: the switch stayed
+    # "connected" (in /healthz too) until the liveness timeout, or forever
+    # with a peer that keeps the socket busy.
+    notice = b"Disconnected, goodbye.\n"
+    server = RawEslServer(
+        [json_event_frame({"Event-Name": "CHANNEL_CREATE", "Unique-ID": "u-1"}),
+         b"Content-Type: text/disconnect-notice\nContent-Length: %d\n\n%s"
+         % (len(notice), notice)], close_after=False).start()
+    try:
+        source = source_factory(server, liveness_timeout_seconds=60)
+        assert wait_until(lambda: source.state.connects >= 2, timeout=3)
+    finally:
+        server.stop()
+    assert source.events[0]["Unique-ID"] == "u-1"
+    assert ("the switch sent a disconnect notice (Disconnected, goodbye.)"
+            in source.state.last_error)
+
+
+def test_event_names_from_the_wire_are_bounded_metric_labels(source_factory):
+    names = ["NAME_%d" % n for n in range(200)] + ["X" * 10_000]
+    server = RawEslServer([json_event_frame({"Event-Name": n}) for n in names]).start()
+    try:
+        source = source_factory(server)
+        assert wait_until(lambda: source.state.events == len(names))
+    finally:
+        server.stop()
+    counts = source.state.events_by_name
+    assert len(counts) <= MAX_EVENT_NAMES + 1 and sum(counts.values()) == len(names)
+    assert max(map(len, counts)) <= MAX_EVENT_NAME_LENGTH
+
+
+def test_a_sink_that_raises_skips_that_event_not_the_connection():
+    # Whatever one event does downstream (a bug there included) ended the
+    # reader and dropped the events buffered behind it.
+    frames = [json_event_frame({"Event-Name": "CHANNEL_CREATE", "Unique-ID": uid})
+              for uid in ("u-1", "u-boom", "u-2")]
+    server = RawEslServer(frames, close_after=False).start()
+    got = []
+
+    def sink(event, switch):
+        if event["Unique-ID"] == "u-boom":
+            raise RuntimeError("downstream bug")
+        got.append(event["Unique-ID"])
+
+    host, port = server.address
+    source = SwitchSource(SwitchConfig(name="fs1", host=host, port=port), sink,
+                          policy=FAST, liveness_check_seconds=0.05)
+    runner = gevent.spawn(source.run)
+    try:
+        assert wait_until(lambda: got == ["u-1", "u-2"])
+        assert source.state.malformed == 1 and source.state.connects == 1
+    finally:
+        source.stop()
+        runner.join(timeout=3)
+        server.stop()

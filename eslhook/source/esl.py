@@ -21,7 +21,12 @@ parts that are broken (each has a test in tests/test_esl.py):
 6. invalid UTF-8 killed the reader -> decoding is lenient everywhere;
 7. a ``send()`` in flight when the socket dropped never returned -> pending
    commands fail with ``NotConnectedError`` on close, and every command has a
-   timeout (``CommandTimeout``).
+   timeout (``CommandTimeout``);
+8. one event it could not read (or whose handler raised) ended the reader
+   -> such an event is reported to ``on_malformed`` and skipped; only framing
+   that cannot be resynced (``ProtocolError``) ends the connection;
+9. a ``text/disconnect-notice`` left the connection up until the switch
+   closed the socket, which it may never do -> the notice ends it.
 
 Events are handed to ``on_event(headers)`` straight from the reader greenlet:
 greenswitch's unbounded internal queue and its second greenlet are not used,
@@ -72,6 +77,15 @@ class Reply:
         return self.data.startswith("+OK")
 
 
+def _cut(text: str, limit: int = 300) -> str:
+    """A reason fit for a log line (an event can be megabytes)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _notice(frame: Frame) -> str:
+    return _cut(frame.body.decode("utf-8", "replace").strip())
+
+
 def _log_exception(greenlet) -> None:
     log.error("ESL reader greenlet died: %r", greenlet.exception,
               exc_info=greenlet.exc_info)
@@ -102,6 +116,7 @@ class EslConnection(InboundESL):
         self.closed = Event()
         self.close_reason: str | None = None
         self.disconnect_notice: str | None = None
+        self.protocol_error = False      # closed because framing was lost
         self.last_received = time.monotonic()
 
     # -- connecting ---------------------------------------------------------
@@ -161,13 +176,15 @@ class EslConnection(InboundESL):
                 frames.feed(data)
                 for frame in frames.frames():
                     self.handle_frame(frame)
+                    if not self._run:    # a disconnect notice: nothing follows it
+                        break
                 # A busy switch keeps the socket readable, so recv never blocks: yield
                 # after each read, or attempts, the spool's flusher and the API would
                 # wait until the burst is over (and deliveries would not overlap ingest).
                 gevent.sleep(0)
         except ProtocolError as exc:
-            reason = "protocol error: %s" % exc
-            self.on_malformed(reason)
+            reason = "protocol error, the stream cannot be resynced: %s" % exc
+            self.protocol_error = True
         except OSError as exc:
             reason = "socket error: %s" % exc
         except Exception as exc:  # a bug must not leave us "connected"
@@ -179,14 +196,7 @@ class EslConnection(InboundESL):
     def handle_frame(self, frame: Frame) -> None:
         ctype = frame.content_type
         if ctype.startswith("text/event-"):
-            try:
-                event = parse_event(frame, self.picker)
-            except ValueError as exc:
-                # One bad event is reported and skipped; framing is intact.
-                self.on_malformed("%s: %s" % (ctype, exc))
-                return
-            if event is not None:
-                self.on_event(event)
+            self.handle_event_frame(frame, ctype)
         elif ctype in ("command/reply", "api/response"):
             data = (frame.headers.get("Reply-Text", "") if ctype == "command/reply"
                     else frame.body.decode("utf-8", "replace"))
@@ -198,15 +208,34 @@ class EslConnection(InboundESL):
         elif ctype == "auth/request":
             self._auth_request_event.set()
         elif ctype == "text/disconnect-notice":
-            self.disconnect_notice = frame.body.decode("utf-8", "replace").strip()
-            if frame.headers.get("Content-Disposition") != "linger":
-                self.connected = False  # the switch closes the socket next
+            # The switch is done with us; it closes the socket next, or not
+            # (a hung switch, a proxy holding it open).  "linger" (events still
+            # to come) is only sent to a client that asked for it: we never do.
+            self.disconnect_notice = _notice(frame)
+            self.close("the switch sent a disconnect notice")
         elif ctype == "text/rude-rejection":
-            self.disconnect_notice = frame.body.decode("utf-8", "replace").strip()
-            self.connected = False
+            self.disconnect_notice = _notice(frame)
+            self.close("the switch rejected us: %s" % self.disconnect_notice)
             self._auth_request_event.set()
         else:
             log.debug("ignoring frame %r", frame.headers)
+
+    def handle_event_frame(self, frame: Frame, ctype: str) -> None:
+        """Parse and hand on one event; one that fails is reported and skipped.
+
+        Framing is intact here (the body had its Content-Length), so nothing
+        one event holds may end the connection and the events behind it.
+        """
+        try:
+            event = parse_event(frame, self.picker)
+            if event is not None:
+                self.on_event(event)
+        except ValueError as exc:      # what the parsers raise for a bad event
+            self.on_malformed("%s: %s" % (ctype, _cut(str(exc))))
+        except Exception as exc:       # a bug (parser or handler): say what, keep reading
+            log.debug("ESL %s:%s: event handler failed", self.host, self.port,
+                      exc_info=True)
+            self.on_malformed("%s: %s: %s" % (ctype, type(exc).__name__, _cut(str(exc))))
 
     # -- commands -----------------------------------------------------------
 

@@ -15,22 +15,36 @@ What real FreeSWITCH 1.10 taught us (see tests/captures/README.md):
   the last one wins in both formats;
 - plain values are percent-encoded and must be decoded one value at a time,
   *after* splitting lines, or an encoded newline fabricates headers;
-- bytes are not always valid UTF-8: decode leniently, never die.
+- bytes are not always valid UTF-8: decode leniently, never die;
+- json values are strings, or arrays of strings for FreeSWITCH's array
+  headers (``switch_event_serialize_json``), which plain sends as
+  ``ARRAY::a|:b``.
+
+What cannot be read is one of two things.  An *event* that cannot be read
+(bad json, a value of another type) raises ``ValueError``: it is skipped and
+the stream goes on.  *Framing* that cannot be resynced (a ``Content-Length``
+that is not ASCII digits, no end of a frame header within
+``MAX_FRAME_HEADER_BYTES``) or a frame over the cap (``MAX_BODY_BYTES``)
+raises ``ProtocolError``, and the connection must go.
 """
 
 from __future__ import annotations
 
 import codecs
-import json
 import re
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import NamedTuple, cast
 from urllib.parse import unquote
 
 import orjson
 
 MAX_FRAME_HEADER_BYTES = 64 * 1024
-MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024   # the frame cap (README, "How it is built")
+# A body bigger than this that is not all buffered yet is filled in a buffer
+# of its own and handed out as is (a bytearray): one copy of it in memory,
+# not three.  (Making it bytes would cost a second copy for an instant, and
+# orjson reads a bytearray as it reads bytes.)
+BIG_BODY_BYTES = 1024 * 1024
 
 
 class ProtocolError(Exception):
@@ -39,7 +53,7 @@ class ProtocolError(Exception):
 
 class Frame(NamedTuple):
     headers: dict[str, str]
-    body: bytes
+    body: bytes     # a bytearray when over BIG_BODY_BYTES, read in pieces
 
     @property
     def content_type(self) -> str:
@@ -48,6 +62,17 @@ class Frame(NamedTuple):
 
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
+
+
+def byte_count(value: str | None) -> int | None:
+    """A ``Content-Length`` value as an int, None unless ASCII digits only.
+
+    ``str.isdigit()`` also takes "²" (which ``int()`` refuses) and ``int()``
+    takes " 1", "-1", "1_0" and refuses more than 4300 digits.
+    """
+    if value and len(value) <= 18 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def parse_header_block(text: str) -> dict[str, str]:
@@ -84,20 +109,33 @@ class FrameReader:
     """Incremental splitter: ``feed()`` bytes, iterate ``frames()``.
 
     Keeps partial frames across reads, so a frame split anywhere (even inside
-    a multi-byte character) is reassembled exactly.
+    a multi-byte character) is reassembled exactly.  Memory: a frame costs
+    about its size once (a big body is filled in place, see BIG_BODY_BYTES);
+    a frame header is refused past MAX_FRAME_HEADER_BYTES and a body past
+    MAX_BODY_BYTES, so ``buffered`` stays below their sum plus one read.
     """
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self._pending: dict[str, str] | None = None  # headers awaiting body
         self._need = 0
+        self._body: bytearray | None = None          # a big body being filled
+        self._filled = 0
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return len(self._buf) + self._filled
 
     def feed(self, data: bytes) -> None:
-        self._buf += data
+        body = self._body
+        if body is None or self._filled == self._need:
+            self._buf += data
+            return
+        take = min(len(data), self._need - self._filled)
+        view = memoryview(data)
+        body[self._filled:self._filled + take] = view[:take]
+        self._filled += take
+        self._buf += view[take:]
 
     def frames(self):
         buf = self._buf
@@ -105,12 +143,12 @@ class FrameReader:
         try:
             while True:
                 if self._pending is not None:
-                    end = pos + self._need
-                    if len(buf) < end:
+                    body, pos = self._take_body(buf, pos)
+                    if body is None:
                         return
                     headers, self._pending = self._pending, None
-                    yield Frame(headers, bytes(buf[pos:end]))
-                    pos = end
+                    self._body, self._filled = None, 0
+                    yield Frame(headers, body)
                     continue
                 # FreeSWITCH never sends stray blank lines, but be lenient.
                 while buf.startswith(b"\n", pos):
@@ -128,12 +166,44 @@ class FrameReader:
                 if length is None:
                     yield Frame(headers, b"")
                     continue
-                if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-                    raise ProtocolError("bad Content-Length %r in frame %r"
-                                        % (length, headers))
-                self._pending, self._need = headers, int(length)
+                need = byte_count(length)
+                if need is None or need > MAX_BODY_BYTES:
+                    raise ProtocolError(
+                        "bad Content-Length %r (ASCII digits, at most %d) in frame %r"
+                        % (length[:40], MAX_BODY_BYTES, _shown(headers)))
+                end = pos + need
+                if len(buf) >= end:          # the usual case: the body came with it
+                    body = bytes(buf[pos:end])   # at ~7 kB cheaper than a memoryview
+                    pos = end
+                    yield Frame(headers, body)
+                    continue
+                self._pending, self._need = headers, need
         finally:
             del buf[:pos]
+
+    def _take_body(self, buf: bytearray, pos: int) -> tuple[bytes | None, int]:
+        """(the pending body or None if incomplete, where ``buf`` is read to)."""
+        if self._body is not None:     # filling: ``buf`` holds what follows it
+            if self._filled < self._need:
+                return None, pos
+            # A bytearray: every reader of Frame.body takes it as it takes bytes.
+            return cast(bytes, self._body), pos
+        end = pos + self._need
+        if len(buf) >= end:    # up to BIG_BODY_BYTES: one copy, not a slice and a copy
+            with memoryview(buf) as view:
+                return bytes(view[pos:end]), end
+        if self._need > BIG_BODY_BYTES:      # fill it in place from now on
+            self._body = bytearray(self._need)
+            self._filled = len(buf) - pos
+            with memoryview(buf) as view:
+                self._body[:self._filled] = view[pos:]
+            return None, len(buf)
+        return None, pos
+
+
+def _shown(headers: dict[str, str]) -> dict[str, str]:
+    """Headers fit for a log line: at most 10, each value cut at 80 characters."""
+    return {name[:80]: value[:80] for name, value in list(headers.items())[:10]}
 
 
 def percent_decode(value: str) -> str:
@@ -347,10 +417,10 @@ def _plain_raw(body: bytes, exact: bool = False) -> dict[str, str]:
     head, sep, rest = body.partition(b"\n\n")
     text = _decode(head).rstrip("\n")
     raw = _parse_lines(text) if exact else parse_header_block(text)
-    inner = raw.get("Content-Length")
-    if sep and inner is not None and inner.isdigit():
+    inner = byte_count(raw.get("Content-Length"))
+    if sep and inner is not None:
         # The inner body is raw text, not percent-encoded: keep it apart.
-        raw["_body"] = _decode(rest[:int(inner)]).replace("%", "%25")
+        raw["_body"] = _decode(rest[:inner]).replace("%", "%25")
     return raw
 
 
@@ -364,23 +434,49 @@ def parse_plain_event(body: bytes, picker: HeaderPicker | None = None) -> PlainE
 
 
 def parse_json_event(body: bytes) -> dict[str, str]:
-    """Headers of a ``text/event-json`` body (``_body`` holds any inner body)."""
+    """Headers of a ``text/event-json`` body (``_body`` holds any inner body).
+
+    Only strings come out: an array of strings becomes plain's
+    ``ARRAY::a|:b``; any other value (number, object, null...) makes the
+    event malformed (ValueError), as FreeSWITCH never sends one and a value
+    guessed from it could route a call to the wrong hook.
+    """
     try:
         event = orjson.loads(body)   # ~4x faster than json.loads on real events
-    except ValueError:
-        # orjson refuses some input the stdlib takes (invalid UTF-8, lone
-        # surrogates, NaN): the stdlib path decides, with its own messages.
-        event = _stdlib_json_event(body)
-    if not isinstance(event, dict):
+    except orjson.JSONDecodeError as exc:
+        # orjson also bounds nesting (1024 deep) where the stdlib recursed.
+        event = _lenient_json(body, exc)
+    if type(event) is not dict:
         raise ValueError("event json is not an object")
+    for value in event.values():     # a loop: twice as fast as all() here
+        if type(value) is not str:
+            _strings_only(event)
+            break
     return event
 
 
-def _stdlib_json_event(body: bytes):
+def _lenient_json(body: bytes, error: ValueError) -> object:
+    """Invalid UTF-8 is replaced, as in plain events; other errors stand."""
     try:
-        return json.loads(_decode(body))
-    except ValueError as exc:
-        raise ValueError("invalid event json: %s" % exc) from None
+        str(body, "utf-8")
+    except UnicodeDecodeError:
+        try:
+            return orjson.loads(_decode(body))
+        except orjson.JSONDecodeError as exc:
+            error = exc
+    raise ValueError("invalid event json: %s" % error) from None
+
+
+def _strings_only(event: dict) -> None:
+    """Arrays of strings joined as plain joins them; other values refused."""
+    for name, value in event.items():
+        if type(value) is str:
+            continue
+        if type(value) is list and all(type(item) is str for item in value):
+            event[name] = "ARRAY::" + "|:".join(value)
+            continue
+        raise ValueError("event json value of %r is %s, not a string"
+                         % (name[:80], type(value).__name__))
 
 
 def parse_event(frame: Frame, picker: HeaderPicker | None = None) -> Mapping[str, str] | None:

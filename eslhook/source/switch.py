@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 
 SUBSCRIBED_EVENTS = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE",
                      "HEARTBEAT")
+# Event names come from the wire and become /metrics labels: at most this
+# many, each at most this long; any other name is counted as OTHER_EVENT_NAME.
+MAX_EVENT_NAMES = 64
+MAX_EVENT_NAME_LENGTH = 64
+OTHER_EVENT_NAME = "_other"
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,16 @@ class SwitchState:
     auth_failures: int = 0
     core_uuid: str | None = None
     events: int = 0
-    malformed: int = 0
+    malformed: int = 0         # events skipped: unreadable, or their mapping failed
+    protocol_errors: int = 0   # connections dropped: framing could not be resynced
     events_by_name: dict[str, int] = field(default_factory=dict)   # for /metrics
+
+
+def _label(name: str | None, known: int) -> str | None:
+    """The events_by_name key for a name not counted yet (see MAX_EVENT_NAMES)."""
+    if known < MAX_EVENT_NAMES and (name is None or len(name) <= MAX_EVENT_NAME_LENGTH):
+        return name
+    return OTHER_EVENT_NAME
 
 
 class SwitchSource:
@@ -72,6 +85,7 @@ class SwitchSource:
                  sink: Callable[[Mapping[str, str], str], None], *,
                  policy: ReconnectPolicy = ReconnectPolicy(),
                  liveness_check_seconds: float = 1.0,
+                 malformed_log_seconds: float = 10.0,
                  on_connected: Callable[["SwitchSource", EslConnection], None] | None = None):
         self.config = config
         self.name = config.name
@@ -79,6 +93,9 @@ class SwitchSource:
         self.policy = policy
         self.liveness_check_seconds = liveness_check_seconds
         self.on_connected = on_connected
+        self.malformed_log_seconds = malformed_log_seconds
+        self._malformed_quiet_until = 0.0   # monotonic; one log line per interval
+        self._malformed_unlogged = 0
         self.state = SwitchState()
         self.connection: EslConnection | None = None
         self._stopping = Event()
@@ -89,7 +106,12 @@ class SwitchSource:
         state = self.state
         state.events += 1
         name = event.get("Event-Name")
-        state.events_by_name[name] = state.events_by_name.get(name, 0) + 1
+        counts = state.events_by_name
+        if name in counts:
+            counts[name] += 1
+        else:
+            key = _label(name, len(counts))
+            counts[key] = counts.get(key, 0) + 1
         core_uuid = event.get("Core-UUID")
         if core_uuid != self.state.core_uuid and core_uuid:
             self._core_uuid_seen(core_uuid)
@@ -98,13 +120,22 @@ class SwitchSource:
 
     def _core_uuid_seen(self, core_uuid: str) -> None:
         if self.state.core_uuid is not None:
-            log.warning("switch %s restarted: Core-UUID %s -> %s",
+            log.warning("switch %s restarted: Core-UUID %.80s -> %.80s",
                         self.name, self.state.core_uuid, core_uuid)
         self.state.core_uuid = core_uuid
 
     def _on_malformed(self, reason: str) -> None:
+        """Count a skipped event; log one line per ``malformed_log_seconds``."""
         self.state.malformed += 1
-        log.warning("switch %s sent a malformed frame: %s", self.name, reason)
+        now = time.monotonic()
+        if now < self._malformed_quiet_until:
+            self._malformed_unlogged += 1
+            return
+        log.warning("switch %s: skipped a malformed event (%d more since the last "
+                    "such line; %d in all): %s", self.name, self._malformed_unlogged,
+                    self.state.malformed, reason)
+        self._malformed_quiet_until = now + self.malformed_log_seconds
+        self._malformed_unlogged = 0
 
     # -- connection life ----------------------------------------------------
 
@@ -168,6 +199,8 @@ class SwitchSource:
                             self.name, silent)
                 conn.close("liveness timeout (%.0fs silent)" % silent)
         reason = conn.close_reason
+        if conn.protocol_error:
+            self.state.protocol_errors += 1
         if conn.disconnect_notice:
             reason = "%s (%s)" % (reason, conn.disconnect_notice)
         self._set_down(reason)
