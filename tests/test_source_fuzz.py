@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import re
+from pathlib import Path
 
 import gevent
 import orjson
@@ -39,7 +40,9 @@ from eslhook.source.framing import (
 )
 from eslhook.source.switch import ReconnectPolicy, SwitchSource
 
-from conftest import CAPTURES
+# not from conftest: tests/compat has a conftest of its own, and which one a
+# bare `import conftest` finds depends on what pytest collected first
+CAPTURES = Path(__file__).resolve().parent / "captures"
 
 EXAMPLES = sorted((CAPTURES / "examples").glob("*.raw"))
 FRAMES = [split_frames(path.read_bytes())[0] for path in EXAMPLES]
