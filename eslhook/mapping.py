@@ -27,14 +27,9 @@ import re
 from collections.abc import Mapping
 
 from .accounts import AccountDirectory
+from .events import HOOK_EVENT_BY_EVENT_NAME  # the dispatch, from the registry
 
 logger = logging.getLogger(__name__)
-
-HOOK_EVENT_BY_EVENT_NAME = {
-    "CHANNEL_CREATE": "channel_create",
-    "CHANNEL_ANSWER": "channel_answer",
-    "CHANNEL_HANGUP_COMPLETE": "channel_destroy",
-}
 
 # Seconds from 0000-01-01 (proleptic gregorian, Erlang's calendar) to 1970.
 GREGORIAN_UNIX_OFFSET_SECONDS = 62_167_219_200

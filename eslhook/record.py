@@ -20,12 +20,13 @@ import sys
 import time
 from pathlib import Path
 
+from eslhook.events import subscription_names
 from eslhook.fakeswitch.cli import host_port
 from eslhook.source.framing import Frame, FrameReader, ProtocolError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EVENTS = "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE HEARTBEAT"
+DEFAULT_EVENTS = " ".join(subscription_names())   # what eslhook itself subscribes to
 CONNECT_TIMEOUT = 5.0
 REPLY_TIMEOUT = 10.0
 POLL_SECONDS = 0.25

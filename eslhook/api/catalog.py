@@ -1,8 +1,9 @@
 """``/webhooks``, ``/webhooks/samples[/{id}]`` and ``/openapi.json``: no auth, as Kazoo.
 
-Samples are built from the bundled real capture (``eslhook/data/sample.esl``)
-by the same mapping that builds live payloads, so they cannot drift from
-what a hook receives.
+The hook types, their descriptions and which captured event samples each one
+come from the event registry (``eslhook/events.py``).  Samples are built from
+the bundled real capture (``eslhook/data/sample.esl``) by the same mapping that
+builds live payloads, so they cannot drift from what a hook receives.
 """
 
 from __future__ import annotations
@@ -10,26 +11,16 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+from .. import events
 from ..accounts import AccountDirectory
 from ..config import AccountConfig, schema_validator
-from ..hooks.model import HOOK_EVENTS
 from ..mapping import channel_payload
 from ..source.framing import parse_event, split_frames
 from .envelope import ApiError, send
 
-# Kazoo's descriptions; the list of types is the webhook schema's `hook` enum
-HOOK_DESCRIPTIONS = {
-    "channel_create": "Events when new calls start",
-    "channel_answer": "Events for when the channel is answered by the endpoint",
-    "channel_destroy": "Events when calls end (with hangup_cause and hangup_code)",
-    "all": "Every event above (eslhook: one hook for all events)",
-}
-
-
-def hook_types() -> list[dict]:
-    kinds = schema_validator("webhook").schema["properties"]["hook"]["enum"]
-    return [{"id": kind, "name": kind, "description": HOOK_DESCRIPTIONS.get(kind, kind)}
-            for kind in kinds]
+def hook_types(registry: tuple[events.EventEntry, ...] = events.EVENTS) -> list[dict]:
+    """The /v2/webhooks answer (the schema's ``hook`` enum is tested to match)."""
+    return events.catalog(registry)
 
 
 SAMPLE_PREFIX = "webhooks_"
@@ -37,16 +28,21 @@ SAMPLE_ACCOUNT = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"   # the account of the captu
 SAMPLE_SWITCH = "fs1"
 
 
-def sample_payloads(capture: bytes) -> dict[str, list[dict]]:
-    """"webhooks_<event>" -> the payloads the capture produces for that event."""
+def sample_payloads(capture: bytes, registry: tuple[events.EventEntry, ...] = events.EVENTS
+                    ) -> dict[str, list[dict]]:
+    """"webhooks_<event>" -> the payloads the capture produces for that event,
+    for each registry entry with a ``sample_event_name``."""
     accounts = AccountDirectory([AccountConfig(id=SAMPLE_ACCOUNT, name="Sample")],
                                 default_account_id=SAMPLE_ACCOUNT)
-    samples: dict[str, list[dict]] = {SAMPLE_PREFIX + e: [] for e in HOOK_EVENTS}
+    sampled = events.sampled(registry)
+    samples: dict[str, list[dict]] = {SAMPLE_PREFIX + e: [] for e in sampled.values()}
     for frame in split_frames(capture):
         event = parse_event(frame)
-        payload = event and channel_payload(event, switch=SAMPLE_SWITCH, accounts=accounts)
+        hook_event = event and sampled.get(event.get("Event-Name"))
+        payload = hook_event and channel_payload(event, switch=SAMPLE_SWITCH,
+                                                 accounts=accounts)
         if payload:
-            samples[SAMPLE_PREFIX + payload["hook_event"]].append(payload)
+            samples[SAMPLE_PREFIX + hook_event].append(payload)
     return samples
 
 

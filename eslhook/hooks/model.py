@@ -9,13 +9,15 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .. import events
 from ..netpolicy import OPERATOR, TENANT
 
-HOOK_EVENTS = ("channel_create", "channel_answer", "channel_destroy")
-# Announcements eslhook makes itself (not call events): a hook of this type, or
-# of type "all", hears that another hook of its account was disabled.
-NOTICE_EVENTS = ("webhook_disabled",)
-HOOK_TYPES = HOOK_EVENTS + NOTICE_EVENTS + ("all",)
+# All three from the registry (eslhook/events.py): the call events, the
+# announcements eslhook makes itself (a webhook_disabled hook, or an "all" one,
+# hears that another hook of its account was disabled), and every hook type.
+HOOK_EVENTS = events.call_events()
+NOTICE_EVENTS = events.notice_events()
+HOOK_TYPES = events.hook_types()
 HTTP_VERBS = ("get", "post", "put")
 WRITTEN_BY_ACCOUNT = "account"
 WRITERS = (None, WRITTEN_BY_ACCOUNT, "operator")
@@ -78,7 +80,7 @@ class Hook:
 
     @property
     def events(self) -> tuple[str, ...]:
-        return HOOK_EVENTS + NOTICE_EVENTS if self.hook == "all" else (self.hook,)
+        return HOOK_EVENTS + NOTICE_EVENTS if self.hook == events.ALL else (self.hook,)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Hook":

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from gevent.event import Event
 
 from ..config import SwitchConfig
+from ..events import subscription_command
 from .esl import AuthenticationError, EslConnection, NotConnectedError
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBED_EVENTS = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE",
-                     "HEARTBEAT")
 # Event names come from the wire and become /metrics labels: at most this
 # many, each at most this long; any other name is counted as OTHER_EVENT_NAME.
 MAX_EVENT_NAMES = 64
@@ -163,7 +162,7 @@ class SwitchSource:
         self.connection = conn
         try:
             conn.connect()
-            reply = conn.send("event %s %s" % (cfg.format, " ".join(SUBSCRIBED_EVENTS)))
+            reply = conn.send(subscription_command(cfg.format))
             if not reply.ok:
                 raise NotConnectedError("subscription refused: %s" % reply.data)
         except AuthenticationError as exc:
