@@ -38,9 +38,10 @@ def sample_payloads(capture: bytes, registry: tuple[events.EventEntry, ...] = ev
     samples: dict[str, list[dict]] = {SAMPLE_PREFIX + e: [] for e in sampled.values()}
     for frame in split_frames(capture):
         event = parse_event(frame)
-        hook_event = event and sampled.get(event.get("Event-Name"))
-        payload = hook_event and channel_payload(event, switch=SAMPLE_SWITCH,
-                                                 accounts=accounts)
+        hook_event = sampled.get(event.get("Event-Name") or "") if event else None
+        if event is None or hook_event is None:
+            continue
+        payload = channel_payload(event, switch=SAMPLE_SWITCH, accounts=accounts)
         if payload:
             samples[SAMPLE_PREFIX + hook_event].append(payload)
     return samples
