@@ -85,13 +85,17 @@ class Finding:
 
 def findings(errors: Iterable) -> Iterator[Finding]:
     """One Finding per offending key of each jsonschema error."""
+    missing: set[KeyPath] = set()
     for error in errors:
         path = tuple(error.absolute_path)
         kind, expected, value, schema = (error.validator, error.validator_value,
                                          error.instance, error.schema)
         if kind == "required":
-            yield from (Finding(path + (key,), kind, expected, key, schema)
-                        for key in expected if key not in value)
+            # jsonschema raises one error per missing key, each holding the whole list
+            new = [path + (key,) for key in expected
+                   if key not in value and path + (key,) not in missing]
+            missing.update(new)
+            yield from (Finding(p, kind, expected, p[-1], schema) for p in new)
         elif kind == "additionalProperties":
             allowed = schema.get("properties", {})
             yield from (Finding(path + (key,), kind, sorted(allowed), key, schema)
