@@ -145,7 +145,7 @@ def _bounds(schema: dict) -> str:
 
 
 def _type_message(f: Finding) -> str:
-    words = " or ".join(_TYPE_WORDS.get(t, t) for t in
+    words = " or ".join(_TYPE_WORDS.get(t, str(t)) for t in
                         (f.expected if isinstance(f.expected, list) else [f.expected]))
     # YAML reads 123, 1.5, yes, no, on, off... as numbers and booleans
     quote = ("; put it in quotes" if f.expected == "string"

@@ -42,10 +42,11 @@ def check(obj: Any) -> None:
 def trusted(cls: type[T], **values: Any) -> T:
     """``cls(**values)`` without ``check``: for values the loader already validated."""
     obj = object.__new__(cls)
-    unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+    cls_fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # T: a dataclass
+    unknown = set(values) - {f.name for f in cls_fields}
     if unknown:
         raise TypeError("%s: unknown field(s) %s" % (cls.__name__, sorted(unknown)))
-    for f in dataclasses.fields(cls):
+    for f in cls_fields:
         if f.name not in values and f.default is dataclasses.MISSING:
             raise TypeError("%s: missing field %s" % (cls.__name__, f.name))
         object.__setattr__(obj, f.name, values.get(f.name, f.default))

@@ -128,8 +128,7 @@ def config_problems(data: dict) -> Problems:
     if isinstance(default, str) and default not in account_ids:
         yield ("default_account_id",), "unknown account %r%s" % (
             default, known_accounts(account_ids))
-    api = data.get("api") if isinstance(data.get("api"), dict) else {}
-    delivery = data.get("delivery") if isinstance(data.get("delivery"), dict) else {}
+    api, delivery = _mapping(data, "api"), _mapping(data, "delivery")
     yield from _under(("api",), api_problems(api))
     if "blocked_networks" in api and "blocked_networks" in delivery:
         yield ("api", "blocked_networks"), (
@@ -140,8 +139,13 @@ def config_problems(data: dict) -> Problems:
         yield from _under(("accounts", index), account_problems(account))
 
 
+def _mapping(data: dict, key: str) -> dict:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _account_tree(data: dict, account_ids: set[str]) -> Problems:
-    parents = {}
+    parents: dict[str, tuple[int, str]] = {}
     realm_owner: dict[str, tuple[int, int]] = {}
     for index, account in items(data, "accounts"):
         parent_id = account.get("parent_id")
