@@ -298,7 +298,7 @@ def test_an_empty_config_file_only_lacks_switches(tmp_path):
     assert (issue.path, issue.message) == ("switches", "required key is missing")
 
 
-# -- dataclasses check their own fields -----------------------------------------------
+# -- dataclasses built in code are checked by the same schema as the file --------------
 
 @pytest.mark.parametrize("build, field", [
     (lambda: SwitchConfig(name="fs1", format="xml"), "SwitchConfig.format"),
