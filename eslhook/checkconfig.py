@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from .accounts import AccountDirectory
-from .config import ConfigError, load_config, load_hooks
+from .config import ConfigError, load_config
 from .hooks.model import Hook
+from .hooks.yaml_file import load_hooks
 
 DEFAULT_CONFIG = "conf/eslhook.yaml"
 

@@ -298,7 +298,7 @@ def test_an_empty_config_file_only_lacks_switches(tmp_path):
     assert (issue.path, issue.message) == ("switches", "required key is missing")
 
 
-# -- dataclasses check their own fields -----------------------------------------------
+# -- dataclasses built in code are checked by the same schema as the file --------------
 
 @pytest.mark.parametrize("build, field", [
     (lambda: SwitchConfig(name="fs1", format="xml"), "SwitchConfig.format"),
@@ -545,3 +545,12 @@ def test_check_config_parser_defaults_to_the_conf_sample():
     args = parser.parse_args(["check-config"])
     assert (args.config, args.func) == ("conf/eslhook.yaml", checkconfig.run)
     assert parser.parse_args(["check-config", "--config", "x.yaml"]).config == "x.yaml"
+
+
+def test_a_hook_missing_two_keys_names_each_missing_key_once(tmp_path):
+    # jsonschema reports one "required" error per missing key, each listing them all
+    hooks_file = write(tmp_path, "hooks.yaml", hook_yaml(uri=None, hook=None))
+    issues = issues_of(load_hooks, hooks_file, ACCOUNTS)
+    assert [(i.path, i.message) for i in issues] == [
+        ("webhooks[0].hook", "required key is missing"),
+        ("webhooks[0].uri", "required key is missing")]

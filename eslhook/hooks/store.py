@@ -35,14 +35,14 @@ from gevent.lock import Semaphore
 from gevent.pool import Group
 
 from ..accounts import AccountDirectory
-from ..config import (ConfigError, ConfigIssue, parse_hooks_text, validate_changed_hooks,
-                      write_hooks_file)
+from ..config import ConfigError, ConfigIssue
 from ..threads import in_threadpool
 from .files import (Displaced, FileSignature, FileState, file_signature, read_fd_state, read_state,
                     replace_if_unchanged, sha256)
 from .index import HookIndex
 from .layout import Layout, layout_of, rewrite_document, spliced
 from .model import Hook
+from .yaml_file import parse_hooks_text, validate_changed_hooks, write_hooks_file
 
 log = logging.getLogger(__name__)
 
