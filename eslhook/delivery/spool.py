@@ -160,7 +160,7 @@ class FinishedDelivery:
     payload: str                       # JSON, as stored
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)       # not frozen: built for every attempt, and frozen costs a call a field
 class AttemptRecord:
     """One row of the attempt log (what the REST API's attempts list shows)."""
     account_id: str
