@@ -51,34 +51,32 @@ def test_a_retry_puts_the_lane_in_the_spool_and_later_submits_follow_it_there():
     assert lanes.is_due(lane) is True
 
 
-def test_retry_due_reads_back_then_schedules_what_was_fresh():
+def reading_after_a_retry(head: Delivery):
+    """(lanes, lane): the lane's head failed, its retry came due, the read began."""
     lanes = Lanes()
-    head = delivery()
     lane = lanes.submit(head)
     lanes.wait(lane, due=2000.0)
     lanes.loading(lane)
     lanes.reading(lane)
+    return lanes, lane
+
+
+def test_retry_due_reads_back_then_schedules_what_was_fresh():
+    head = delivery()
+    lanes, lane = reading_after_a_retry(head)
     assert lanes.read_still_wanted(lane) is True
     assert lanes.loaded(lane, [head], batch_full=False) == SCHEDULE
     assert (lane.state, list(lane.items), lane.more) == (ACTIVE, [head], False)
 
 
 def test_a_submit_during_a_read_makes_the_lane_read_again_after():
-    lanes = Lanes()
-    lane = lanes.submit(delivery())
-    lanes.wait(lane, due=0.0)
-    lanes.loading(lane)
-    lanes.reading(lane)
+    lanes, lane = reading_after_a_retry(delivery())
     assert lanes.submit(delivery()) is None              # arrives while the read runs
     assert lanes.loaded(lane, [], batch_full=False) == LOAD
 
 
 def test_expiry_of_everything_read_ends_the_lane_or_reads_the_next_batch():
-    lanes = Lanes()
-    lane = lanes.submit(delivery())
-    lanes.wait(lane, due=0.0)
-    lanes.loading(lane)
-    lanes.reading(lane)
+    lanes, lane = reading_after_a_retry(delivery())
     assert lanes.loaded(lane, [], batch_full=True) == LOAD        # more rows behind these
     lanes.reading(lane)
     assert lanes.loaded(lane, [], batch_full=False) == NOTHING    # all expired: lane ends

@@ -72,4 +72,5 @@ class Hosts:
         spread = min(self.policy.open_seconds, 5.0) * rand
         if circuit.probing:
             return self.policy.open_seconds / 2 + spread
+        assert circuit.open_until is not None     # parked, not probing: the circuit is open
         return max(0.0, circuit.open_until - now) + spread

@@ -379,6 +379,7 @@ class DeliveryQueue:
             self._stats.delivered += 1
             self._finish(lane, head, DELIVERED, now)
         elif decision.action == RETRY:
+            assert decision.delay is not None     # a RETRY decision always has one
             self._stats.retried += 1
             log.info("retrying %s to hook %s (call %s) in %.2fs after attempt %d: %s %s",
                      head.hook_event, hook.id, head.call_id, decision.delay, head.attempts,
