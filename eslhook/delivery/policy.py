@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
 from eslhook.config import DeliveryConfig
 
@@ -256,21 +257,22 @@ class Policies:
         return cls(retry or RetryPolicy.from_config(config), DisablePolicy.from_config(config))
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(NamedTuple):     # named tuples: built for every attempt, and cheap to build
     """One attempt just made: its number (1 = the first try) and the hook's health before."""
     number: int
     health: HookHealth = HEALTHY
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     action: str                         # DELIVER | RETRY | GIVE_UP
     health: HookHealth                  # the hook's health after this attempt
     retry_at: float | None = None       # unix time of the next try (RETRY only)
     delay: float | None = None          # seconds from now to retry_at (RETRY only)
     retries_left: int = 0               # tries still to come, the next one included
     disable: str | None = None          # why the hook must now be disabled, or None
+
+
+_DELIVERED = Decision(DELIVER, HEALTHY)
 
 
 def decide(outcome: Outcome, attempt: Attempt, hook, policies: Policies, now: float,
@@ -280,7 +282,7 @@ def decide(outcome: Outcome, attempt: Attempt, hook, policies: Policies, now: fl
     An internal error is nobody's failure but eslhook's: it ends the delivery without
     counting against the hook's health."""
     if is_success(outcome):
-        return Decision(DELIVER, HEALTHY)
+        return _DELIVERED
     health = attempt.health if outcome.reason == INTERNAL_ERROR else \
         health_after(attempt.health, policies.disable, False, now)
     disable = disable_reason(health, policies.disable, outcome, now) \

@@ -31,7 +31,7 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
 
 import gevent
 from gevent.event import Event
@@ -160,9 +160,11 @@ class FinishedDelivery:
     payload: str                       # JSON, as stored
 
 
-@dataclass(slots=True)       # not frozen: built for every attempt, and frozen costs a call a field
-class AttemptRecord:
-    """One row of the attempt log (what the REST API's attempts list shows)."""
+class AttemptRecord(NamedTuple):
+    """One row of the attempt log (what the REST API's attempts list shows), in the
+    order ``SpoolDb.apply`` inserts: account_id, delivery_id, webhook_id, then
+    ``ATTEMPT_FIELDS``.  A named tuple: one is built for every attempt, and it goes to
+    SQLite as it is."""
     account_id: str
     delivery_id: int
     webhook_id: str
@@ -179,14 +181,6 @@ class AttemptRecord:
     response_body: str
     retries_left: int
     timestamp: float
-
-    def values(self) -> tuple:
-        """In the order ``SpoolDb.apply`` inserts: account_id, delivery_id, webhook_id,
-        then ``ATTEMPT_FIELDS``."""
-        return (self.account_id, self.delivery_id, self.webhook_id, self.hook_id,
-                self.event_id, self.call_id, self.hook_event, self.uri, self.method,
-                self.attempt, self.result, self.reason, self.response_code,
-                self.response_body, self.retries_left, self.timestamp)
 
 
 @dataclass(frozen=True)
@@ -459,7 +453,7 @@ class Spool:
         self._db = in_threadpool(SpoolDb, path)
         self._new: dict[int, Delivery] = {}        # accepted, not committed yet
         self._changed: dict[int, Delivery] = {}    # in the database, state changed since
-        self._attempts: list[tuple] = []
+        self._attempts: list[AttemptRecord] = []
         self._dirty = Event()
         self._closing = Event()
         self._lock = Semaphore()                   # one database call at a time
@@ -508,7 +502,7 @@ class Spool:
             self._dirty.set()
 
     def attempted(self, record: AttemptRecord) -> None:
-        self._attempts.append(record.values())
+        self._attempts.append(record)
         self._dirty.set()
 
     # -- committing ---------------------------------------------------------------
