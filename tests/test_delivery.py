@@ -411,3 +411,29 @@ def test_a_receiver_closing_idle_connections_costs_no_failed_attempt():
         listener.close()
     assert [(o.status, o.reason) for o in outcomes] == [(200, "success")] * 3
     assert len(accepted) == 3
+
+
+class _KeyThatBreaksEncoding:
+    """A payload key whose str() raises: the form encoder meets an error it does not
+    expect (not the ValueError of an unencodable value), as a bug in eslhook would."""
+
+    def __str__(self):
+        raise RuntimeError("encoder bug")
+
+
+def test_an_internal_error_is_not_logged_to_the_receiver_as_invalid_payload(receiver, queues,
+                                                                             caplog):
+    queue = queues(FAST)
+    hook = make_hook(receiver.url("/"), retries=3)
+    with caplog.at_level(logging.ERROR, logger="eslhook.delivery.queue"):
+        assert queue.submit(hook, {"call_id": "c", _KeyThatBreaksEncoding(): 1})
+        assert queue.submit(hook, {"call_id": "c", "hook_event": "channel_answer"})
+        assert queue.wait_idle(5)
+    records = queue.attempts(ACCOUNT).attempts
+    assert [(r["reason"], r["result"], r["retries_left"]) for r in reversed(records)] == [
+        ("internal error", "failure", 0), ("success", "success", 0)]
+    assert len(receiver.requests) == 1              # nothing sent for the broken one
+    assert (queue.stats.given_up, queue.stats.invalid, queue.stats.delivered) == (1, 0, 1)
+    [crash] = [r for r in caplog.records if "crashed" in r.getMessage()]
+    assert crash.levelno == logging.ERROR and crash.exc_info is not None
+    assert "encoder bug" in caplog.text             # the operator gets the traceback

@@ -177,7 +177,7 @@ def test_a_full_state_dir_shows_in_metrics_and_healthz_and_keeps_open_calls(
 
 def test_a_full_disk_holds_finished_deliveries_and_attempt_rows_within_the_memory_bound(
         tiny_fs, short_intervals):
-    from eslhook.delivery.spool import DELIVERED, Delivery, Spool
+    from eslhook.delivery.spool import DELIVERED, AttemptRecord, Delivery, Spool
     state = tiny_fs("1m")
     spool = Spool(str(state / "delivery.sqlite3"), memory_limit=5)
     spool.start()
@@ -193,8 +193,9 @@ def test_a_full_disk_holds_finished_deliveries_and_attempt_rows_within_the_memor
         for delivery in deliveries:                # delivered from memory, then recorded
             delivery.state, delivery.finished = DELIVERED, 2000.0
             spool.changed(delivery)
-            spool.attempted((ACCOUNT, delivery.id, delivery.webhook_id, hook.id, None, None,
-                             None, hook.uri, "POST", 1, "success", "ok", 204, "", 0, 2000.0))
+            spool.attempted(AttemptRecord(ACCOUNT, delivery.id, delivery.webhook_id, hook.id,
+                                          None, None, None, hook.uri, "POST", 1, "success",
+                                          "ok", 204, "", 0, 2000.0))
         assert spool.not_durable == 0
         # 15 finished deliveries and 15 attempt rows beyond the bound of 5 each: given up
         assert helpers.wait_until(lambda: spool.unrecorded == 30, timeout=5), spool.unrecorded

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
 from eslhook.config import DeliveryConfig
 
@@ -27,6 +28,7 @@ BAD_RESPONSE_CODE = "bad response code"
 INVALID_REQUEST = "invalid request"     # the hook's URL/headers cannot be sent at all
 INVALID_PAYLOAD = "invalid payload"     # the payload cannot be encoded
 REFUSED = "refused by network policy"   # nothing sent: the host's address is off limits
+INTERNAL_ERROR = "internal error"       # a bug in eslhook: the operator's log has the trace
 
 # The receiver told us the request itself is wrong or the hook is gone:
 # sending it again cannot help.
@@ -88,9 +90,12 @@ def is_success(outcome: Outcome) -> bool:
     return outcome.status is not None and 200 <= outcome.status < 300
 
 
+_FINAL_REASONS = frozenset({INVALID_REQUEST, INVALID_PAYLOAD, REFUSED, INTERNAL_ERROR})
+
+
 def should_retry(outcome: Outcome) -> bool:
     """Network failures, timeouts and any non-2xx except the final codes are retried."""
-    if is_success(outcome) or outcome.reason in (INVALID_REQUEST, INVALID_PAYLOAD, REFUSED):
+    if is_success(outcome) or outcome.reason in _FINAL_REASONS:
         return False
     if outcome.status is None:
         return True
@@ -180,8 +185,9 @@ def circuit_after(circuit: Circuit, policy: CircuitPolicy, succeeded: bool,
 
 def host_failed(outcome: Outcome) -> bool:
     """Does this outcome say the host is in trouble (as opposed to this request)?  A
-    refusal is about one hook's policy: it must not open the circuit for other hooks."""
-    if outcome.reason == REFUSED:
+    refusal is about one hook's policy (and an internal error about eslhook): neither
+    may open the circuit for other hooks."""
+    if outcome.reason in (REFUSED, INTERNAL_ERROR):
         return False
     return outcome.status is None or outcome.status >= 500 or outcome.status == 429
 
@@ -232,3 +238,57 @@ def disable_reason(health: HookHealth, policy: DisablePolicy, outcome: Outcome,
     window_start = now - policy.after_seconds
     failed_in_window = sum(1 for t in health.recent_failures if t >= window_start)
     return DISABLED_FOR_FAILURES if failed_in_window >= policy.after_failures else None
+
+
+# -- the decision after one attempt ----------------------------------------------------
+
+DELIVER, RETRY, GIVE_UP = "deliver", "retry", "give up"
+
+
+@dataclass(frozen=True)
+class Policies:
+    """Everything ``decide`` weighs besides the attempt itself."""
+    retry: RetryPolicy = RetryPolicy()
+    disable: DisablePolicy = DisablePolicy()
+
+    @classmethod
+    def from_config(cls, config: DeliveryConfig,
+                    retry: RetryPolicy | None = None) -> "Policies":
+        return cls(retry or RetryPolicy.from_config(config), DisablePolicy.from_config(config))
+
+
+class Attempt(NamedTuple):     # named tuples: built for every attempt, and cheap to build
+    """One attempt just made: its number (1 = the first try) and the hook's health before."""
+    number: int
+    health: HookHealth = HEALTHY
+
+
+class Decision(NamedTuple):
+    action: str                         # DELIVER | RETRY | GIVE_UP
+    health: HookHealth                  # the hook's health after this attempt
+    retry_at: float | None = None       # unix time of the next try (RETRY only)
+    delay: float | None = None          # seconds from now to retry_at (RETRY only)
+    retries_left: int = 0               # tries still to come, the next one included
+    disable: str | None = None          # why the hook must now be disabled, or None
+
+
+_DELIVERED = Decision(DELIVER, HEALTHY)
+
+
+def decide(outcome: Outcome, attempt: Attempt, hook, policies: Policies, now: float,
+           rand: float) -> Decision:
+    """What follows ``outcome`` of attempt ``attempt.number`` to ``hook`` (its ``retries``
+    is the budget: 1 + retries tries in all).  ``rand`` in [0, 1) picks the jitter.
+    An internal error is nobody's failure but eslhook's: it ends the delivery without
+    counting against the hook's health."""
+    if is_success(outcome):
+        return _DELIVERED
+    health = attempt.health if outcome.reason == INTERNAL_ERROR else \
+        health_after(attempt.health, policies.disable, False, now)
+    disable = disable_reason(health, policies.disable, outcome, now) \
+        if outcome.reason != INTERNAL_ERROR else None
+    if should_retry(outcome) and attempt.number <= hook.retries:
+        delay = retry_delay(policies.retry, attempt.number, outcome, rand)
+        return Decision(RETRY, health, now + delay, delay,
+                        hook.retries - attempt.number + 1, disable)
+    return Decision(GIVE_UP, health, disable=disable)

@@ -31,7 +31,7 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
 
 import gevent
 from gevent.event import Event
@@ -124,6 +124,63 @@ class Delivery:
         return (self.id, self.hook.id, self.hook.account_id, self.call_id or "", self.event_id,
                 self.hook_event, self.webhook_id, self.payload, self.created, self.attempts,
                 self.next_attempt, self.state, self.finished)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """A ``deliveries`` row as written (``replay``'s copies)."""
+    id: int
+    hook_id: str
+    account_id: str
+    call_id: str | None
+    event_id: str | None
+    hook_event: str | None
+    webhook_id: str
+    payload: str                       # JSON, as stored
+    created: float
+    attempts: int = 0
+    next_attempt: float | None = None
+    state: str = PENDING
+    finished: float | None = None
+
+    def values(self) -> tuple:
+        """In ``_DELIVERY_COLUMNS`` order."""
+        return (self.id, self.hook_id, self.account_id, self.call_id or "", self.event_id,
+                self.hook_event, self.webhook_id, self.payload, self.created, self.attempts,
+                self.next_attempt, self.state, self.finished)
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedDelivery:
+    """A finished ``deliveries`` row, as ``window`` reads it for a replay."""
+    call_id: str | None
+    event_id: str | None
+    hook_event: str | None
+    webhook_id: str
+    payload: str                       # JSON, as stored
+
+
+class AttemptRecord(NamedTuple):
+    """One row of the attempt log (what the REST API's attempts list shows), in the
+    order ``SpoolDb.apply`` inserts: account_id, delivery_id, webhook_id, then
+    ``ATTEMPT_FIELDS``.  A named tuple: one is built for every attempt, and it goes to
+    SQLite as it is."""
+    account_id: str
+    delivery_id: int
+    webhook_id: str
+    hook_id: str
+    event_id: str | None
+    call_id: str | None
+    hook_event: str | None
+    uri: str
+    method: str
+    attempt: int
+    result: str                        # success | failure
+    reason: str
+    response_code: int | None
+    response_body: str
+    retries_left: int
+    timestamp: float
 
 
 @dataclass(frozen=True)
@@ -308,16 +365,18 @@ class SpoolDb:
         more = len(rows) > page_size
         return AttemptPage(records, str(rows[page_size][0]) if more else None)
 
-    def window(self, hook_id: str, since: float, until: float, limit: int) -> list[tuple]:
+    def window(self, hook_id: str, since: float, until: float,
+               limit: int) -> list[FinishedDelivery]:
         """Finished deliveries of a hook accepted in [since, until), oldest first."""
-        return self.connection.execute(
+        return [FinishedDelivery(*row) for row in self.connection.execute(
             "SELECT call_id, event_id, hook_event, webhook_id, payload FROM deliveries "
             "WHERE hook_id = ? AND created >= ? AND created < ? AND state != 'pending' "
-            "ORDER BY id LIMIT ?", (hook_id, since, until, limit)).fetchall()
+            "ORDER BY id LIMIT ?", (hook_id, since, until, limit)).fetchall()]
 
-    def insert_copies(self, rows: list[tuple]) -> None:
+    def insert_copies(self, rows: list[DeliveryRow]) -> None:
         self.connection.executemany("INSERT INTO deliveries (%s) VALUES (%s)"
-                                    % (_DELIVERY_COLUMNS, ",".join("?" * 13)), rows)
+                                    % (_DELIVERY_COLUMNS, ",".join("?" * 13)),
+                                    [row.values() for row in rows])
 
     def prune(self, before: float) -> tuple[int, int]:
         db = self.connection
@@ -394,7 +453,7 @@ class Spool:
         self._db = in_threadpool(SpoolDb, path)
         self._new: dict[int, Delivery] = {}        # accepted, not committed yet
         self._changed: dict[int, Delivery] = {}    # in the database, state changed since
-        self._attempts: list[tuple] = []
+        self._attempts: list[AttemptRecord] = []
         self._dirty = Event()
         self._closing = Event()
         self._lock = Semaphore()                   # one database call at a time
@@ -442,8 +501,8 @@ class Spool:
             self._changed[delivery.id] = delivery
             self._dirty.set()
 
-    def attempted(self, row: tuple) -> None:
-        self._attempts.append(row)
+    def attempted(self, record: AttemptRecord) -> None:
+        self._attempts.append(record)
         self._dirty.set()
 
     # -- committing ---------------------------------------------------------------
@@ -564,10 +623,11 @@ class Spool:
                       start_key: int | None) -> AttemptPage:
         return self._call(SpoolDb.attempts_page, account_id, hook_id, page_size, start_key)
 
-    def window(self, hook_id: str, since: float, until: float, limit: int) -> list[tuple]:
+    def window(self, hook_id: str, since: float, until: float,
+               limit: int) -> list[FinishedDelivery]:
         return self._call(SpoolDb.window, hook_id, since, until, limit)
 
-    def insert_copies(self, rows: Iterable[tuple]) -> None:
+    def insert_copies(self, rows: Iterable[DeliveryRow]) -> None:
         self._call(SpoolDb.insert_copies, list(rows))
 
     def prune(self, before: float) -> tuple[int, int]:
