@@ -1,36 +1,20 @@
-"""An inbound event-socket connection: greenswitch's ``InboundESL``, fixed.
+"""An inbound event-socket client, owned outright (no greenswitch).
 
-greenswitch 0.0.19 is the ESL client we build on, but it cannot be used
-unmodified.  ``EslConnection`` subclasses ``InboundESL`` and replaces the
-parts that are broken (each has a test in tests/test_esl.py):
-
-1. a socket closed in the middle of an event body made ``_read_socket`` spin
-   forever and freeze the hub -> we read chunks and frame them with
-   ``FrameReader``; EOF anywhere ends the connection;
-2. ``event json`` killed the reader greenlet silently while ``connected``
-   stayed True -> json is parsed like plain, and whatever ends the reader
-   marks the connection closed and fails pending commands;
-3. a dropped connection could not ``connect()`` again -> ``connect()`` resets
-   every piece of per-connection state (the source still makes a new
-   connection object per attempt);
-4. ``parse_data`` URL-decoded the whole block before splitting lines, so an
-   encoded newline or ``: `` fabricated headers -> values are decoded one at
-   a time after splitting (``framing.parse_plain_event``);
-5. an event with a body of its own had that body glued into a header -> the
-   inner body is kept apart under ``_body``;
-6. invalid UTF-8 killed the reader -> decoding is lenient everywhere;
-7. a ``send()`` in flight when the socket dropped never returned -> pending
-   commands fail with ``NotConnectedError`` on close, and every command has a
-   timeout (``CommandTimeout``);
-8. one event it could not read (or whose handler raised) ended the reader
-   -> such an event is reported to ``on_malformed`` and skipped; only framing
-   that cannot be resynced (``ProtocolError``) ends the connection;
-9. a ``text/disconnect-notice`` left the connection up until the switch
-   closed the socket, which it may never do -> the notice ends it.
+``EslConnection`` connects and authenticates within ``timeout`` (a dropped
+connection can ``connect()`` again: all per-connection state is reset);
+reads the socket in chunks and frames them byte-exactly with
+``FrameReader`` (EOF anywhere ends the connection); parses plain and json
+events leniently (``framing.parse_event``: values decoded one at a time
+after splitting lines, an inner body kept under ``_body``, invalid UTF-8
+replaced); reports an event it cannot read, or whose handler raised, to
+``on_malformed`` and goes on (only framing that cannot be resynced,
+``ProtocolError``, ends the connection); ends on a ``text/disconnect-notice``;
+and bounds every command (``CommandTimeout``), failing those in flight with
+``NotConnectedError`` when the connection closes.
 
 Events are handed to ``on_event(headers)`` straight from the reader greenlet:
-greenswitch's unbounded internal queue and its second greenlet are not used,
-the caller owns buffering (and must never block).
+the caller owns buffering (and must never block).  Which greenswitch 0.0.19
+defects this replaced, each with its test: docs/esl-client.md.
 """
 
 from __future__ import annotations
@@ -43,7 +27,6 @@ import gevent
 import gevent.socket
 from gevent.event import AsyncResult, Event
 from gevent.pool import Group
-from greenswitch.esl import InboundESL, NotConnectedError
 
 from .framing import Frame, FrameReader, HeaderPicker, ProtocolError, parse_event
 
@@ -55,6 +38,10 @@ __all__ = ["EslConnection", "NotConnectedError", "AuthenticationError",
            "CommandTimeout", "Reply"]
 
 
+class NotConnectedError(Exception):
+    """Not connected (any more): the reason says why."""
+
+
 class AuthenticationError(NotConnectedError):
     """The switch refused our password (or our address, by ACL)."""
 
@@ -64,7 +51,7 @@ class CommandTimeout(NotConnectedError):
 
 
 class Reply:
-    """A ``command/reply`` or ``api/response`` (greenswitch's reply shape)."""
+    """A ``command/reply`` or ``api/response``: its headers and its text."""
 
     __slots__ = ("headers", "data")
 
@@ -91,12 +78,15 @@ def _log_exception(greenlet) -> None:
               exc_info=greenlet.exc_info)
 
 
-class EslConnection(InboundESL):
+class EslConnection:
+    """One inbound ESL connection: connect + auth, commands, events inline."""
+
     def __init__(self, host: str, port: int, password: str, *,
                  timeout: float = 5.0, command_timeout: float = 10.0,
                  on_event: Callable[[Mapping[str, str]], None] | None = None,
                  on_malformed: Callable[[str], None] | None = None):
-        super().__init__(host, port, password, timeout)
+        self.host, self.port, self.password = host, port, password
+        self.timeout = timeout
         self.command_timeout = command_timeout
         self.on_event = on_event or (lambda event: None)
         self.on_malformed = on_malformed or (lambda reason: None)
@@ -107,7 +97,7 @@ class EslConnection(InboundESL):
         self._reset()
 
     def _reset(self) -> None:
-        self.sock = None
+        self.sock: gevent.socket.socket | None = None
         self.connected = False
         self._run = True
         self._commands_sent = []
@@ -153,8 +143,7 @@ class EslConnection(InboundESL):
                                       % reply.data)
 
     def start_event_handlers(self) -> None:
-        # Only the reader: events are dispatched inline, not through
-        # greenswitch's unbounded queue and second greenlet.
+        # One greenlet: events are dispatched inline, no queue between.
         reader = self._group.spawn(self.receive_events)
         reader.link_exception(_log_exception)
         self._receive_events_greenlet = reader
