@@ -77,7 +77,7 @@ def test_spool_depth_counts_deliveries_waiting(ops_world):
     w.start()
     w.call()
     assert wait_until(lambda: w.bridge.stats.submitted == 3)
-    status, body = health(w.bridge)
+    status, body = health(w.bridge.status(), time.time())
     assert status == 200
     assert 1 <= body["spool_depth"] <= 3
     assert wait_until(lambda: w.get("/healthz").json()["spool_depth"] == 0, timeout=5)
@@ -85,7 +85,7 @@ def test_spool_depth_counts_deliveries_waiting(ops_world):
 
 def test_health_of_a_bridge_not_started_yet(ops_world):
     w = ops_world(switches=("fs1",))
-    status, body = health(w.bridge, now=time.time() + 30)
+    status, body = health(w.bridge.status(), now=time.time() + 30)
     assert status == 503
     assert body["switches"][0]["reason"] == "not connected yet"
     assert body["switches"][0]["for_seconds"] >= 29

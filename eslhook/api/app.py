@@ -122,8 +122,8 @@ class ApiServer:
                                      error_log=logging.getLogger(__name__ + ".wsgi"))
 
     @classmethod
-    def for_bridge(cls, bridge, extra: Iterable[Installer] = ()) -> "ApiServer":
-        context = ApiContext.for_bridge(bridge)
+    def for_context(cls, context: ApiContext, extra: Iterable[Installer] = ()) -> "ApiServer":
+        """The API of ``context``, on ``context.config``'s address and limits."""
         config = context.config
         return cls(create_app(context, extra), config.host, config.port,
                    limits=server_limits(config))
