@@ -64,11 +64,13 @@ def _log_crash(greenlet) -> None:
 
 def switch_status(source: SwitchSource) -> SwitchStatus:
     state = source.state
+    # a copy: the reader goes on counting; None counts frames without an Event-Name
+    events: dict[str | None, int] = {name: n for name, n in state.events_by_name.items()}
     return SwitchStatus(
         name=source.name, connected=state.connected, since=state.since,
         last_error=state.last_error, reconnects=state.reconnects,
         auth_failures=state.auth_failures, malformed=state.malformed,
-        protocol_errors=state.protocol_errors, events_by_name=dict(state.events_by_name))
+        protocol_errors=state.protocol_errors, events_by_name=events)
 
 
 def delivery_status(stats: DeliveryStats, buffer_capacity: int,

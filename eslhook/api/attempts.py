@@ -65,6 +65,7 @@ class Attempts:
     def _page(self, req, resp, account_id: str, hook_id: str | None) -> None:
         self.ctx.authorize(req, account_id)
         page_size, start_key = page_request(req, is_attempt_key)
+        assert page_size is not None      # None (paginate=false) needs allow_all
         if hook_id is not None:
             find_hook(self.ctx, account_id, hook_id)      # 404 if not the account's
         delivery = running_delivery(self.ctx)
