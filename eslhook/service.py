@@ -21,16 +21,17 @@ from gevent.pool import Group
 
 from . import __version__
 from .accounts import AccountDirectory
-from .api import ApiServer
+from .api import ApiContext, ApiServer
 from .calls import OpenCalls
-from .config import Config
+from .config import ApiConfig, Config
 from .delivery.notices import (
     disable_change, disabled_notice, hooks_by_id, notice_targets)
-from .delivery.queue import DeliveryQueue
+from .delivery.queue import DeliveryQueue, DeliveryStats
 from .hooks.model import Hook
 from .hooks.store import HookStore
 from .mapping import channel_payload
-from .metrics import BridgeMetrics
+from .metrics import AttemptLatency
+from .ports import DeliveryControl, DeliveryStatus, IngestStatus, StatusSnapshot, SwitchStatus
 from .reconcile import Reconciler
 from .statedir import private_dir
 from .source.switch import SwitchSource
@@ -61,6 +62,28 @@ def _log_crash(greenlet) -> None:
               exc_info=greenlet.exc_info)
 
 
+def switch_status(source: SwitchSource) -> SwitchStatus:
+    state = source.state
+    # a copy: the reader goes on counting; None counts frames without an Event-Name
+    events: dict[str | None, int] = {name: n for name, n in state.events_by_name.items()}
+    return SwitchStatus(
+        name=source.name, connected=state.connected, since=state.since,
+        last_error=state.last_error, reconnects=state.reconnects,
+        auth_failures=state.auth_failures, malformed=state.malformed,
+        protocol_errors=state.protocol_errors, events_by_name=events)
+
+
+def delivery_status(stats: DeliveryStats, buffer_capacity: int,
+                    latency: AttemptLatency) -> DeliveryStatus:
+    return DeliveryStatus(
+        pending=stats.pending, resident=stats.resident, buffer_capacity=buffer_capacity,
+        in_flight=stats.in_flight, delivered=stats.delivered, retried=stats.retried,
+        given_up=stats.given_up, invalid=stats.invalid, expired=stats.expired,
+        hooks_disabled=stats.hooks_disabled, not_durable=stats.not_durable,
+        unrecorded=stats.unrecorded, spool_error=stats.spool_error,
+        latency=latency.snapshot())
+
+
 class Bridge:
     def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None):
         self.config = config
@@ -80,8 +103,8 @@ class Bridge:
                                      on_connected=self.reconcilers[s.name].connected)
                         for s in config.switches]
         self.stats = IngestStats()
-        self.metrics = BridgeMetrics(self)   # read at scrape time; see eslhook/metrics.py
-        self.delivery.on_attempt = self.metrics.observe_attempt
+        self.latency = AttemptLatency()   # of every HTTP attempt, for /metrics
+        self.delivery.on_attempt = self.latency.observe_attempt
         self._group = Group()
         self.api: ApiServer | None = None   # the REST API, when api.listen is set
 
@@ -138,6 +161,28 @@ class Bridge:
         for target in notice_targets(self.hooks.hooks, hook):
             self.delivery.submit(target, notice)
 
+    # -- the API's ports (eslhook/ports.py) -------------------------------------
+
+    def status(self) -> StatusSnapshot:
+        """What /healthz and /metrics report, read now from the running parts."""
+        hooks = self.hooks.hooks
+        enabled = sum(1 for hook in hooks if hook.enabled)
+        stats = self.stats
+        return StatusSnapshot(
+            switches=tuple(switch_status(source) for source in self.sources),
+            ingest=IngestStatus(mapped=stats.mapped, unassigned=stats.unassigned,
+                                unmatched=stats.unmatched, dropped=stats.dropped),
+            delivery=delivery_status(self.delivery.stats, self.config.delivery.buffer_size,
+                                     self.latency),
+            hooks_enabled=enabled, hooks_disabled=len(hooks) - enabled,
+            open_calls_error=self.calls.write_error)
+
+    def api_context(self) -> ApiContext:
+        """The API's view of this bridge: its hooks and accounts, and the two ports."""
+        delivery: DeliveryControl = self.delivery     # structurally: mypy checks the fit
+        return ApiContext(self.hooks, self.accounts, self.config.api or ApiConfig(),
+                          network=self.config.delivery, status=self.status, delivery=delivery)
+
     # -- lifecycle ----------------------------------------------------------
 
     def start(self) -> None:
@@ -148,7 +193,7 @@ class Bridge:
         private_dir(self.config.state_dir)
         self.hooks.load()
         if self.config.api is not None:   # first: a port in use fails before anything runs
-            self.api = ApiServer.for_bridge(self)
+            self.api = ApiServer.for_context(self.api_context())
             self.api.start()
         self.hooks.start_watching()
         self.calls.load()

@@ -1,8 +1,8 @@
 """A running bridge for the operator's-view tests (metrics, health, logs).
 
 ``OpsWorld``: fake switches, a real receiver and a Bridge built from real
-YAML files, plus ``/metrics`` and ``/healthz`` served over real HTTP by a
-gevent WSGI server (the same callables the REST API mounts).
+YAML files, with its REST API on a free loopback port: ``get`` asks the real
+``/metrics`` and ``/healthz`` routes over HTTP.
 """
 
 from __future__ import annotations
@@ -11,30 +11,14 @@ import uuid
 
 import requests
 import yaml
-from gevent.pywsgi import WSGIServer
 from receiver import Receiver
 
-from eslhook import health, metrics
 from eslhook.config import load_config
 from eslhook.fakeswitch import FakeSwitch
 from eslhook.service import Bridge
 
 ACME = "ac000000000000000000000000000001"
 ACME_REALM = "acme.example.com"
-
-
-def route(bridge):
-    """One WSGI app: /metrics and /healthz, 404 elsewhere."""
-    apps = {"/metrics": metrics.wsgi_app(bridge), "/healthz": health.wsgi_app(bridge)}
-
-    def app(environ, start_response):
-        target = apps.get(environ.get("PATH_INFO", ""))
-        if target is None:
-            start_response("404 Not Found", [("Content-Length", "0")])
-            return [b""]
-        return target(environ, start_response)
-
-    return app
 
 
 class OpsWorld:
@@ -57,12 +41,10 @@ class OpsWorld:
         config = {"switches": switch_configs, "hooks_file": "hooks.yaml", "state_dir": "state",
                   "accounts": [{"id": ACME, "name": "Acme", "realms": [ACME_REALM]}],
                   "delivery": delivery or {"timeout_seconds": 2},
-                  **(extra or {})}
+                  "api": {"listen": "127.0.0.1:0"}, **(extra or {})}
         (tmp_path / "eslhook.yaml").write_text(yaml.safe_dump(config))
         self.write_hooks(hooks)
         self.bridge = Bridge(load_config(tmp_path / "eslhook.yaml"))
-        self.http = WSGIServer(("127.0.0.1", 0), route(self.bridge), log=None, error_log=None)
-        self.http.start()
 
     def write_hooks(self, hooks) -> None:
         (self.tmp / "hooks.yaml").write_text(yaml.safe_dump({"webhooks": list(hooks)}))
@@ -88,13 +70,16 @@ class OpsWorld:
             self.fakes[switch].publish_generated(name, extra + more)
         return call_id
 
+    def url(self, path: str) -> str:
+        """``path`` on the bridge's API (started with the bridge)."""
+        assert self.bridge.api is not None, "start() the bridge first: it serves the API"
+        return self.bridge.api.url(path)
+
     def get(self, path, **kwargs) -> requests.Response:
-        return requests.get("http://127.0.0.1:%d%s" % (self.http.server_port, path),
-                            timeout=5, **kwargs)
+        return requests.get(self.url(path), timeout=5, **kwargs)
 
     def close(self):
         self.bridge.stop(drain_seconds=1)
-        self.http.stop(timeout=1)
         for fake in self.fakes.values():
             fake.stop()
         self.receiver.stop()

@@ -4,6 +4,7 @@ import requests
 import yaml
 from helpers import wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from test_api_support import assert_error, start_api
 
 from eslhook.config import load_config
 from eslhook.fakeswitch import FakeSwitch
@@ -49,3 +50,13 @@ def test_metrics_and_health_are_served_without_a_token(tmp_path):
     finally:
         bridge.stop(drain_seconds=1)
         fake.stop()
+
+
+def test_an_api_without_the_bridge_answers_503_on_metrics_and_health(tmp_path):
+    api = start_api(tmp_path)        # no status port: nothing to report on
+    try:
+        for path in ("/metrics", "/healthz"):
+            body = assert_error(api.call("GET", path, token=None), 503, "no bridge")
+            assert body["data"]["message"].startswith("this API runs without the bridge")
+    finally:
+        api.close()

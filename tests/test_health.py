@@ -1,4 +1,7 @@
-"""GET /healthz over real HTTP: 200 when every switch is connected, else 503 naming it."""
+"""GET /healthz: 200 when every switch is connected, else 503 naming it.
+
+Over real HTTP on a running bridge's API, and ``health()`` itself from
+hand-built snapshots."""
 
 import socket
 import time
@@ -8,7 +11,7 @@ from helpers import wait_until
 from receiver import Reply
 
 from eslhook.health import health
-
+from eslhook.ports import DeliveryStatus, StatusSnapshot, SwitchStatus
 
 
 def closed_port() -> int:
@@ -77,7 +80,7 @@ def test_spool_depth_counts_deliveries_waiting(ops_world):
     w.start()
     w.call()
     assert wait_until(lambda: w.bridge.stats.submitted == 3)
-    status, body = health(w.bridge)
+    status, body = health(w.bridge.status(), time.time())
     assert status == 200
     assert 1 <= body["spool_depth"] <= 3
     assert wait_until(lambda: w.get("/healthz").json()["spool_depth"] == 0, timeout=5)
@@ -85,7 +88,68 @@ def test_spool_depth_counts_deliveries_waiting(ops_world):
 
 def test_health_of_a_bridge_not_started_yet(ops_world):
     w = ops_world(switches=("fs1",))
-    status, body = health(w.bridge, now=time.time() + 30)
+    status, body = health(w.bridge.status(), now=time.time() + 30)
     assert status == 503
     assert body["switches"][0]["reason"] == "not connected yet"
     assert body["switches"][0]["for_seconds"] >= 29
+
+
+# -- health() is a pure function of a status snapshot: hand-built ones, no bridge ----
+
+NOW = 1_800_000_000.0
+
+
+def switch(name="fs1", connected=True, since=NOW - 12.34, **fields) -> SwitchStatus:
+    return SwitchStatus(name, connected=connected, since=since, **fields)
+
+
+def test_health_of_connected_switches_is_200_ok_with_since_and_for_seconds():
+    snapshot = StatusSnapshot(switches=(switch("fs1"), switch("fs2", since=NOW)),
+                              delivery=DeliveryStatus(pending=7))
+    status, body = health(snapshot, NOW)
+    assert status == 200
+    assert body == {"status": "ok", "spool_depth": 7, "not_durable": 0, "switches": [
+        {"name": "fs1", "connected": True, "since": "2027-01-15T07:59:47Z",
+         "for_seconds": 12.3},
+        {"name": "fs2", "connected": True, "since": "2027-01-15T08:00:00Z",
+         "for_seconds": 0.0}]}
+
+
+def test_health_names_each_switch_down_with_its_reason_and_is_503():
+    snapshot = StatusSnapshot(switches=(
+        switch("fs1"), switch("fs2", connected=False, last_error="connection refused"),
+        switch("fs3", connected=False)))
+    status, body = health(snapshot, NOW)
+    assert status == 503 and body["status"] == "down"
+    assert body["down"] == ["fs2", "fs3"]
+    assert [s.get("reason") for s in body["switches"]] == [
+        None, "connection refused", "not connected yet"]
+
+
+def test_health_is_degraded_but_200_while_the_spool_or_open_calls_cannot_be_written():
+    snapshot = StatusSnapshot(
+        switches=(switch(),), open_calls_error="No space left on device",
+        delivery=DeliveryStatus(pending=40, not_durable=30, spool_error="database or disk "
+                                "is full"))
+    status, body = health(snapshot, NOW)
+    assert status == 200 and body["status"] == "degraded"
+    assert body["not_durable"] == 30 and "down" not in body
+    assert body["degraded"] == [
+        "delivery spool cannot commit (database or disk is full): 30 pending deliveries "
+        "held in memory only",
+        "open calls table cannot be written (No space left on device)"]
+
+
+def test_health_down_wins_over_degraded_and_lists_both():
+    snapshot = StatusSnapshot(switches=(switch(connected=False),),
+                              delivery=DeliveryStatus(spool_error="disk I/O error"))
+    status, body = health(snapshot, NOW)
+    assert (status, body["status"], body["down"]) == (503, "down", ["fs1"])
+    assert body["degraded"] == ["delivery spool cannot commit (disk I/O error): 0 pending "
+                                "deliveries held in memory only"]
+
+
+def test_health_of_a_state_newer_than_now_says_zero_seconds():
+    # the snapshot is taken just before `now` is read: a clock step must not go negative
+    _, body = health(StatusSnapshot(switches=(switch(since=NOW + 5),)), NOW)
+    assert body["switches"][0]["for_seconds"] == 0.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import resource
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import falcon
 import gevent
@@ -82,14 +83,15 @@ class SecurityHeadersMiddleware:
 
 
 def create_app(context: ApiContext, extra: Iterable[Installer] = ()) -> falcon.App:
-    app = falcon.App(middleware=[
+    middleware: list[Any] = [
         RequestIdMiddleware(),
         SecurityHeadersMiddleware(),
         # Monster UI is a browser app on another origin; tokens travel in a
         # header, never a cookie, so any origin may call
         falcon.CORSMiddleware(allow_origins="*",
                               expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"]),
-    ])
+    ]
+    app = falcon.App(middleware=middleware)
     app.req_options.auto_parse_qs_csv = False
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(ApiError, handle_api_error)
@@ -122,8 +124,8 @@ class ApiServer:
                                      error_log=logging.getLogger(__name__ + ".wsgi"))
 
     @classmethod
-    def for_bridge(cls, bridge, extra: Iterable[Installer] = ()) -> "ApiServer":
-        context = ApiContext.for_bridge(bridge)
+    def for_context(cls, context: ApiContext, extra: Iterable[Installer] = ()) -> "ApiServer":
+        """The API of ``context``, on ``context.config``'s address and limits."""
         config = context.config
         return cls(create_app(context, extra), config.host, config.port,
                    limits=server_limits(config))

@@ -7,7 +7,8 @@
 - ``POST .../accounts/{A}/webhooks/{ID}/replay`` ``{"data": {"since", "until"}}``:
   send the hook's recorded deliveries of that window again (same ``webhook-id``).
 
-Both need the running bridge's delivery queue (503 without one).  An account
+Both need the running bridge's delivery queue, through the context's
+``DeliveryControl`` port (eslhook/ports.py; 503 without one).  An account
 sees its own hooks' attempts only; the token rules are those of the rest of
 the API.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 from ..delivery.queue import REPLAY_LIMIT
 from ..hooks.model import parse_utc
 from ..mapping import GREGORIAN_UNIX_OFFSET_SECONDS
+from ..ports import DeliveryControl
 from .context import ApiContext
 from .envelope import ApiError, request_data, send, validation_error
 from .paging import page_envelope, page_request
@@ -39,7 +41,7 @@ def attempt_view(record: dict) -> dict:
     return view
 
 
-def running_delivery(ctx: ApiContext):
+def running_delivery(ctx: ApiContext) -> DeliveryControl:
     delivery = ctx.delivery
     if delivery is None:
         raise ApiError(503, "delivery not running", {"message": (
@@ -63,6 +65,7 @@ class Attempts:
     def _page(self, req, resp, account_id: str, hook_id: str | None) -> None:
         self.ctx.authorize(req, account_id)
         page_size, start_key = page_request(req, is_attempt_key)
+        assert page_size is not None      # None (paginate=false) needs allow_all
         if hook_id is not None:
             find_hook(self.ctx, account_id, hook_id)      # 404 if not the account's
         delivery = running_delivery(self.ctx)

@@ -1,10 +1,13 @@
-"""What the API's resources share: the hook store, accounts, tokens, limits."""
+"""What the API's resources share: the hook store, accounts, tokens, limits, and
+the running bridge's two ports (eslhook/ports.py): its status snapshot, for
+``/healthz`` and ``/metrics``, and delivery control, for the attempt log, replay
+and re-enabling.  Both are None when the API runs on its own (tests, tools)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import falcon
 
@@ -15,6 +18,7 @@ from ..hooks.store import HookStore
 from . import auth
 from .auth import Principal, TokenBook
 from ..netpolicy import Policies
+from ..ports import DeliveryControl, StatusSource
 from .limits import FailureThrottle, SummaryLog
 
 log = logging.getLogger(__name__)
@@ -25,14 +29,15 @@ class ApiContext:
     store: HookStore
     accounts: AccountDirectory
     config: ApiConfig = ApiConfig()
-    bridge: Any = None      # the running Bridge, for routes that report on it
     # where hooks may connect (delivery.blocked_networks, .tenant_allowed_networks)
     network: DeliveryConfig = DeliveryConfig()
+    status: StatusSource | None = None        # the bridge's status, read per request
+    delivery: DeliveryControl | None = None   # the bridge's delivery queue
     tokens: TokenBook = field(init=False)
     throttle: FailureThrottle = field(init=False)
     policies: Policies = field(init=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.tokens = TokenBook(self.accounts, self.config.admin_tokens)
         config = self.config
         self.throttle = FailureThrottle(
@@ -40,11 +45,6 @@ class ApiContext:
             SummaryLog("API authentications failed or throttled (429), by client",
                        config.abuse_log_interval_seconds, log))
         self.policies = Policies.from_config(self.network)
-
-    @classmethod
-    def for_bridge(cls, bridge) -> "ApiContext":
-        return cls(bridge.hooks, bridge.accounts, bridge.config.api or ApiConfig(),
-                   bridge=bridge, network=bridge.config.delivery)
 
     @property
     def max_body_bytes(self) -> int:
@@ -57,12 +57,7 @@ class ApiContext:
         return auth.authorize(req, self.tokens, self.accounts, account_id,
                               self.max_body_bytes, self.throttle)
 
-    @property
-    def delivery(self):
-        """The running bridge's DeliveryQueue; None when the API runs on its own."""
-        return getattr(self.bridge, "delivery", None)
-
-    def resume_delivery(self, hook_ids) -> None:
+    def resume_delivery(self, hook_ids: Iterable[str]) -> None:
         """Hooks enabled again: what delivery holds for them goes out now, not at
         its next look at hooks.yaml."""
         delivery = self.delivery

@@ -116,10 +116,11 @@ def handle_unexpected(req, resp, error: Exception, params) -> None:
 def serialize_http_error(req, resp, error: falcon.HTTPError) -> None:
     """falcon's errors (unknown path, wrong method, bad header) in the envelope."""
     status = error.status_code
+    data: dict[str, Any]
     if status == 404:
         message, data = "not found", {"message": "no resource at %s" % req.path}
     elif status == 405:
-        allowed = (error.headers or {}).get("Allow", "")
+        allowed = dict(error.headers or {}).get("Allow", "")
         message = "method not allowed"
         data = {"message": "%s is not allowed here; allowed: %s" % (req.method, allowed),
                 "allowed": [m.strip() for m in allowed.split(",") if m.strip()]}
