@@ -31,12 +31,18 @@ raises ``ProtocolError``, and the connection must go.
 from __future__ import annotations
 
 import codecs
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple, cast
 from urllib.parse import unquote
 
 import orjson
+
+from .picking import (
+    can_pick,
+    line_picker,
+    parse_block_agreeing_with,
+    parse_header_block,
+)
 
 MAX_FRAME_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024   # the frame cap (README, "How it is built")
@@ -73,36 +79,6 @@ def byte_count(value: str | None) -> int | None:
     if value and len(value) <= 18 and value.isascii() and value.isdigit():
         return int(value)
     return None
-
-
-def parse_header_block(text: str) -> dict[str, str]:
-    """Parse ``Name: value`` lines; lines without a separator are skipped."""
-    # Fast path, all in C: when there are as many ": " as lines (always so
-    # in percent-encoded plain events and in nearly every frame header), names
-    # and values alternate.  Only a block with one line holding two ": " *and*
-    # another holding none could fool it: FreeSWITCH never sends such a thing.
-    # Each "\n" became one character longer: that length difference counts
-    # the lines without another pass over the text (a pass costs ~10 % here).
-    joined = text.replace("\n", ": ")
-    parts = joined.split(": ")
-    if len(parts) == 2 * (len(joined) - len(text) + 1):
-        it = iter(parts)
-        return dict(zip(it, it))
-    return _parse_lines(text)
-
-
-def _parse_lines(text: str) -> dict[str, str]:
-    """The exact line-by-line parse (the fast path's reference)."""
-    headers: dict[str, str] = {}
-    for line in text.split("\n"):
-        name, sep, value = line.partition(": ")
-        if not sep:
-            # "Name:" with an empty value is legal; anything else is noise.
-            if line.endswith(":"):
-                headers[line[:-1]] = ""
-            continue
-        headers[name] = value.rstrip("\r")
-    return headers
 
 
 class FrameReader:
@@ -261,9 +237,10 @@ class PickedPlainEvent(PlainEvent):
     """A plain event read through a ``HeaderPicker``.
 
     The lines of the picker's names, and of every name starting with one of
-    its prefixes, were found in the block without parsing it; reading any
-    other header, iterating or counting parses the whole block once, to the
-    same result as ``parse_plain_event`` without a picker.
+    its prefixes, were found in the block without parsing it
+    (``picking.line_picker``); reading any other header, iterating or
+    counting parses the whole block once, never contradicting the picked
+    lines (``picking.parse_block_agreeing_with``).
     """
 
     __slots__ = ("_body", "_names", "_picked", "_picker", "_prefixes")
@@ -279,21 +256,10 @@ class PickedPlainEvent(PlainEvent):
     def _whole(self) -> dict[str, str]:
         if self._raw is None:
             self._picker.wholes += 1
-            raw = _plain_raw(self._body)
-            if not self._agrees(raw):
-                # The fast split was fooled (see parse_header_block); the
-                # exact parse agrees with the picked lines.
-                raw = _plain_raw(self._body, exact=True)
-            self._raw = raw
+            picked, names, prefixes = self._picked, self._names, self._prefixes
+            self._raw = _plain_raw(self._body, lambda text: parse_block_agreeing_with(
+                text, picked, names, prefixes))
         return self._raw
-
-    def _agrees(self, raw: dict[str, str]) -> bool:
-        picked, prefixes = self._picked, self._prefixes
-        if any(raw.get(name) != picked.get(name) for name in self._names):
-            return False
-        return not prefixes or (
-            {n: v for n, v in raw.items() if n.startswith(prefixes)}
-            == {n: v for n, v in picked.items() if n.startswith(prefixes)})
 
     def get(self, name, default=None):
         if name in self._names:
@@ -343,7 +309,7 @@ class HeaderPicker:
     costs eslhook, yet the mapping asks for the same ~50 names every time
     (and, for channel-variable globs, for the names with a few prefixes).
     Events parsed with a picker find just the lines of the names and
-    prefixes learned so far, with one regex over the block; a name not
+    prefixes learned so far (``picking.line_picker``); a name not
     learned yet is read from the whole block (and learned).  When most
     events need the whole block anyway (a reader that iterates), picking
     would only add work, so it stops.
@@ -358,16 +324,16 @@ class HeaderPicker:
         self.prefixes: tuple[str, ...] = ()
         self._learned: set[str] = set()
         self._learned_prefixes: set[str] = set()
-        self._findall = None
+        self._pick = line_picker((), ())
         self.events = self.wholes = 0
 
     def learn(self, name) -> None:
-        if _line_name(name) and len(self._learned) < self.MAX_NAMES:
+        if can_pick(name) and len(self._learned) < self.MAX_NAMES:
             self._learned.add(name)
 
     def learn_prefixes(self, prefixes) -> None:
         for prefix in prefixes:
-            if _line_name(prefix) and len(self._learned_prefixes) < self.MAX_NAMES:
+            if can_pick(prefix) and len(self._learned_prefixes) < self.MAX_NAMES:
                 self._learned_prefixes.add(prefix)
 
     def event(self, text: str, body: bytes) -> PickedPlainEvent:
@@ -379,44 +345,19 @@ class HeaderPicker:
         if self.events == self.WINDOW:
             self.enabled = self.wholes * 2 < self.events
             self.events = self.wholes = 0
-        picked = dict(self._findall("\n%s\n" % text)) if self._findall else {}
-        return PickedPlainEvent(picked, self, body)
+        return PickedPlainEvent(self._pick(text), self, body)
 
     def _compile(self) -> None:
         self.names = frozenset(self._learned)
         self.prefixes = tuple(sorted(self._learned_prefixes))
-        # After a prefix, the shortest rest that ": " (or the line's end) follows.
-        entries = sorted([(name, "") for name in self.names]
-                         + [(prefix, "[^\n]*?") for prefix in self.prefixes])
-        self._findall = re.compile("\n(%s)(?:: ([^\n]*)|:(?=\n))"
-                                   % _alternation(entries)).findall
+        self._pick = line_picker(self.names, self.prefixes)
 
 
-def _line_name(name) -> bool:
-    """Can be (the start of) a header line's name: "_body" is not a line."""
-    return (isinstance(name, str) and name != "" and name != "_body"
-            and not any(c in name for c in "\n\r:"))
-
-
-def _alternation(entries: list[tuple[str, str]]) -> str:
-    """A regex for (literal, then regex) entries, as a trie of the literals:
-    sre tries alternatives one by one, so shared starts are matched once."""
-    groups: dict[str, list[tuple[str, str]]] = {}
-    ends = []
-    for literal, then in entries:
-        if literal:
-            groups.setdefault(literal[0], []).append((literal[1:], then))
-        else:
-            ends.append(then)
-    alternatives = [re.escape(first) + _alternation(rest) for first, rest in groups.items()]
-    alternatives += ends
-    return alternatives[0] if len(alternatives) == 1 else "(?:%s)" % "|".join(alternatives)
-
-
-def _plain_raw(body: bytes, exact: bool = False) -> dict[str, str]:
+def _plain_raw(body: bytes, split: Callable[[str], dict[str, str]] = parse_header_block,
+               ) -> dict[str, str]:
     head, sep, rest = body.partition(b"\n\n")
     text = _decode(head).rstrip("\n")
-    raw = _parse_lines(text) if exact else parse_header_block(text)
+    raw = split(text)
     inner = byte_count(raw.get("Content-Length"))
     if sep and inner is not None:
         # The inner body is raw text, not percent-encoded: keep it apart.
