@@ -15,6 +15,20 @@ from eslhook.source.esl import AuthenticationError, EslConnection, NotConnectedE
 GREETING_TIMEOUT = 30.0     # far longer than the test may take: a wait would show
 
 
+def connect_error(server, expected: type[NotConnectedError]) -> NotConnectedError:
+    """What connecting to ``server`` raises, bounded well below the greeting timeout."""
+    try:
+        conn = EslConnection("127.0.0.1", server.address[1], "ClueCon",
+                             timeout=GREETING_TIMEOUT)
+        with gevent.Timeout(5, AssertionError("connect waited for the greeting timeout")):
+            with pytest.raises(expected) as info:
+                conn.connect()
+    finally:
+        server.stop(timeout=1)
+    assert conn.closed.is_set() and not conn.connected
+    return info.value
+
+
 def serve(greeting: bytes, hold_seconds: float):
     def handle(sock, _address):
         sock.sendall(greeting)
@@ -34,43 +48,18 @@ def serve(greeting: bytes, hold_seconds: float):
     (b"Content-Type: text/event-plain\nContent-Length: 0\n\n", 60.0, "did not ask for auth"),
 ])
 def test_a_peer_that_is_not_an_event_socket_fails_fast_saying_so(greeting, hold, reason):
-    server = serve(greeting, hold)
-    try:
-        conn = EslConnection("127.0.0.1", server.address[1], "ClueCon",
-                             timeout=GREETING_TIMEOUT)
-        with gevent.Timeout(5, AssertionError("connect waited for the greeting timeout")):
-            with pytest.raises(NotConnectedError) as info:
-                conn.connect()
-    finally:
-        server.stop(timeout=1)
-    assert not isinstance(info.value, AuthenticationError)
-    assert reason in str(info.value) and "not an event socket?" in str(info.value)
-    assert conn.closed.is_set() and not conn.connected
+    error = connect_error(serve(greeting, hold), NotConnectedError)
+    assert not isinstance(error, AuthenticationError)
+    assert reason in str(error) and "not an event socket?" in str(error)
 
 
 def test_a_peer_that_closes_before_the_greeting_fails_fast():
-    server = serve(b"", 0.0)
-    try:
-        conn = EslConnection("127.0.0.1", server.address[1], "ClueCon",
-                             timeout=GREETING_TIMEOUT)
-        with gevent.Timeout(5, AssertionError("connect waited for the greeting timeout")):
-            with pytest.raises(NotConnectedError) as info:
-                conn.connect()
-    finally:
-        server.stop(timeout=1)
-    assert "closed the connection before auth: connection closed by the switch" in str(info.value)
+    error = connect_error(serve(b"", 0.0), NotConnectedError)
+    assert "closed the connection before auth: connection closed by the switch" in str(error)
 
 
 def test_a_rude_rejection_is_an_authentication_error_naming_the_reason():
     body = b"Access Denied, go away.\n"
     server = serve(b"Content-Type: text/rude-rejection\nContent-Length: %d\n\n%s"
                    % (len(body), body), 60.0)
-    try:
-        conn = EslConnection("127.0.0.1", server.address[1], "ClueCon",
-                             timeout=GREETING_TIMEOUT)
-        with gevent.Timeout(5, AssertionError("connect waited for the greeting timeout")):
-            with pytest.raises(AuthenticationError) as info:
-                conn.connect()
-    finally:
-        server.stop(timeout=1)
-    assert "Access Denied, go away." in str(info.value)
+    assert "Access Denied, go away." in str(connect_error(server, AuthenticationError))
