@@ -28,6 +28,7 @@ import gevent.socket
 from gevent.event import AsyncResult, Event
 from gevent.pool import Group
 
+from ..supervise import TASK, Supervisor
 from .framing import Frame, FrameReader, HeaderPicker, ProtocolError, parse_event
 
 log = logging.getLogger(__name__)
@@ -73,18 +74,14 @@ def _notice(frame: Frame) -> str:
     return _cut(frame.body.decode("utf-8", "replace").strip())
 
 
-def _log_exception(greenlet) -> None:
-    log.error("ESL reader greenlet died: %r", greenlet.exception,
-              exc_info=greenlet.exc_info)
-
-
 class EslConnection:
     """One inbound ESL connection: connect + auth, commands, events inline."""
 
     def __init__(self, host: str, port: int, password: str, *,
                  timeout: float = 5.0, command_timeout: float = 10.0,
                  on_event: Callable[[Mapping[str, str]], None] | None = None,
-                 on_malformed: Callable[[str], None] | None = None):
+                 on_malformed: Callable[[str], None] | None = None,
+                 supervisor: Supervisor | None = None):
         self.host, self.port, self.password = host, port, password
         self.timeout = timeout
         self.command_timeout = command_timeout
@@ -94,6 +91,7 @@ class EslConnection:
         # reconnects): see framing.HeaderPicker.
         self.picker = HeaderPicker()
         self._group = Group()
+        self._supervisor = supervisor or Supervisor()
         self._reset()
 
     def _reset(self) -> None:
@@ -143,10 +141,11 @@ class EslConnection:
                                       % reply.data)
 
     def start_event_handlers(self) -> None:
-        # One greenlet: events are dispatched inline, no queue between.
-        reader = self._group.spawn(self.receive_events)
-        reader.link_exception(_log_exception)
-        self._receive_events_greenlet = reader
+        # One greenlet: events are dispatched inline, no queue between.  A task: it
+        # ends with its connection (the source reconnects), a bug included.
+        reader = self._supervisor.spawn_supervised("ESL reader", self.receive_events,
+                                                   how=TASK, group=self._group)
+        self._receive_events_greenlet = reader.greenlet
 
     # -- reading ------------------------------------------------------------
 
@@ -273,7 +272,7 @@ class EslConnection:
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say ``exit`` if we can, then close; never waits longer than timeout."""
-        if self.connected:
+        if self.connected and timeout > 0:
             try:
                 self.send("exit", timeout=timeout)
             except NotConnectedError:
