@@ -645,7 +645,11 @@ class Spool:
         self._group.join(timeout=deadline_of(deadline, 5.0).left())
         self._group.kill(timeout=KILL_GRACE_SECONDS)
         with self._lock:
-            self._flush_locked(force=True)
+            try:
+                self._flush_locked(force=True)
+            except Exception:      # what killed the flusher: the stop must still finish
+                log.exception("spool %s: the last commit failed: %d deliveries lost",
+                              self.path, self.backlog)
             if self._failing is not None:
                 log.error("spool %s: %d deliveries could not be committed before closing "
                           "(%s): lost", self.path, self.backlog, self._failing.error)
