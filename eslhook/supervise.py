@@ -190,11 +190,12 @@ class Supervisor:
         self._crashes: Counter[str] = Counter()
 
     def spawn_supervised(self, name: str, function: Callable[..., Any], *args: Any,
-                         how: Supervision, group: Group | None = None) -> Supervised:
-        """Run ``function(*args)`` in a greenlet named ``name`` (a /metrics label: a
-        fixed word, or a switch name), supervised as ``how`` says; every incarnation
-        joins ``group`` (so the owner's group join/kill covers restarts too)."""
-        return Supervised(self, name, how, lambda: function(*args), group)
+                         how: Supervision, group: Group | None = None,
+                         **kwargs: Any) -> Supervised:
+        """Run ``function(*args, **kwargs)`` in a greenlet named ``name`` (a /metrics
+        label: a fixed word, or a switch name), supervised as ``how`` says; every
+        incarnation joins ``group`` (so the owner's group join/kill covers restarts)."""
+        return Supervised(self, name, how, lambda: function(*args, **kwargs), group)
 
     def close(self) -> None:
         """Shutting down: no more restarts (deaths are still recorded)."""

@@ -110,9 +110,9 @@ class _SupervisedPool(Pool):
         super().__init__(size)
         self.supervisor = Supervisor()      # the bridge's, once start() is given it
 
-    def spawn(self, function, *args, **kwargs):
+    def spawn(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Greenlet:
         return self.supervisor.spawn_supervised(
-            "API connection", function, *args, **kwargs, how=TASK, group=self).greenlet
+            "API connection", func, *args, how=TASK, group=self, **kwargs).greenlet
 
 
 class ApiServer:
