@@ -37,6 +37,7 @@ from gevent.pool import Group
 from .calls import OpenCall, OpenCalls, kept_fields
 from .config import ReconcileConfig
 from .mapping import GREGORIAN_UNIX_OFFSET_SECONDS
+from .supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,8 @@ class Reconciler:
 
     def __init__(self, switch: str, calls: OpenCalls, emit: Callable[[dict, str | None], None],
                  to_payload: Callable[[Mapping[str, str], str], dict | None],
-                 settings: ReconcileConfig = ReconcileConfig()):
+                 settings: ReconcileConfig = ReconcileConfig(), *,
+                 supervisor: Supervisor | None = None):
         self.switch = switch
         self.calls = calls
         self.emit = emit
@@ -135,6 +137,7 @@ class Reconciler:
         self.runs = 0
         self.synthesised = 0
         self._group = Group()
+        self._supervisor = supervisor or Supervisor()
         self._conn = None
         self._wake = Event()
         # The list may show a gone channel through both reads: its end must be
@@ -146,10 +149,13 @@ class Reconciler:
         """``SwitchSource.on_connected``: must not block the source."""
         self._conn = conn
         self._group.kill(block=False)
-        self._group.spawn(self._run, conn).link_exception(_log_crash)
+        # restarted: a bug in one run must not end reconciling for this connection
+        self._supervisor.spawn_supervised("reconciler " + self.switch, self._run, conn,
+                                          how=RESTART, group=self._group)
 
-    def stop(self) -> None:
-        self._group.kill(timeout=2)
+    def stop(self, deadline: Deadline | None = None) -> None:
+        """Intake: a run emits what it found, so it is killed, not waited for."""
+        self._group.kill(timeout=KILL_GRACE_SECONDS)
 
     def _run(self, conn) -> None:
         while not conn.closed.is_set():
@@ -215,6 +221,3 @@ class Reconciler:
         self.synthesised += 1
         self.emit(payload, core_uuid)
 
-
-def _log_crash(greenlet) -> None:
-    log.error("reconciler died: %r", greenlet.exception, exc_info=greenlet.exc_info)

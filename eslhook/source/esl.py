@@ -28,6 +28,7 @@ import gevent.socket
 from gevent.event import AsyncResult, Event
 from gevent.pool import Group
 
+from ..supervise import TASK, Supervisor
 from .framing import Frame, FrameReader, HeaderPicker, ProtocolError, parse_event
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,6 @@ def _notice(frame: Frame) -> str:
     return _cut(frame.body.decode("utf-8", "replace").strip())
 
 
-def _log_exception(greenlet) -> None:
-    log.error("ESL reader greenlet died: %r", greenlet.exception,
-              exc_info=greenlet.exc_info)
-
-
 class EslConnection:
     """One inbound ESL connection: connect + auth, commands, events inline."""
 
@@ -88,7 +84,8 @@ class EslConnection:
                  timeout: float = 5.0, command_timeout: float = 10.0,
                  on_event: Callable[[Mapping[str, str]], None] | None = None,
                  on_malformed: Callable[[str], None] | None = None,
-                 on_bytes: Callable[[bytes], None] | None = None):
+                 on_bytes: Callable[[bytes], None] | None = None,
+                 supervisor: Supervisor | None = None):
         self.host, self.port, self.password = host, port, password
         self.timeout = timeout
         self.command_timeout = command_timeout
@@ -100,6 +97,7 @@ class EslConnection:
         # reconnects): see framing.HeaderPicker.
         self.picker = HeaderPicker()
         self._group = Group()
+        self._supervisor = supervisor or Supervisor()
         self._reset()
 
     def _reset(self) -> None:
@@ -154,10 +152,11 @@ class EslConnection:
                                       % reply.data)
 
     def start_event_handlers(self) -> None:
-        # One greenlet: events are dispatched inline, no queue between.
-        reader = self._group.spawn(self.receive_events)
-        reader.link_exception(_log_exception)
-        self._receive_events_greenlet = reader
+        # One greenlet: events are dispatched inline, no queue between.  A task: it
+        # ends with its connection (the source reconnects), a bug included.
+        reader = self._supervisor.spawn_supervised("ESL reader", self.receive_events,
+                                                   how=TASK, group=self._group)
+        self._receive_events_greenlet = reader.greenlet
 
     # -- reading ------------------------------------------------------------
 
@@ -296,7 +295,7 @@ class EslConnection:
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say ``exit`` if we can, then close; never waits longer than timeout."""
-        if self.connected:
+        if self.connected and timeout > 0:
             try:
                 self.send("exit", timeout=timeout)
             except NotConnectedError:
