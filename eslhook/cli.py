@@ -24,7 +24,7 @@ def _setup_logging(level: str, fmt: str) -> None:
 
 def _cmd_run(args) -> int:
     from .config import ConfigError, load_config
-    from .delivery.spool import SpoolCorrupt
+    from .delivery.store import DeliveryStoreUnusable
     from .service import Bridge
     try:
         config = load_config(args.config)
@@ -35,7 +35,7 @@ def _cmd_run(args) -> int:
             print("error: %s" % issue, file=sys.stderr)
         print("eslhook: refusing to start with an invalid configuration", file=sys.stderr)
         return EXIT_CONFIG
-    except SpoolCorrupt as exc:
+    except DeliveryStoreUnusable as exc:
         print("eslhook: refusing to start: %s" % exc, file=sys.stderr)
         return EXIT_STATE_CORRUPT
     return 0

@@ -1,4 +1,5 @@
-"""The hook store: hooks.yaml, its live reload, and the current HookIndex.
+"""The hook store: hooks.yaml, its live reload, and the current HookIndex: the hook
+repository (``repository.py``) of embedded mode.
 
 Hand edits are picked up by polling the file's (mtime_ns, size, inode) about
 once a second.  Reading, parsing and validating run in gevent's threadpool so
@@ -27,7 +28,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable
 
 import gevent
 from gevent.event import Event
@@ -42,13 +43,11 @@ from .files import (Displaced, FileSignature, FileState, file_signature, read_fd
 from .index import HookIndex
 from .layout import Layout, layout_of, rewrite_document, spliced
 from .model import Hook
+from .repository import Change, HooksConflict, T
 from .yaml_file import parse_hooks_text, validate_changed_hooks, write_hooks_file
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-# change(current hooks) -> (new hooks, or None to write nothing; result for the caller)
-Change = Callable[[list[Hook]], "tuple[list[Hook] | None, T]"]
 SETTLE_SECONDS = 0.025        # between the two reads of a stable read
 STABLE_ATTEMPTS = 8           # then the file counts as being written
 EMPTY_SETTLE_SECONDS = 1.0    # a file with no hooks must stay so this long
@@ -58,14 +57,13 @@ DISPLACED_WATCH_SECONDS = 5.0  # how long a replaced inode is watched for late w
 DISPLACED_KEPT = 8            # at most this many watched at once (the newest)
 
 
-class HooksFileConflict(Exception):
+class HooksFileConflict(HooksConflict):
     """The file changed since eslhook last read it, or is being written right
     now: nothing was written (the API answers 409)."""
 
     def __init__(self, path: Path, reason: str):
-        self.reason = reason     # "changed" or "unstable"
-        super().__init__("%s %s" % (path, "was edited since it was last read"
-                                    if reason == "changed" else "is being written"))
+        super().__init__(reason, "%s %s" % (path, "was edited since it was last read"
+                                            if reason == "changed" else "is being written"))
 
 
 @dataclass(frozen=True)
@@ -120,6 +118,10 @@ class HookStore:
         self._group = Group()
 
     # -- what is in force ---------------------------------------------------
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
     @property
     def index(self) -> HookIndex:
         return self._snapshot.index
@@ -217,7 +219,7 @@ class HookStore:
         hooks = list(hooks)
         self.update(lambda current: (hooks, None))
 
-    def update(self, change: Change, *, refuse_if_edited: bool = False) -> T:
+    def update(self, change: Change[T], *, refuse_if_edited: bool = False) -> T:
         """Locked read-modify-write of the file; returns change's result.
 
         ``change(hooks)`` runs on the hub without blocking and returns (new hooks
@@ -242,7 +244,7 @@ class HookStore:
                     raise
         raise AssertionError("unreachable")
 
-    def _update_locked(self, change: Change, refuse_if_edited: bool) -> T:
+    def _update_locked(self, change: Change[T], refuse_if_edited: bool) -> T:
         current, conflict = self._current()
         new_hooks, result = change(list(current))
         if new_hooks is None:
