@@ -123,7 +123,8 @@ class DeliveryStore(Protocol):
     def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
                       start_key: int | None) -> AttemptPage:
         """The account's (or one hook's) attempt log, newest first, from the record
-        ``start_key`` (None: the newest) on."""
+        ``start_key`` (None: the newest) on.  Each record a dict: ``id`` (a string
+        that names the record as a start_key) and ``rows.ATTEMPT_FIELDS``."""
         ...
 
     def window(self, hook_id: str, since: float, until: float,
