@@ -113,7 +113,7 @@ class StoredDelivery:
     event_id: str | None
     hook_event: str | None
     webhook_id: str
-    payload: dict
+    payload: Mapping[str, Any]
     created: float
     attempts: int
     next_attempt: float | None

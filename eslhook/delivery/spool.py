@@ -160,17 +160,19 @@ class Spool:
         """Memory bound while commits fail: finished deliveries and attempt rows beyond
         ``memory_limit`` each are given up, oldest first, and counted (pending ones are
         bounded by delivery.buffer_size, in DeliveryQueue.submit)."""
-        unrecorded = self._failing.unrecorded
+        failing = self._failing
+        assert failing is not None          # called while commits fail only
+        unrecorded = failing.unrecorded
         excess = max(0, len(unrecorded) - self._memory_limit)
         for delivery_id in list(unrecorded)[:excess]:
             del unrecorded[delivery_id]
         extra = max(0, len(self._attempts) - self._memory_limit)
         del self._attempts[:extra]
         self.unrecorded += excess + extra
-        self._failing.lost += excess + extra
+        failing.lost += excess + extra
 
-    def _keep(self, inserted: list[Delivery], changed: list[Delivery], attempts: list[tuple],
-              done: int) -> None:
+    def _keep(self, inserted: list[Delivery], changed: list[Delivery],
+              attempts: list[AttemptRecord], done: int) -> None:
         """Put back what was not committed, before what came meanwhile."""
         changes_at = len(inserted)
         attempts_at = changes_at + len(changed)
@@ -208,8 +210,8 @@ class Spool:
             self._flush_locked()
             rows = _read(SpoolDb.lane, self._db, hook_id, call_id, limit)
             if self._changed:          # changes not committed yet win over the file
-                rows = [_overlay(row, self._changed.get(row.id)) for row in rows]
-                rows = [row for row in rows if row is not None]
+                overlaid = [_overlay(row, self._changed.get(row.id)) for row in rows]
+                rows = [row for row in overlaid if row is not None]
             if self._failing is None:
                 return rows
             return _merge_held(rows, self._failing.held_of((hook_id, call_id or None)), limit)

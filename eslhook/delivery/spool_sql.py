@@ -14,11 +14,12 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from eslhook.delivery.request import encode_json
-from eslhook.delivery.rows import ATTEMPT_FIELDS, AttemptPage, DeliveryRow, FinishedDelivery, \
-    SpoolContents, StoredDelivery
+from eslhook.delivery.rows import (
+    ATTEMPT_FIELDS, AttemptPage, AttemptRecord, DeliveryRow, FinishedDelivery, SpoolContents,
+    StoredDelivery)
 from eslhook.delivery.store import DeliveryStoreUnusable
 from eslhook.statedir import private_dir, private_file, tighten_existing
 
@@ -76,7 +77,7 @@ class Batch:
     (attempts, next_attempt, state, finished, id) and attempt records."""
     inserts: list[tuple] = field(default_factory=list)
     updates: list[tuple] = field(default_factory=list)
-    attempts: list[tuple] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.inserts) + len(self.updates) + len(self.attempts)
@@ -208,7 +209,7 @@ class SpoolDb:
 
     def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
                       start_key: int | None) -> AttemptPage:
-        where, args = ["account_id = ?"], [account_id]
+        where, args = ["account_id = ?"], [account_id]   # type: tuple[list[str], list[object]]
         if hook_id is not None:
             where.append("hook_id = ?")
             args.append(hook_id)
@@ -258,7 +259,7 @@ ROWS_PER_STATEMENT = 128
 _UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
 
 
-def _parts(rows: list[tuple]) -> Iterator[list[tuple]]:
+def _parts(rows: Sequence[tuple]) -> Iterator[Sequence[tuple]]:
     start, size = 0, ROWS_PER_STATEMENT
     while start < len(rows):
         while size > len(rows) - start:
@@ -267,7 +268,8 @@ def _parts(rows: list[tuple]) -> Iterator[list[tuple]]:
         start += size
 
 
-def _insert_many(db: sqlite3.Connection, prefix: str, width: int, rows: list[tuple]) -> None:
+def _insert_many(db: sqlite3.Connection, prefix: str, width: int,
+                 rows: Sequence[tuple]) -> None:
     row_marks = "(" + ",".join("?" * width) + ")"
     for part in _parts(rows):
         db.execute(prefix + ",".join([row_marks] * len(part)),
