@@ -1,7 +1,8 @@
 """What the API's resources share: the hook repository (hooks/repository.py),
 accounts, tokens, limits, and the running bridge's two ports (eslhook/ports.py):
 its status snapshot, for ``/healthz`` and ``/metrics``, and delivery control, for
-the attempt log, replay and re-enabling.  Both are None when the API runs on its own (tests, tools)."""
+the attempt log, replay and re-enabling.  Both are None when the API runs on its
+own (tests, tools)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """``/v{1,2}/accounts/{account_id}/webhooks[/{hook_id}]``: Crossbar's webhooks.
 
-Every change is a locked read-modify-write of the hook repository (hooks.yaml in
-embedded mode, ``HookStore.update``): validated first, spliced into the file so only the
-touched entry changes, written atomically, in force for the next event; a
+Every change is a locked read-modify-write of the hook repository (hooks.yaml
+in embedded mode, ``HookStore.update``): validated first, spliced into the file
+so only the touched entry changes, written atomically, in force for the next event; a
 file edited by hand since it was last read, or being written, gets 409 and
 is left alone.  The listing is paginated as Crossbar's (``paging.py``).  ``account_id`` always comes from the path: one in the body
 must name the same account (a hook never moves between accounts), and an

@@ -31,6 +31,17 @@ OTHER = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
 ACCOUNTS = AccountDirectory([AccountConfig(id=ACME), AccountConfig(id=OTHER)])
 
 
+def backend_fixture(backends: list):
+    """A fixture running each test once per backend of ``backends`` (the test id names
+    it), on storage under tmp_path, closing whatever the test opened."""
+    @pytest.fixture(params=backends, ids=lambda backend: backend.name)
+    def backend(request, tmp_path, monkeypatch):
+        made = request.param(tmp_path, monkeypatch)
+        yield made
+        made.close_all()
+    return backend
+
+
 def numbered_hook(n: int, account_id: str = ACME, **fields) -> Hook:
     """Hook number ``n``: a stable id and name, so reopened stores can be compared."""
     values = dict(id="c0%030x" % n, account_id=account_id, name="hook %d" % n,
@@ -46,7 +57,7 @@ class YamlHooks:
 
     name = "yaml"
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         self.path = tmp_path / "hooks.yaml"
         self.opened: list[HookStore] = []
 
@@ -60,7 +71,7 @@ class YamlHooks:
             store.stop(timeout=1)
 
 
-HOOK_BACKENDS: list[Callable[[Path], YamlHooks]] = [YamlHooks]
+HOOK_BACKENDS = [YamlHooks]
 
 
 # -- delivery stores ---------------------------------------------------------------
@@ -105,7 +116,7 @@ class SqliteSpool:
                 store.close()
 
 
-DELIVERY_BACKENDS: list[Callable[[Path, pytest.MonkeyPatch], SqliteSpool]] = [SqliteSpool]
+DELIVERY_BACKENDS = [SqliteSpool]
 
 
 # -- open-call stores ------------------------------------------------------------------
@@ -117,7 +128,7 @@ class JsonOpenCalls:
     name = "json"
     SAVE_SECONDS = 0.02
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         self.state = tmp_path / "state"
         self.opened: list[OpenCalls] = []
 
@@ -145,4 +156,4 @@ class JsonOpenCalls:
             calls.stop()
 
 
-OPEN_CALL_BACKENDS: list[Callable[[Path], JsonOpenCalls]] = [JsonOpenCalls]
+OPEN_CALL_BACKENDS = [JsonOpenCalls]

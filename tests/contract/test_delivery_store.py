@@ -9,7 +9,8 @@ import random
 import gevent
 import pytest
 from helpers import wait_until
-from store_backends import ACME, DELIVERY_BACKENDS, OTHER, numbered_hook
+from store_backends import (
+    ACME, DELIVERY_BACKENDS, OTHER, backend_fixture, numbered_hook)
 
 from eslhook.delivery.rows import (
     ATTEMPT_FIELDS, DELIVERED, DROPPED, FAILED, AttemptRecord, Delivery, DeliveryRow)
@@ -19,11 +20,7 @@ HOOK, OTHER_HOOK = numbered_hook(1), numbered_hook(2, account_id=OTHER)
 T0 = 1_700_000_000.0
 
 
-@pytest.fixture(params=DELIVERY_BACKENDS, ids=lambda backend: backend.name)
-def backend(request, tmp_path, monkeypatch):
-    made = request.param(tmp_path, monkeypatch)
-    yield made
-    made.close_all()
+backend = backend_fixture(DELIVERY_BACKENDS)
 
 
 @pytest.fixture
@@ -43,6 +40,16 @@ def record(d: Delivery, attempt: int = 1, result: str = "failure",
     return AttemptRecord(d.hook.account_id, d.id, d.webhook_id, d.hook.id, d.event_id,
                          d.call_id, d.hook_event, d.hook.uri, "POST", attempt, result,
                          "timeout", None, "", 1, timestamp)
+
+
+def retry_later(store, item: Delivery, attempts: int, next_attempt: float) -> None:
+    item.attempts, item.next_attempt = attempts, next_attempt
+    store.changed(item)
+
+
+def finish(store, item: Delivery, state: str = DELIVERED, when: float = T0 + 100) -> None:
+    item.state, item.finished = state, when
+    store.changed(item)
 
 
 def lane_ids(store, hook=HOOK, call_id="call-a", limit: int = 100) -> list[int]:
@@ -90,10 +97,8 @@ def test_reads_see_changes_handed_over_before_them(store):
     items = [delivery(n) for n in range(1, 5)]
     for item in items:
         store.added(item)
-    items[0].attempts, items[0].next_attempt = 2, T0 + 60
-    store.changed(items[0])
-    items[1].state, items[1].finished = DELIVERED, T0 + 5
-    store.changed(items[1])
+    retry_later(store, items[0], 2, T0 + 60)
+    finish(store, items[1])
     rows = store.lane(HOOK.id, "call-a", 100)
     assert [row.id for row in rows] == [1, 3, 4]
     assert (rows[0].attempts, rows[0].next_attempt) == (2, T0 + 60)
@@ -103,10 +108,8 @@ def test_everything_handed_over_before_close_is_there_when_reopened(backend, sto
     items = [delivery(n, call_id="call-%d" % (n % 2)) for n in range(1, 7)]
     for item in items:
         store.added(item)
-    items[0].attempts, items[0].next_attempt = 1, T0 + 30
-    store.changed(items[0])
-    items[1].state, items[1].finished = FAILED, T0 + 9
-    store.changed(items[1])
+    retry_later(store, items[0], 1, T0 + 30)
+    finish(store, items[1], FAILED)
     store.attempted(record(items[0]))
     store = reopened(backend, store)
     contents = store.contents()
@@ -160,8 +163,7 @@ def test_a_replay_window_holds_finished_deliveries_and_copies_are_pending(backen
     for item in items:
         store.added(item)
     for item in items[:5]:                    # 6 stays pending: not in a window
-        item.state, item.finished = DELIVERED, T0 + 100
-        store.changed(item)
+        finish(store, item)
     window = store.window(HOOK.id, T0 + 2, T0 + 6, 100)    # created T0+2 .. T0+5
     assert [w.webhook_id for w in window] == ["msg_2", "msg_3", "msg_4", "msg_5"]
     assert json.loads(window[0].payload) == {"call_id": "call-0", "n": 2}
@@ -182,8 +184,7 @@ def test_pruning_drops_old_history_and_keeps_what_is_pending(store):
     for item in old:
         store.added(item)
         store.attempted(record(item, timestamp=T0))
-    old[0].state, old[0].finished = DELIVERED, T0
-    store.changed(old[0])
+    finish(store, old[0], when=T0)
     store.attempted(record(old[1], attempt=2, timestamp=T0 + 1000))
     attempts, finished = store.prune(T0 + 500)
     assert (attempts, finished) == (3, 1)

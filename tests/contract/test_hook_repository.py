@@ -8,17 +8,13 @@ from dataclasses import replace
 import gevent
 import pytest
 from helpers import wait_until
-from store_backends import ACME, HOOK_BACKENDS, OTHER, numbered_hook
+from store_backends import ACME, HOOK_BACKENDS, OTHER, backend_fixture, numbered_hook
 
 from eslhook.config import ConfigError
 from eslhook.hooks.repository import HooksConflict
 
 
-@pytest.fixture(params=HOOK_BACKENDS, ids=lambda backend: backend.name)
-def backend(request, tmp_path):
-    made = request.param(tmp_path)
-    yield made
-    made.close_all()
+backend = backend_fixture(HOOK_BACKENDS)
 
 
 def loaded(backend):

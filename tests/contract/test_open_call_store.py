@@ -6,16 +6,12 @@ from __future__ import annotations
 import gevent
 import pytest
 from helpers import wait_until
-from store_backends import ACME, OPEN_CALL_BACKENDS
+from store_backends import ACME, OPEN_CALL_BACKENDS, backend_fixture
 
 from eslhook.calls_store import KEPT_FIELDS, kept_fields
 
 
-@pytest.fixture(params=OPEN_CALL_BACKENDS, ids=lambda backend: backend.name)
-def backend(request, tmp_path):
-    made = request.param(tmp_path)
-    yield made
-    made.close_all()
+backend = backend_fixture(OPEN_CALL_BACKENDS)
 
 
 @pytest.fixture
