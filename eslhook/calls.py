@@ -1,4 +1,5 @@
-"""Calls seen created and not yet destroyed, per switch, kept in ``state_dir``.
+"""Calls seen created and not yet destroyed, per switch, kept in ``state_dir``: the
+open-call store (``calls_store.py``) of embedded mode.
 
 Each payload of a call is stamped here with ``sequence`` (1, 2, 3...), so a
 receiver can check order itself; the counter lives with the open call, so
@@ -34,12 +35,12 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from gevent.event import Event
 from gevent.pool import Group
 
+from .calls_store import IN_MEMORY_ONLY, KEPT_FIELDS, OpenCall, kept_fields
 from .statedir import private_dir
 from .supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor, deadline_of
 from .threads import in_threadpool
@@ -47,30 +48,7 @@ from .threads import in_threadpool
 log = logging.getLogger(__name__)
 
 ERROR_REPORT_INTERVAL_SECONDS = 10.0    # a failing write (full disk): one line per interval
-
-# What a synthetic channel_destroy can reuse of the last payload of a call.
-KEPT_FIELDS = ("call_direction", "account_id", "request", "to", "from", "call_id",
-               "sip_call_id", "other_leg_call_id", "caller_id_name", "caller_id_number",
-               "callee_id_name", "callee_id_number", "is_internal_leg", "switch",
-               "custom_channel_vars")
-
-
-@dataclass
-class OpenCall:
-    call_id: str
-    switch: str
-    core_uuid: str | None
-    # The last payload itself: payloads are never changed once dispatched, so
-    # keeping a reference costs nothing per event; KEPT_FIELDS are picked out
-    # only when the table is written or a destroy is synthesised.
-    fields: dict = field(default_factory=dict)
-    answered: bool = False
-    since: float = field(default_factory=time.time)  # when eslhook first saw it
-    sequence: int = 0                                # last stamped on a payload
-    # Not kept on disk (they mean nothing to another process):
-    epoch: int = 0                        # the switch's epoch at its latest event
-    first_seen: float = float("-inf")     # OpenCalls' clock when this process first saw it
-
+__all__ = ["OpenCalls", "OpenCall", "KEPT_FIELDS", "kept_fields"]
 
 class OpenCalls:
     def __init__(self, path: Path | None = None, *, flush_seconds: float = 1.0,
@@ -148,6 +126,9 @@ class OpenCalls:
         a little longer: forgetting happens at the next hangup), as the live
         dict: call_id -> when."""
         return self._ended.get(switch, {})
+
+    def remember_ended_for(self, seconds: float) -> None:
+        self.remember_ended_seconds = max(self.remember_ended_seconds, seconds)
 
     def is_known(self, switch: str, call_id: str) -> bool:
         """Open, or ended recently."""
@@ -227,20 +208,13 @@ class OpenCalls:
             self.write_error, self._last_error_report = None, None
 
 
-def kept_fields(call: OpenCall) -> dict:
-    return {k: call.fields[k] for k in KEPT_FIELDS if k in call.fields}
-
-
-_IN_MEMORY_ONLY = ("epoch", "first_seen")
-
-
 def _snapshot(call: OpenCall) -> dict:
-    kept = {k: v for k, v in vars(call).items() if k not in _IN_MEMORY_ONLY}
+    kept = {k: v for k, v in vars(call).items() if k not in IN_MEMORY_ONLY}
     return {**kept, "fields": kept_fields(call)}
 
 
 def _loaded(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in _IN_MEMORY_ONLY}
+    return {k: v for k, v in row.items() if k not in IN_MEMORY_ONLY}
 
 
 def _write_atomically(path: Path, data: dict) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from gevent.event import Event
 from gevent.pool import Group
 
-from .calls import OpenCall, OpenCalls, kept_fields
+from .calls_store import OpenCall, OpenCallStore, kept_fields
 from .config import ReconcileConfig
 from .mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 from .supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor
@@ -125,7 +125,7 @@ class Reconciler:
     bridge's mapping of event headers, used for channels we never saw.
     """
 
-    def __init__(self, switch: str, calls: OpenCalls, emit: Callable[[dict, str | None], None],
+    def __init__(self, switch: str, calls: OpenCallStore, emit: Callable[[dict, str | None], None],
                  to_payload: Callable[[Mapping[str, str], str], dict | None],
                  settings: ReconcileConfig = ReconcileConfig(), *,
                  supervisor: Supervisor | None = None):
@@ -142,8 +142,7 @@ class Reconciler:
         self._wake = Event()
         # The list may show a gone channel through both reads: its end must be
         # remembered longer than that, or it would be "found open".
-        calls.remember_ended_seconds = max(calls.remember_ended_seconds,
-                                           4 * settings.confirm_seconds)
+        calls.remember_ended_for(4 * settings.confirm_seconds)
 
     def connected(self, source, conn) -> None:
         """``SwitchSource.on_connected``: must not block the source."""

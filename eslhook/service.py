@@ -24,13 +24,14 @@ from gevent.event import Event
 from . import __version__
 from .accounts import AccountDirectory
 from .api import ApiContext, ApiServer
-from .calls import OpenCalls
+from . import stores
+from .calls_store import OpenCallStore
 from .config import ApiConfig, Config
 from .delivery.notices import (
     disable_change, disabled_notice, hooks_by_id, notice_targets)
 from .delivery.queue import DeliveryQueue, DeliveryStats
 from .hooks.model import Hook
-from .hooks.store import HookStore
+from .hooks.repository import HookRepository
 from .mapping import channel_payload
 from .metrics import AttemptLatency
 from .ports import DeliveryControl, DeliveryStatus, IngestStatus, StatusSnapshot, SwitchStatus
@@ -86,14 +87,15 @@ class Bridge:
     def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None):
         self.config = config
         self.accounts = AccountDirectory.from_config(config)
-        self.hooks = HookStore(config.hooks_file, self.accounts)
+        # the stores' backends are picked in eslhook/stores.py; the bridge holds interfaces
+        self.hooks: HookRepository = stores.hook_repository(config, self.accounts)
         self.delivery = delivery or DeliveryQueue(
             config.delivery, user_agent="eslhook/%s" % __version__,
-            spool_path=str(config.state_dir / "delivery.sqlite3"),
+            store=stores.delivery_store(config),
             hook_lookup=self.hook_by_id, on_disable=self.hook_disabled)
         self._hooks_by_id: tuple[int, Mapping[str, Hook]] = (-1, {})
         self.channel_variables = tuple(config.payload.channel_variables)
-        self.calls = OpenCalls(config.state_dir / "open-calls.json")
+        self.calls: OpenCallStore = stores.open_call_store(config)
         self.supervisor = Supervisor()      # every greenlet of this bridge
         self.reconcilers = {s.name: Reconciler(s.name, self.calls, self.dispatch,
                                                self.map_event, config.reconcile,
@@ -151,7 +153,7 @@ class Bridge:
             before = self.hooks.update(disable_change(hook.id, reason))
         except Exception:
             log.exception("hook %s: could not write it disabled to %s", hook.id,
-                          self.hooks.path)
+                          self.hooks.location)
             return
         if before is None:
             return              # deleted or disabled meanwhile: nothing to announce

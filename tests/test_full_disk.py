@@ -177,7 +177,8 @@ def test_a_full_state_dir_shows_in_metrics_and_healthz_and_keeps_open_calls(
 
 def test_a_full_disk_holds_finished_deliveries_and_attempt_rows_within_the_memory_bound(
         tiny_fs, short_intervals):
-    from eslhook.delivery.spool import DELIVERED, AttemptRecord, Delivery, Spool
+    from eslhook.delivery.rows import DELIVERED, AttemptRecord, Delivery
+    from eslhook.delivery.spool import Spool
     state = tiny_fs("1m")
     spool = Spool(str(state / "delivery.sqlite3"), memory_limit=5)
     spool.start()

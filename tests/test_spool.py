@@ -328,21 +328,22 @@ def test_auto_disable_writes_hooks_yaml_announces_and_re_enable_delivers(tmp_pat
 
 
 def test_a_batch_larger_than_one_statement_commits_every_row_and_the_latest_change(tmp_path):
-    from eslhook.delivery.spool import ROWS_PER_STATEMENT, Delivery, SpoolDb, _Batch
+    from eslhook.delivery.spool_sql import ROWS_PER_STATEMENT, Batch, SpoolDb
+    from eslhook.delivery.rows import Delivery
     path = tmp_path / "spool.db"
     db = SpoolDb(str(path))
     hook = make_hook("http://127.0.0.1:9/")
     count = ROWS_PER_STATEMENT * 2 + 7
     rows = [Delivery(i, hook, {"call_id": "c%d" % i, "n": i}, "c%d" % i, "e%d" % i,
                      "channel_create", "w%d" % i, 1000.0 + i).row() for i in range(1, count + 1)]
-    db.apply(_Batch(inserts=rows))
+    db.apply(Batch(inserts=rows))
     # a retried batch can carry an older and a newer change of the same row: newer wins
     updates = [(1, 2000.0, "pending", None, i) for i in range(1, count + 1)]
     updates += [(2, None, "delivered", 3000.0, i) for i in range(1, count + 1, 2)]
     attempts = [(ACCOUNT, i, "w%d" % i, hook.id, "e%d" % i, "c%d" % i, "channel_create",
                  hook.uri, "POST", 1, "failure", "timeout", None, "", 3, 1500.0)
                 for i in range(1, count + 1)]
-    db.apply(_Batch(updates=updates, attempts=attempts))
+    db.apply(Batch(updates=updates, attempts=attempts))
     db.close()
     with sqlite3.connect(path) as check:
         states = dict(check.execute("SELECT id, state FROM deliveries").fetchall())
@@ -399,7 +400,7 @@ def test_state_dir_is_0700_and_every_file_eslhook_writes_in_it_is_0600(ops_world
 
 def test_a_state_dir_and_spool_files_an_older_version_left_readable_are_tightened(tmp_path):
     import os
-    from eslhook.delivery.spool import SpoolDb
+    from eslhook.delivery.spool_sql import SpoolDb
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
     os.chmod(state, 0o755)
