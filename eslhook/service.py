@@ -34,6 +34,7 @@ from .metrics import AttemptLatency
 from .ports import DeliveryControl, DeliveryStatus, IngestStatus, StatusSnapshot, SwitchStatus
 from .reconcile import Reconciler
 from .statedir import private_dir
+from .timings import Timings
 from .source.switch import SwitchSource
 
 log = logging.getLogger(__name__)
@@ -85,21 +86,31 @@ def delivery_status(stats: DeliveryStats, buffer_capacity: int,
 
 
 class Bridge:
-    def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None):
+    def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None,
+                 timings: Timings = Timings()):
         self.config = config
+        self.timings = timings
         self.accounts = AccountDirectory.from_config(config)
-        self.hooks = HookStore(config.hooks_file, self.accounts)
+        self.hooks = HookStore(config.hooks_file, self.accounts,
+                               settle_seconds=timings.hooks_settle_seconds,
+                               empty_settle_seconds=timings.hooks_empty_settle_seconds)
         self.delivery = delivery or DeliveryQueue(
             config.delivery, user_agent="eslhook/%s" % __version__,
             spool_path=str(config.state_dir / "delivery.sqlite3"),
-            hook_lookup=self.hook_by_id, on_disable=self.hook_disabled)
+            hook_lookup=self.hook_by_id, on_disable=self.hook_disabled,
+            spool_retry_seconds=timings.spool_commit_retry_seconds,
+            spool_report_seconds=timings.spool_error_report_seconds)
         self._hooks_by_id: tuple[int, Mapping[str, Hook]] = (-1, {})
         self.channel_variables = tuple(config.payload.channel_variables)
-        self.calls = OpenCalls(config.state_dir / "open-calls.json")
+        self.calls = OpenCalls(config.state_dir / "open-calls.json",
+                               flush_seconds=timings.open_calls_flush_seconds,
+                               error_report_seconds=timings.open_calls_error_report_seconds)
         self.reconcilers = {s.name: Reconciler(s.name, self.calls, self.dispatch,
                                                self.map_event, config.reconcile)
                             for s in config.switches}
-        self.sources = [SwitchSource(s, self.handle_event,
+        self.sources = [SwitchSource(s, self.handle_event, policy=timings.reconnect,
+                                     liveness_check_seconds=timings.liveness_check_seconds,
+                                     malformed_log_seconds=timings.malformed_log_seconds,
                                      on_connected=self.reconcilers[s.name].connected)
                         for s in config.switches]
         self.stats = IngestStats()
@@ -195,7 +206,7 @@ class Bridge:
         if self.config.api is not None:   # first: a port in use fails before anything runs
             self.api = ApiServer.for_context(self.api_context())
             self.api.start()
-        self.hooks.start_watching()
+        self.hooks.start_watching(self.timings.hooks_poll_seconds)
         self.calls.load()
         self.calls.start()
         self.delivery.start()

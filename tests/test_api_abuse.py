@@ -28,7 +28,7 @@ from eslhook.fakeswitch import FakeSwitch
 from eslhook.service import Bridge
 from helpers import wait_until
 from test_api_delivery import ACCOUNTS as DELIVERY_ACCOUNTS, API as DELIVERY_API
-from test_bridge import World
+from world import World
 from test_api_support import NEW_HOOK, PARENT, TOKENS, assert_error, assert_success, start_api
 
 HOOKS = "/v2/accounts/%s/webhooks" % PARENT

@@ -542,7 +542,7 @@ def test_an_odd_json_event_is_skipped_and_counted_and_the_connection_stays(ops_w
     # Each of these dropped the connection (and whatever was buffered behind
     # it): a TypeError or RecursionError from the decoder or the mapping
     # escaped the reader.  Now: counted per switch in /metrics, one log line.
-    from ops_harness import ACME_REALM
+    from world import ACME_REALM
     from test_metrics import scrape, value
     w = ops_world()
     w.write_hooks([w.hook("/all")])

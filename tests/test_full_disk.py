@@ -14,7 +14,7 @@ import helpers
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_spool import (
-    ACCOUNT, EVENTS, Flaky, assert_each_call_in_order, config, make_hook, successes)
+    ACCOUNT, EVENTS, Flaky, assert_each_call_in_order, config, spool_hook, successes)
 
 from eslhook import calls as calls_module
 from eslhook.delivery import spool as spool_module
@@ -97,7 +97,7 @@ def test_a_full_disk_during_an_outage_still_delivers_everything_and_spooling_res
     state = tiny_fs("8m")
     path = state / "delivery.sqlite3"
     flaky = Flaky(receiver)
-    hook = make_hook(receiver.url("/"))
+    hook = spool_hook(receiver.url("/"))
     queue = queues(config(retry_schedule_seconds=(0.1, 0.2, 0.3), circuit_failures=1000),
                    spool_path=str(path), hook_lookup={hook.id: hook}.get)
     filler = fill(state, keep_free=256 * 1024)      # room for a part of the burst only
@@ -182,7 +182,7 @@ def test_a_full_disk_holds_finished_deliveries_and_attempt_rows_within_the_memor
     spool = Spool(str(state / "delivery.sqlite3"), memory_limit=5)
     spool.start()
     fillers = [fill(state), fill(state)]           # nothing left, not even a page
-    hook = make_hook("http://127.0.0.1:9/")
+    hook = spool_hook("http://127.0.0.1:9/")
     try:
         deliveries = [Delivery(n, hook, {"call_id": "c%d" % n, "pad": "x" * 4096}, "c%d" % n,
                                "e%d" % n, "channel_create", "w%d" % n, 1000.0)

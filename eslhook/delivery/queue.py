@@ -40,7 +40,8 @@ from eslhook.delivery.policy import (
 from eslhook.delivery.request import HttpRequest, build_request
 from eslhook.delivery.signing import make_webhook_id, webhook_headers
 from eslhook.delivery.spool import (
-    DELIVERED, DROPPED, EXPIRED, FAILED, AttemptPage, Delivery, Spool, StoredDelivery)
+    COMMIT_RETRY_SECONDS, DELIVERED, DROPPED, ERROR_REPORT_INTERVAL_SECONDS, EXPIRED, FAILED,
+    AttemptPage, Delivery, Spool, StoredDelivery)
 from eslhook.hooks.model import Hook
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,9 @@ class DeliveryQueue:
                  hook_lookup: Callable[[str], Hook | None] | None = None,
                  on_disable: Callable[[Hook, str], None] | None = None,
                  on_attempt: Callable[[Hook, Outcome], None] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 spool_retry_seconds: float = COMMIT_RETRY_SECONDS,
+                 spool_report_seconds: float = ERROR_REPORT_INTERVAL_SECONDS):
         if sender is None:
             from eslhook.delivery.http import HttpSender
             sender = HttpSender(config)
@@ -122,7 +125,9 @@ class DeliveryQueue:
         self._lookup = hook_lookup or self._known_hooks.get
         self._on_disable = on_disable
         self.on_attempt = on_attempt          # e.g. the metrics' latency histogram
-        self._spool = Spool(spool_path or ":memory:", memory_limit=config.buffer_size)
+        self._spool = Spool(spool_path or ":memory:", memory_limit=config.buffer_size,
+                            commit_retry_seconds=spool_retry_seconds,
+                            error_report_seconds=spool_report_seconds)
         self._resumed = self._spool.contents()    # what a previous run left pending
         self._next_id = self._resumed.next_id
         self._lanes = Lanes()

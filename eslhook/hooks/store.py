@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # change(current hooks) -> (new hooks, or None to write nothing; result for the caller)
 Change = Callable[[list[Hook]], "tuple[list[Hook] | None, T]"]
+POLL_SECONDS = 1.0            # hand edits are looked for this often
 SETTLE_SECONDS = 0.025        # between the two reads of a stable read
 STABLE_ATTEMPTS = 8           # then the file counts as being written
 EMPTY_SETTLE_SECONDS = 1.0    # a file with no hooks must stay so this long
@@ -367,7 +368,7 @@ class HookStore:
             log.error("  %s", issue)
 
     # -- watching -------------------------------------------------------------
-    def start_watching(self, interval: float = 1.0) -> None:
+    def start_watching(self, interval: float = POLL_SECONDS) -> None:
         if len(self._group):
             return
         self._stopping.clear()
