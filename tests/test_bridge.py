@@ -4,6 +4,7 @@ Config and hooks are real YAML files loaded the way ``eslhook run`` loads
 them; events are real captures or events the fake switch generates.
 """
 
+import logging
 import uuid
 from collections import defaultdict
 
@@ -144,14 +145,16 @@ def test_custom_data_is_merged_over_the_payload(world):
     assert payload["call_id"] == "c1"
 
 
-def test_a_bad_hooks_edit_keeps_the_old_hooks_and_a_good_one_takes_over(world):
+def test_a_bad_hooks_edit_keeps_the_old_hooks_and_a_good_one_takes_over(world, caplog):
     w = world()
     first = w.hook(ACME, "/first", hook="channel_create")
     w.write_hooks([first])
     w.start()
     generation = w.bridge.hooks.generation
-    (w.tmp / "hooks.yaml").write_text("webhooks:\n  - id: [not, valid\n")
-    gevent.sleep(2.5)  # the store polls every second
+    with caplog.at_level(logging.ERROR, logger="eslhook.hooks.store"):
+        (w.tmp / "hooks.yaml").write_text("webhooks:\n  - id: [not, valid\n")
+        assert wait_until(lambda: "rejected" in caplog.text)   # the store read it ...
+        gevent.sleep(FAST_TIMINGS.hooks_poll_seconds * 4)      # ... and polled on after
     assert w.bridge.hooks.generation == generation
     w.call("during-bad-edit", "CHANNEL_CREATE", account_id=ACME)
     assert wait_until(lambda: len(w.receiver.requests) == 1)

@@ -463,7 +463,7 @@ def test_silence_longer_than_the_liveness_timeout_reconnects(switch_factory, sou
     source = source_factory(fake, liveness_timeout_seconds=0.5)
     assert wait_until(lambda: source.state.connected)
     with caplog.at_level(logging.WARNING):
-        fake.stall(3)
+        fake.stall(1.5)   # three times the liveness timeout
         assert wait_until(lambda: "nothing received for" in caplog.text, timeout=5)
     assert wait_until(lambda: source.state.connects >= 2, timeout=10)
 

@@ -121,7 +121,7 @@ class OpsWorld(World):
     def __init__(self, tmp_path: Path, *, delivery=None, extra=None, **options):
         super().__init__(tmp_path, heartbeat_seconds=None,
                          accounts=[{"id": ACME, "name": "Acme", "realms": [ACME_REALM]}],
-                         delivery=delivery or {"timeout_seconds": 2},
+                         delivery=delivery or FAST_DELIVERY,
                          extra={"api": {"listen": "127.0.0.1:0"}, **(extra or {})}, **options)
 
     def hook(self, path, **fields):   # type: ignore[override]  # one account here
