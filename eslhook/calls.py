@@ -53,9 +53,11 @@ __all__ = ["OpenCalls", "OpenCall", "KEPT_FIELDS", "kept_fields"]
 class OpenCalls:
     def __init__(self, path: Path | None = None, *, flush_seconds: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
-                 remember_ended_seconds: float = 60.0):
+                 remember_ended_seconds: float = 60.0,
+                 error_report_seconds: float = ERROR_REPORT_INTERVAL_SECONDS):
         self.path = path
         self.flush_seconds = flush_seconds
+        self.error_report_seconds = error_report_seconds
         self.clock = clock
         # Far beyond how long FreeSWITCH lists a channel that is gone; memory is
         # this many seconds of hangups (60 s at 300 calls/s: ~3 MB).
@@ -198,7 +200,7 @@ class OpenCalls:
             self.write_error = str(exc)
             now = time.monotonic()
             if self._last_error_report is None or \
-                    now - self._last_error_report >= ERROR_REPORT_INTERVAL_SECONDS:
+                    now - self._last_error_report >= self.error_report_seconds:
                 self._last_error_report = now
                 log.error("cannot write %s: %s (kept in memory, retrying every %gs)",
                           self.path, exc, self.flush_seconds)

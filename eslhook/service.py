@@ -37,6 +37,7 @@ from .metrics import AttemptLatency
 from .ports import DeliveryControl, DeliveryStatus, IngestStatus, StatusSnapshot, SwitchStatus
 from .reconcile import Reconciler
 from .statedir import private_dir
+from .timings import Timings
 from .source.switch import SwitchSource
 from .supervise import CriticalGreenletDied, Deadline, Supervisor, deadline_of
 
@@ -84,24 +85,28 @@ def delivery_status(stats: DeliveryStats, buffer_capacity: int,
 
 
 class Bridge:
-    def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None):
+    def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None,
+                 timings: Timings = Timings()):
         self.config = config
+        self.timings = timings
         self.accounts = AccountDirectory.from_config(config)
         # the stores' backends are picked in eslhook/stores.py; the bridge holds interfaces
-        self.hooks: HookRepository = stores.hook_repository(config, self.accounts)
+        self.hooks: HookRepository = stores.hook_repository(config, self.accounts, timings)
         self.delivery = delivery or DeliveryQueue(
             config.delivery, user_agent="eslhook/%s" % __version__,
-            store=stores.delivery_store(config),
+            store=stores.delivery_store(config, timings),
             hook_lookup=self.hook_by_id, on_disable=self.hook_disabled)
         self._hooks_by_id: tuple[int, Mapping[str, Hook]] = (-1, {})
         self.channel_variables = tuple(config.payload.channel_variables)
-        self.calls: OpenCallStore = stores.open_call_store(config)
+        self.calls: OpenCallStore = stores.open_call_store(config, timings)
         self.supervisor = Supervisor()      # every greenlet of this bridge
         self.reconcilers = {s.name: Reconciler(s.name, self.calls, self.dispatch,
                                                self.map_event, config.reconcile,
                                                supervisor=self.supervisor)
                             for s in config.switches}
-        self.sources = [SwitchSource(s, self.handle_event,
+        self.sources = [SwitchSource(s, self.handle_event, policy=timings.reconnect,
+                                     liveness_check_seconds=timings.liveness_check_seconds,
+                                     malformed_log_seconds=timings.malformed_log_seconds,
                                      on_connected=self.reconcilers[s.name].connected)
                         for s in config.switches]
         self.stats = IngestStats()
@@ -196,7 +201,7 @@ class Bridge:
         if self.config.api is not None:   # first: a port in use fails before anything runs
             self.api = ApiServer.for_context(self.api_context())
             self.api.start(self.supervisor)
-        self.hooks.start_watching(supervisor=self.supervisor)
+        self.hooks.start_watching(self.timings.hooks_poll_seconds, supervisor=self.supervisor)
         self.calls.load()
         self.calls.start(self.supervisor)
         self.delivery.start(self.supervisor)

@@ -21,25 +21,34 @@ from .delivery.spool import Spool
 from .delivery.store import DeliveryStore
 from .hooks.repository import HookRepository
 from .hooks.store import HookStore
+from .timings import Timings
 
 DELIVERY_FILE = "delivery.sqlite3"      # in state_dir
 OPEN_CALLS_FILE = "open-calls.json"     # in state_dir
 
 
-def hook_repository(config: Config, accounts: AccountDirectory) -> HookRepository:
-    return HookStore(config.hooks_file, accounts)
+def hook_repository(config: Config, accounts: AccountDirectory,
+                    timings: Timings = Timings()) -> HookRepository:
+    return HookStore(config.hooks_file, accounts, settle_seconds=timings.hooks_settle_seconds,
+                     empty_settle_seconds=timings.hooks_empty_settle_seconds)
 
 
-def delivery_store(config: Config) -> DeliveryStore:
+def delivery_store(config: Config, timings: Timings = Timings()) -> DeliveryStore:
     """Opens the store (DeliveryStoreUnusable if it cannot be used)."""
-    return embedded_delivery_store(str(config.state_dir / DELIVERY_FILE), config.delivery)
+    return embedded_delivery_store(str(config.state_dir / DELIVERY_FILE), config.delivery,
+                                   timings)
 
 
-def open_call_store(config: Config) -> OpenCallStore:
-    return OpenCalls(config.state_dir / OPEN_CALLS_FILE)
+def open_call_store(config: Config, timings: Timings = Timings()) -> OpenCallStore:
+    return OpenCalls(config.state_dir / OPEN_CALLS_FILE,
+                     flush_seconds=timings.open_calls_flush_seconds,
+                     error_report_seconds=timings.open_calls_error_report_seconds)
 
 
-def embedded_delivery_store(path: str | None, delivery: DeliveryConfig) -> DeliveryStore:
+def embedded_delivery_store(path: str | None, delivery: DeliveryConfig,
+                            timings: Timings = Timings()) -> DeliveryStore:
     """The SQLite spool at ``path`` (None: in memory, for tests and tools); it holds
     at most ``delivery.buffer_size`` finished records in memory while commits fail."""
-    return Spool(path or ":memory:", memory_limit=delivery.buffer_size)
+    return Spool(path or ":memory:", memory_limit=delivery.buffer_size,
+                 commit_retry_seconds=timings.spool_commit_retry_seconds,
+                 error_report_seconds=timings.spool_error_report_seconds)

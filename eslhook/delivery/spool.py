@@ -53,9 +53,11 @@ class Spool:
     as if they were in the file, and retries every ``COMMIT_RETRY_SECONDS``."""
 
     def __init__(self, path: str, *, flush_interval: float = FLUSH_INTERVAL_SECONDS,
-                 memory_limit: int = 10_000):
+                 memory_limit: int = 10_000, commit_retry_seconds: float = COMMIT_RETRY_SECONDS,
+                 error_report_seconds: float = ERROR_REPORT_INTERVAL_SECONDS):
         self.path = path
         self._flush_interval = flush_interval
+        self._failing_intervals = (commit_retry_seconds, error_report_seconds)
         self._memory_limit = memory_limit       # finished deliveries / attempt rows held
         self._db = in_threadpool(SpoolDb, path)
         self._new: dict[int, Delivery] = {}        # accepted, not committed yet
@@ -154,7 +156,7 @@ class Spool:
                 failing.recovered(self.path, len(inserted))
             return
         self._keep(inserted + finished, changed, attempts, done)
-        self._failing = failing or _Failing(self.path)
+        self._failing = failing or _Failing(self.path, *self._failing_intervals)
         self._failing.regroup(self._new)
         self._trim()
         self._failing.report(error, len(self._new))
@@ -279,8 +281,10 @@ def _read(method: Callable[..., T], db: SpoolDb, *args) -> T:
 class _Failing:
     """What the spool holds in memory while commits fail, and the reporting of it."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, retry_seconds: float = COMMIT_RETRY_SECONDS,
+                 report_seconds: float = ERROR_REPORT_INTERVAL_SECONDS):
         self.path = path
+        self.retry_seconds, self.report_seconds = retry_seconds, report_seconds
         self.error = ""
         self.retry_at = 0.0
         self.held: dict[tuple, dict[int, Delivery]] = {}   # lane -> pending, not committed
@@ -320,16 +324,16 @@ class _Failing:
         """Retry later; say so at most once per interval."""
         self.error = str(error)
         now = time.monotonic()
-        self.retry_at = now + COMMIT_RETRY_SECONDS
+        self.retry_at = now + self.retry_seconds
         if self._last_report is not None and \
-                now - self._last_report < ERROR_REPORT_INTERVAL_SECONDS:
+                now - self._last_report < self.report_seconds:
             return
         self._last_report = now
         log.error("spool %s: cannot commit (%s): %d deliveries are not durable (held in "
                   "memory, still delivered), %d finished ones not recorded yet, %d given "
                   "up for memory since the last report; retrying every %gs", self.path,
                   self.error, not_durable, len(self.unrecorded), self.lost,
-                  COMMIT_RETRY_SECONDS)
+                  self.retry_seconds)
         self.lost = 0
 
     def recovered(self, path: str, committed: int) -> None:

@@ -50,6 +50,7 @@ from .yaml_text import ParsedFile, changed_positions, new_text, parse_state
 
 log = logging.getLogger(__name__)
 
+POLL_SECONDS = 1.0            # hand edits are looked for this often
 SETTLE_SECONDS = 0.025        # between the two reads of a stable read
 STABLE_ATTEMPTS = 8           # then the file counts as being written
 EMPTY_SETTLE_SECONDS = 1.0    # a file with no hooks must stay so this long
@@ -364,7 +365,7 @@ class HookStore:
             log.error("  %s", issue)
 
     # -- watching -------------------------------------------------------------
-    def start_watching(self, interval: float = 1.0,
+    def start_watching(self, interval: float = POLL_SECONDS,
                        supervisor: Supervisor | None = None) -> None:
         if len(self._group):
             return
