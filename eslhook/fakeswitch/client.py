@@ -7,6 +7,10 @@ sendevent, sendmsg, api, bgapi, log/nolog, linger/nolinger/divert_events
 caseless.  Every write goes through ``send`` so frames never interleave
 and the switch's fault injections (stall, cut a frame) apply to replies
 and events alike.
+
+(Over 400 lines: one method per ESL command, each short; they share the
+connection's subscription and write lock, so splitting them would only move
+that state around.)
 """
 
 from __future__ import annotations

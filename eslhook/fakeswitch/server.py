@@ -34,6 +34,13 @@ Replay semantics: one shared timeline, like a real switch's event stream.
   ``originate`` creates a channel from a recorded one (a template) with a
   new Unique-ID: CHANNEL_CREATE and CHANNEL_ANSWER, then it stays up until
   killed.  ``sendevent`` events reach every subscriber.
+
+(Over 400 lines: ``FakeSwitch`` is the one object a test or a user's script
+drives, so the timeline, the live channels and the fault injections
+(``stall``, ``drop_mid_frame``, ``restart``...) are its methods; the pieces
+with logic of their own live beside it: ``client`` (a connection's commands),
+``api`` (channel table, ``show``/``status`` text), ``calls`` (generated call
+events), ``rewrite`` (loop ids and clocks), ``capture`` (reading files).)
 """
 
 from __future__ import annotations
