@@ -39,7 +39,8 @@ class EventEntry:
         if self.event_name is None and (self.subscribed or self.hook_event is None):
             raise ValueError("EventEntry: an event eslhook makes itself (no event_name) "
                              "must have a hook_event and cannot be subscribed")
-        if self.subscribed and self.event_name != self.event_name.upper():
+        if (self.subscribed and self.event_name is not None
+                and self.event_name != self.event_name.upper()):
             raise ValueError("EventEntry.event_name: ESL names are upper case (got %r)"
                              % (self.event_name,))
         if self.hook_event == ALL:
