@@ -59,8 +59,8 @@ def install_attempts(app: falcon.App, context: ApiContext) -> None:
 
 
 def install_catalog(app: falcon.App, context: ApiContext) -> None:
-    samples = gevent.get_hub().threadpool.apply(catalog.bundled_capture)
-    samples = catalog.sample_payloads(samples)
+    capture = gevent.get_hub().threadpool.apply(catalog.bundled_capture)
+    samples = catalog.sample_payloads(capture)
     versioned_route(app, "/webhooks", catalog.HookTypes())
     versioned_route(app, "/webhooks/samples", catalog.Samples(samples))
     versioned_route(app, "/webhooks/samples/{sample_id}", catalog.Sample(samples))
@@ -131,11 +131,11 @@ class ApiServer:
                    limits=server_limits(config))
 
     @property
-    def host(self) -> str:
+    def host(self) -> str | None:
         return self._server.server_host
 
     @property
-    def port(self) -> int:
+    def port(self) -> int | None:
         return self._server.server_port
 
     def open_connections(self, client: str | None = None) -> int:
