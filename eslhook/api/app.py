@@ -131,12 +131,16 @@ class ApiServer:
                    limits=server_limits(config))
 
     @property
-    def host(self) -> str | None:
-        return self._server.server_host
+    def host(self) -> str:
+        host = self._server.server_host
+        assert host is not None     # served on a (host, port)
+        return host
 
     @property
-    def port(self) -> int | None:
-        return self._server.server_port
+    def port(self) -> int:
+        port = self._server.server_port
+        assert port is not None     # served on a (host, port)
+        return port
 
     def open_connections(self, client: str | None = None) -> int:
         """Connections being served now (of one ``limits.client_key``, or all)."""
