@@ -217,7 +217,7 @@ class HookStore:
         hooks = list(hooks)
         self.update(lambda current: (hooks, None))
 
-    def update(self, change: Change, *, refuse_if_edited: bool = False) -> T:
+    def update(self, change: Change[T], *, refuse_if_edited: bool = False) -> T:
         """Locked read-modify-write of the file; returns change's result.
 
         ``change(hooks)`` runs on the hub without blocking and returns (new hooks
@@ -242,7 +242,7 @@ class HookStore:
                     raise
         raise AssertionError("unreachable")
 
-    def _update_locked(self, change: Change, refuse_if_edited: bool) -> T:
+    def _update_locked(self, change: Change[T], refuse_if_edited: bool) -> T:
         current, conflict = self._current()
         new_hooks, result = change(list(current))
         if new_hooks is None:
