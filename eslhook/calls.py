@@ -33,13 +33,15 @@ import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gevent.event import Event
 from gevent.pool import Group
 
+from .payload import ChannelPayload
 from .statedir import private_dir
 from .threads import in_threadpool
 
@@ -62,7 +64,7 @@ class OpenCall:
     # The last payload itself: payloads are never changed once dispatched, so
     # keeping a reference costs nothing per event; KEPT_FIELDS are picked out
     # only when the table is written or a destroy is synthesised.
-    fields: dict = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
     answered: bool = False
     since: float = field(default_factory=time.time)  # when eslhook first saw it
     sequence: int = 0                                # last stamped on a payload
@@ -93,7 +95,7 @@ class OpenCalls:
 
     # -- the hot path: once per mapped payload -------------------------------
 
-    def observe(self, payload: dict, core_uuid: str | None) -> None:
+    def observe(self, payload: ChannelPayload, core_uuid: str | None) -> None:
         """Record the payload's call and stamp the payload's ``sequence``."""
         switch, call_id = payload.get("switch"), payload.get("call_id")
         if not switch or not call_id:
