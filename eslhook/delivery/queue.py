@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Hashable, Mapping, Protocol
+from typing import Callable, Hashable, Mapping, Protocol
 
 import gevent
 from gevent.event import Event
@@ -40,8 +40,10 @@ from eslhook.delivery.policy import (
 from eslhook.delivery.request import HttpRequest, build_request
 from eslhook.delivery.signing import make_webhook_id, webhook_headers
 from eslhook.delivery.spool import (
-    DELIVERED, DROPPED, EXPIRED, FAILED, AttemptPage, Delivery, Spool, StoredDelivery)
+    DELIVERED, DROPPED, EXPIRED, FAILED, AttemptPage, Delivery, Spool, SpoolContents,
+    StoredDelivery)
 from eslhook.hooks.model import Hook
+from eslhook.payload import ChannelPayload
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ class _DropReporter:
 
     def __init__(self, interval: float):
         self._interval = interval
-        self._last_report = None
+        self._last_report: float | None = None
         self._unreported = 0
 
     def note(self, reason: str, hook_id: str, total: int) -> None:
@@ -123,7 +125,7 @@ class DeliveryQueue:
         self._on_disable = on_disable
         self.on_attempt = on_attempt          # e.g. the metrics' latency histogram
         self._spool = Spool(spool_path or ":memory:", memory_limit=config.buffer_size)
-        self._resumed = self._spool.contents()    # what a previous run left pending
+        self._resumed: SpoolContents | None = self._spool.contents()  # a previous run's pending
         self._next_id = self._resumed.next_id
         self._lanes = Lanes()
         self._ready: Queue = Queue()
@@ -153,7 +155,7 @@ class DeliveryQueue:
 
     # -- producer side (ESL reader greenlet): never blocks -------------------------
 
-    def submit(self, hook: Hook, payload: Mapping[str, Any]) -> bool:
+    def submit(self, hook: Hook, payload: ChannelPayload) -> bool:
         if not self._accepting:
             return self._drop("queue stopped", hook)
         # memory bound: resident deliveries, and those not committed yet (mostly the same;
@@ -200,6 +202,7 @@ class DeliveryQueue:
             raise RuntimeError("DeliveryQueue.start: already started or stopped")
         self._started = True
         contents, self._resumed = self._resumed, None
+        assert contents is not None     # only the first start() gets here
         self._add_pending(contents.pending)
         now = self._clock()
         for key, next_attempt in contents.lanes.items():
@@ -334,6 +337,7 @@ class DeliveryQueue:
             return self._hook_gone(lane)
         if not hook.enabled:
             return self._hold(lane)
+        assert outcome is not None      # there was a hook to send to
         self._settle(lane, head, hook, host, outcome)
 
     def _current_hook(self, delivery: Delivery) -> Hook | None:
@@ -495,8 +499,10 @@ class DeliveryQueue:
             self._group.spawn(self._run_on_disable, hook, reason).link_exception(_log_crash)
 
     def _run_on_disable(self, hook: Hook, reason: str) -> None:
+        on_disable = self._on_disable
+        assert on_disable is not None   # spawned only when there is one
         try:
-            self._on_disable(hook, reason)
+            on_disable(hook, reason)
         finally:
             self._disabling.discard(hook.id)
 
