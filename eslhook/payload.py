@@ -1,5 +1,6 @@
 """The webhook payload contract: what ``mapping.channel_payload`` builds and
-the pipeline (calls, hook index, delivery) carries.
+the pipeline (calls, hook index, delivery) carries; and the one payload
+eslhook makes about itself, ``DisabledNotice`` (delivery/notices.py).
 
 ``eslhook/schemas/payload.schema.json`` states the same contract as JSON
 Schema for receivers; tests/test_payload_contract.py ties the two together
@@ -15,7 +16,7 @@ required keys must all be in the literal that creates it.  The hook's
 
 from __future__ import annotations
 
-from typing import Literal, Required, TypedDict
+from typing import Literal, Required, TypedDict, final
 
 # "from" is a keyword, hence the functional form.
 ChannelPayload = TypedDict("ChannelPayload", {
@@ -54,3 +55,21 @@ CallerKey = Literal["request", "to", "from", "call_id", "sip_call_id", "other_le
                     "callee_id_number"]
 # The integer keys of a channel_destroy (mapping.DESTROY_SECONDS_SOURCES).
 SecondsKey = Literal["duration_seconds", "billing_seconds", "ringing_seconds"]
+
+
+@final      # no other keys: lets mypy tell it from a ChannelPayload by key
+class DisabledNotice(TypedDict):
+    """``webhook_disabled``: sent to an account's other hooks when delivery
+    disabled one of its hooks.  Never carries the hook's secret."""
+    hook_event: Literal["webhook_disabled"]
+    account_id: str
+    event_id: str
+    timestamp: int                  # gregorian seconds
+    hook_id: str
+    hook_name: str
+    hook_uri: str
+    disable_reason: str
+
+
+# What the delivery queue accepts.
+Payload = ChannelPayload | DisabledNotice

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from typing import Any, Iterable, Mapping
+from typing import Final, Iterable, Mapping
 
 from eslhook.hooks.model import Hook
 from eslhook.mapping import GREGORIAN_UNIX_OFFSET_SECONDS
+from eslhook.payload import DisabledNotice
 
-DISABLED_EVENT = "webhook_disabled"
+DISABLED_EVENT: Final = "webhook_disabled"
 
 
-def disabled_notice(hook: Hook, reason: str, now: float) -> dict[str, Any]:
+def disabled_notice(hook: Hook, reason: str, now: float) -> DisabledNotice:
     """The ``webhook_disabled`` payload announcing that ``hook`` was disabled.
     Never carries the hook's secret."""
     return {"hook_event": DISABLED_EVENT, "account_id": hook.account_id,
