@@ -43,7 +43,7 @@ from eslhook.delivery.spool import (
     DELIVERED, DROPPED, EXPIRED, FAILED, AttemptPage, Delivery, Spool, SpoolContents,
     StoredDelivery)
 from eslhook.hooks.model import Hook
-from eslhook.payload import ChannelPayload
+from eslhook.payload import Payload
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class DeliveryQueue:
 
     # -- producer side (ESL reader greenlet): never blocks -------------------------
 
-    def submit(self, hook: Hook, payload: ChannelPayload) -> bool:
+    def submit(self, hook: Hook, payload: Payload) -> bool:
         if not self._accepting:
             return self._drop("queue stopped", hook)
         # memory bound: resident deliveries, and those not committed yet (mostly the same;
@@ -165,7 +165,7 @@ class DeliveryQueue:
         # Only bookkeeping here: the request is encoded by the attempt, the row by the
         # spool's flusher, so the reader's cost per matching hook stays small.
         self._known_hooks[hook.id] = hook
-        call_id = payload.get("call_id")
+        call_id = payload["call_id"] if "call_id" in payload else None  # not in a notice
         event_id = payload.get("event_id")
         delivery = Delivery(self._take_id(), hook, payload, call_id, event_id,
                             payload.get("hook_event"),
