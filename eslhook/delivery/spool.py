@@ -31,7 +31,7 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence, TypeVar
 
 import gevent
 from gevent.event import Event
@@ -192,7 +192,7 @@ class StoredDelivery:
     event_id: str | None
     hook_event: str | None
     webhook_id: str
-    payload: dict
+    payload: Mapping[str, Any]
     created: float
     attempts: int
     next_attempt: float | None
@@ -216,7 +216,7 @@ class AttemptPage:
 class _Batch:
     inserts: list[tuple] = field(default_factory=list)
     updates: list[tuple] = field(default_factory=list)
-    attempts: list[tuple] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.inserts) + len(self.updates) + len(self.attempts)
@@ -348,6 +348,7 @@ class SpoolDb:
 
     def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
                       start_key: int | None) -> AttemptPage:
+        args: list[object]
         where, args = ["account_id = ?"], [account_id]
         if hook_id is not None:
             where.append("hook_id = ?")
@@ -398,7 +399,7 @@ ROWS_PER_STATEMENT = 128
 _UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
 
 
-def _parts(rows: list[tuple]) -> Iterator[list[tuple]]:
+def _parts(rows: Sequence[tuple]) -> Iterator[Sequence[tuple]]:
     start, size = 0, ROWS_PER_STATEMENT
     while start < len(rows):
         while size > len(rows) - start:
@@ -407,7 +408,7 @@ def _parts(rows: list[tuple]) -> Iterator[list[tuple]]:
         start += size
 
 
-def _insert_many(db: sqlite3.Connection, prefix: str, width: int, rows: list[tuple]) -> None:
+def _insert_many(db: sqlite3.Connection, prefix: str, width: int, rows: Sequence[tuple]) -> None:
     row_marks = "(" + ",".join("?" * width) + ")"
     for part in _parts(rows):
         db.execute(prefix + ",".join([row_marks] * len(part)),
@@ -550,6 +551,7 @@ class Spool:
         """Memory bound while commits fail: finished deliveries and attempt rows beyond
         ``memory_limit`` each are given up, oldest first, and counted (pending ones are
         bounded by delivery.buffer_size, in DeliveryQueue.submit)."""
+        assert self._failing is not None    # called while commits fail
         unrecorded = self._failing.unrecorded
         excess = max(0, len(unrecorded) - self._memory_limit)
         for delivery_id in list(unrecorded)[:excess]:
@@ -559,7 +561,8 @@ class Spool:
         self.unrecorded += excess + extra
         self._failing.lost += excess + extra
 
-    def _keep(self, inserted: list[Delivery], changed: list[Delivery], attempts: list[tuple],
+    def _keep(self, inserted: list[Delivery], changed: list[Delivery],
+              attempts: list[AttemptRecord],
               done: int) -> None:
         """Put back what was not committed, before what came meanwhile."""
         changes_at = len(inserted)
@@ -598,8 +601,8 @@ class Spool:
             self._flush_locked()
             rows = in_threadpool(SpoolDb.lane, self._db, hook_id, call_id, limit)
             if self._changed:          # changes not committed yet win over the file
-                rows = [_overlay(row, self._changed.get(row.id)) for row in rows]
-                rows = [row for row in rows if row is not None]
+                overlaid = [_overlay(row, self._changed.get(row.id)) for row in rows]
+                rows = [row for row in overlaid if row is not None]
             if self._failing is None:
                 return rows
             return _merge_held(rows, self._failing.held_of((hook_id, call_id or None)), limit)
