@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .config import AccountConfig
+from .config import AccountConfig, Config
 
 
 class AccountDirectory:
@@ -30,11 +30,11 @@ class AccountDirectory:
                 self._children.setdefault(account.parent_id, []).append(account.id)
 
     @classmethod
-    def from_config(cls, config) -> "AccountDirectory":
+    def from_config(cls, config: Config) -> "AccountDirectory":
         return cls(config.accounts, account_variable=config.account_variable,
                    default_account_id=config.default_account_id)
 
-    def __contains__(self, account_id) -> bool:
+    def __contains__(self, account_id: object) -> bool:
         return account_id in self.accounts
 
     def account_for_realm(self, realm: str | None) -> str | None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from typing import Final, Iterable, Mapping
+from typing import TYPE_CHECKING, Final, Iterable, Mapping
 
 from eslhook.hooks.model import Hook
 from eslhook.mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 from eslhook.payload import DisabledNotice
+
+if TYPE_CHECKING:       # a type only: the store is I/O, this module is pure
+    from eslhook.hooks.store import Change
 
 DISABLED_EVENT: Final = "webhook_disabled"
 
@@ -28,10 +31,10 @@ def notice_targets(hooks: Iterable[Hook], disabled: Hook) -> list[Hook]:
             and h.enabled and h.hook in (DISABLED_EVENT, "all")]
 
 
-def disable_change(hook_id: str, reason: str):
+def disable_change(hook_id: str, reason: str) -> Change[Hook | None]:
     """A ``HookStore.update`` change: the hook disabled with ``reason`` (result: the hook
     as it was, or None if it is gone or already disabled)."""
-    def change(hooks: list[Hook]):
+    def change(hooks: list[Hook]) -> tuple[list[Hook] | None, Hook | None]:
         for index, hook in enumerate(hooks):
             if hook.id == hook_id and hook.enabled:
                 hooks[index] = replace(hook, enabled=False, disable_reason=reason)
