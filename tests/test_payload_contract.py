@@ -55,16 +55,14 @@ def test_typed_dict_and_schema_agree_on_the_value_type(key):
 def _mapped_and_observed() -> list[ChannelPayload]:
     payloads: list[ChannelPayload] = []
     calls = OpenCalls()
-    for capture in CAPTURES:
-        for frame in split_frames(capture.read_bytes()):
-            event = parse_event(frame)
-            if event is None:
-                continue
-            payload = channel_payload(event, switch="fs-test", accounts=ACCOUNTS,
-                                      channel_variables=("*",))
-            if payload is not None:
-                calls.observe(payload, event.get("Core-UUID"))
-                payloads.append(payload)
+    events = [parse_event(frame) for capture in CAPTURES
+              for frame in split_frames(capture.read_bytes())]
+    for event in filter(None, events):
+        payload = channel_payload(event, switch="fs-test", accounts=ACCOUNTS,
+                                  channel_variables=("*",))
+        if payload is not None:
+            calls.observe(payload, event.get("Core-UUID"))
+            payloads.append(payload)
     return payloads
 
 
