@@ -43,6 +43,7 @@ from gevent.pool import Group
 
 from .payload import ChannelPayload
 from .statedir import private_dir
+from .supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor, deadline_of
 from .threads import in_threadpool
 
 log = logging.getLogger(__name__)
@@ -183,14 +184,15 @@ class OpenCalls:
             self._calls = {}
         log.info("open calls from the last run: %d", len(self))
 
-    def start(self) -> None:
-        if self.path is not None:
-            self._group.spawn(self._persist_loop).link_exception(_log_crash)
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        if self.path is not None:   # restarted: a table never written again is lost
+            (supervisor or Supervisor()).spawn_supervised(
+                "open calls writer", self._persist_loop, how=RESTART, group=self._group)
 
-    def stop(self) -> None:
+    def stop(self, deadline: Deadline | None = None) -> None:
         self._stopping.set()
-        self._group.join(timeout=5)
-        self._group.kill()
+        self._group.join(timeout=deadline_of(deadline, 5.0).left())
+        self._group.kill(timeout=KILL_GRACE_SECONDS)
         self._try_flush()
 
     def flush(self) -> None:
@@ -260,6 +262,3 @@ def _write_atomically(path: Path, data: dict) -> None:
             pass
         raise
 
-
-def _log_crash(greenlet) -> None:
-    log.error("open-calls writer died: %r", greenlet.exception, exc_info=greenlet.exc_info)

@@ -15,6 +15,7 @@ from . import __version__  # noqa: E402
 DEFAULT_CONFIG = "conf/eslhook.yaml"
 EXIT_CONFIG = 1         # the configuration is invalid
 EXIT_STATE_CORRUPT = 3  # a file in state_dir is corrupt (2 is argparse's usage error)
+EXIT_CRITICAL = 4       # a critical greenlet died (eslhook/supervise.py): restarting may help
 
 
 def _setup_logging(level: str, fmt: str) -> None:
@@ -26,6 +27,7 @@ def _cmd_run(args) -> int:
     from .config import ConfigError, load_config
     from .delivery.spool import SpoolCorrupt
     from .service import Bridge
+    from .supervise import CriticalGreenletDied
     try:
         config = load_config(args.config)
         bridge = Bridge(config)
@@ -38,6 +40,9 @@ def _cmd_run(args) -> int:
     except SpoolCorrupt as exc:
         print("eslhook: refusing to start: %s" % exc, file=sys.stderr)
         return EXIT_STATE_CORRUPT
+    except CriticalGreenletDied as exc:
+        print("eslhook: stopped: %s" % exc, file=sys.stderr)
+        return EXIT_CRITICAL
     return 0
 
 
@@ -60,10 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "until SIGTERM/SIGINT.",
                          epilog="Exit status: 0 stopped by a signal; %d invalid configuration; "
                                 "%d a corrupt file in state_dir (the message says which and "
-                                "how to move it aside)." % (EXIT_CONFIG, EXIT_STATE_CORRUPT))
+                                "how to move it aside); %d a critical part died (the log "
+                                "says which)." % (EXIT_CONFIG, EXIT_STATE_CORRUPT,
+                                                  EXIT_CRITICAL))
     run.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
     run.add_argument("--drain-seconds", type=float, default=10.0,
-                     help="on stop, how long in-flight deliveries may finish (default %(default)s)")
+                     help="on stop, how long the whole shutdown may take: in-flight "
+                          "deliveries finish within it (default %(default)s)")
     run.set_defaults(func=_cmd_run)
 
     # Each command module adds its own parser; dispatch by name so they need

@@ -1,5 +1,9 @@
 """``GET /healthz``: 200 when every switch is connected, 503 otherwise.
 
+A dead critical greenlet (eslhook/supervise.py: the spool flusher, or a loop
+given up after crashing again and again) makes it 503 too, status ``failed``,
+named under ``dead`` with why: the process is about to exit for it.
+
 ``health(snapshot, now)`` is a pure function of a ``StatusSnapshot``
 (eslhook/ports.py).  The body names every switch with its connection state and
 since when (UTC, ISO 8601), the reason of the last disconnect, and the spool
@@ -36,17 +40,20 @@ def switch_entry(switch: SwitchStatus, now: float) -> dict[str, Any]:
 def health(snapshot: StatusSnapshot, now: float) -> tuple[int, dict[str, Any]]:
     """(HTTP status, JSON-ready body) of the bridge as ``snapshot`` saw it, at ``now``."""
     down = [switch.name for switch in snapshot.switches if not switch.connected]
+    dead = snapshot.supervision.dead
     delivery = snapshot.delivery
     problems = degraded(delivery, snapshot.open_calls_error)
     body: dict[str, Any] = {
-        "status": "down" if down else "degraded" if problems else "ok",
+        "status": "failed" if dead else "down" if down else "degraded" if problems else "ok",
         "switches": [switch_entry(switch, now) for switch in snapshot.switches],
         "spool_depth": delivery.pending, "not_durable": delivery.not_durable}
     if down:
         body["down"] = down
+    if dead:
+        body["dead"] = [{"greenlet": name, "reason": why} for name, why in dead]
     if problems:
         body["degraded"] = problems
-    return (503 if down else 200), body
+    return (503 if down or dead else 200), body
 
 
 def degraded(delivery: DeliveryStatus, calls_error: str | None) -> list[str]:

@@ -29,6 +29,7 @@ from .delivery.policy import Outcome, is_success
 from .hooks.model import Hook
 from .ports import (ATTEMPT_RESULTS, LATENCY_BUCKETS, DeliveryStatus, IngestStatus,
                     LatencyCounts, StatusSnapshot, SwitchStatus)
+from .supervise import SupervisionStatus
 
 __all__ = ["ATTEMPT_RESULTS", "LATENCY_BUCKETS", "AttemptLatency", "LatencyHistogram",
            "metric_families", "render"]
@@ -72,7 +73,8 @@ def metric_families(snapshot: StatusSnapshot) -> list[Metric]:
     """Every metric of ``/metrics``, from one snapshot."""
     return [*_switches(snapshot.switches), *_ingest(snapshot.ingest, snapshot.delivery),
             *_delivery(snapshot.delivery), *_durability(snapshot.delivery),
-            _hooks(snapshot.hooks_enabled, snapshot.hooks_disabled)]
+            _hooks(snapshot.hooks_enabled, snapshot.hooks_disabled),
+            *_supervision(snapshot.supervision)]
 
 
 class _Families:
@@ -195,3 +197,20 @@ def _hooks(enabled: int, disabled: int) -> Metric:
     family.add_metric(["enabled"], enabled)
     family.add_metric(["disabled"], disabled)
     return family
+
+
+def _supervision(status: SupervisionStatus) -> Iterator[Metric]:
+    """eslhook/supervise.py: greenlet names are fixed words plus switch names."""
+    yield GaugeMetricFamily(
+        "eslhook_critical_greenlets_dead", "Critical greenlets (or loops given up after "
+        "crashing again and again) that died: above 0, eslhook is exiting.",
+        value=len(status.dead))
+    for name, doc, counts in (
+            ("eslhook_greenlet_crashes", "Supervised greenlets that ended with an "
+             "exception, by greenlet.", status.crashes),
+            ("eslhook_greenlet_restarts", "Restarts of supervised loops after a crash, "
+             "by greenlet.", status.restarts)):
+        family = CounterMetricFamily(name, doc, labels=["greenlet"])
+        for greenlet, count in counts:
+            family.add_metric([greenlet], count)
+        yield family

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .hooks.model import Hook
+from .supervise import SupervisionStatus
 
 ATTEMPT_RESULTS = ("success", "failure")
 # Seconds.  Loopback receivers answer in ~1 ms; a slow receiver hits the 10 s timeout.
@@ -111,6 +112,7 @@ class StatusSnapshot:
     hooks_enabled: int = 0
     hooks_disabled: int = 0
     open_calls_error: str | None = None   # why open-calls.json cannot be written
+    supervision: SupervisionStatus = SupervisionStatus()   # dead critical greenlets...
 
 
 StatusSource = Callable[[], StatusSnapshot]

@@ -39,6 +39,7 @@ from .calls import OpenCall, OpenCalls, kept_fields
 from .config import ReconcileConfig
 from .mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 from .payload import ChannelPayload
+from .supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,8 @@ class Reconciler:
     def __init__(self, switch: str, calls: OpenCalls,
                  emit: Callable[[ChannelPayload, str | None], None],
                  to_payload: Callable[[Mapping[str, str], str], ChannelPayload | None],
-                 settings: ReconcileConfig = ReconcileConfig()):
+                 settings: ReconcileConfig = ReconcileConfig(), *,
+                 supervisor: Supervisor | None = None):
         self.switch = switch
         self.calls = calls
         self.emit = emit
@@ -139,6 +141,7 @@ class Reconciler:
         self.runs = 0
         self.synthesised = 0
         self._group = Group()
+        self._supervisor = supervisor or Supervisor()
         self._conn = None
         self._wake = Event()
         # The list may show a gone channel through both reads: its end must be
@@ -150,10 +153,13 @@ class Reconciler:
         """``SwitchSource.on_connected``: must not block the source."""
         self._conn = conn
         self._group.kill(block=False)
-        self._group.spawn(self._run, conn).link_exception(_log_crash)
+        # restarted: a bug in one run must not end reconciling for this connection
+        self._supervisor.spawn_supervised("reconciler " + self.switch, self._run, conn,
+                                          how=RESTART, group=self._group)
 
-    def stop(self) -> None:
-        self._group.kill(timeout=2)
+    def stop(self, deadline: Deadline | None = None) -> None:
+        """Intake: a run emits what it found, so it is killed, not waited for."""
+        self._group.kill(timeout=KILL_GRACE_SECONDS)
 
     def _run(self, conn) -> None:
         while not conn.closed.is_set():
@@ -219,6 +225,3 @@ class Reconciler:
         self.synthesised += 1
         self.emit(payload, core_uuid)
 
-
-def _log_crash(greenlet) -> None:
-    log.error("reconciler died: %r", greenlet.exception, exc_info=greenlet.exc_info)

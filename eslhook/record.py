@@ -5,6 +5,9 @@ exactly the bytes received, handshake included, until ``--duration``
 passes, the switch closes the connection, or SIGINT/SIGTERM.  The result is
 the ``.esl`` format ``eslhook fake-switch`` replays.
 
+It reads through ``EslConnection``, the client eslhook itself runs on,
+which hands over every chunk before framing it.
+
 The capture is written to ``FILE.part`` and renamed to FILE at the end, so
 a failed attempt (refused, wrong password) leaves an existing FILE alone.
 """
@@ -15,14 +18,13 @@ import argparse
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 
 from eslhook.events import subscription_names
 from eslhook.fakeswitch.cli import host_port
-from eslhook.source.framing import Frame, FrameReader, ProtocolError
+from eslhook.source.esl import AuthenticationError, EslConnection, NotConnectedError
 
 log = logging.getLogger(__name__)
 
@@ -69,91 +71,66 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-class _Session:
-    """The socket, the frame parser and the output file, fed together."""
+class _Recording:
+    """What came: the bytes (written as received) and how many events."""
 
-    def __init__(self, sock: socket.socket, out) -> None:
-        self.sock = sock
+    def __init__(self, out) -> None:
         self.out = out
-        self.reader = FrameReader()
         self.bytes = 0
         self.events = 0
-        self.eof = False
 
-    def pump(self, timeout: float) -> list[Frame]:
-        """Read once (waiting up to ``timeout``); record and parse the bytes."""
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            return []
-        except OSError as exc:
-            raise RecordError("connection lost: %s" % (exc.strerror or exc)) from None
-        if not data:
-            self.eof = True
-            return []
+    def write(self, data: bytes) -> None:
         self.out.write(data)
         self.bytes += len(data)
-        self.reader.feed(data)
-        try:
-            frames = list(self.reader.frames())
-        except ProtocolError as exc:
-            raise RecordError("the switch sent bytes that are not ESL: %s" % exc) from None
-        self.events += sum(1 for f in frames if f.content_type.startswith("text/event-"))
-        return frames
 
-    def next_frame(self, what: str, pending: list[Frame]) -> Frame:
-        deadline = time.monotonic() + REPLY_TIMEOUT
-        while not pending:
-            left = deadline - time.monotonic()
-            if self.eof or left <= 0:
-                why = "connection closed" if self.eof else "timeout"
-                if self.reader.buffered:
-                    why += "; got %d bytes that are not an ESL frame, not an event socket?" % (
-                        self.reader.buffered)
-                raise RecordError("no %s from the switch (%s)" % (what, why))
-            pending.extend(self.pump(min(left, POLL_SECONDS)))
-        return pending.pop(0)
+    def count(self, _event: object) -> None:
+        self.events += 1
 
 
-def _handshake(session: _Session, password: str, fmt: str, events: str) -> list[Frame]:
-    pending: list[Frame] = []
-    if session.next_frame("auth request", pending).content_type != "auth/request":
-        raise RecordError("the peer did not ask for auth: not an event socket?")
-    session.sock.sendall(b"auth %s\n\n" % password.encode("utf-8"))
-    reply = session.next_frame("auth reply", pending).headers.get("Reply-Text", "")
-    if not reply.startswith("+OK"):
-        raise RecordError("authentication failed (%s): wrong --password?" % reply, EXIT_AUTH)
-    session.sock.sendall(b"event %s %s\n\n" % (fmt.encode(), events.encode("utf-8")))
-    reply = session.next_frame("event reply", pending).headers.get("Reply-Text", "")
-    if not reply.startswith("+OK"):
-        raise RecordError("subscription refused: %s" % reply)
-    return pending
+def _subscribe(conn: EslConnection, fmt: str, events: str) -> None:
+    reply = conn.send("event %s %s" % (fmt, events))
+    if not reply.ok:
+        raise RecordError("subscription refused: %s" % reply.data)
 
 
-def _record(args, stop_requested) -> _Session:
+def _record(args, stop_requested) -> _Recording:
     host, port = args.switch
-    try:
-        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
-    except OSError as exc:
-        raise RecordError("cannot connect to %s:%d: %s" % (host, port, exc.strerror or exc)) from None
     part = args.out.with_name(args.out.name + ".part")
     try:
-        with sock, open(part, "wb") as out:
-            session = _Session(sock, out)
-            _handshake(session, args.password, args.format, " ".join(args.events.split()))
-            deadline = None if args.duration is None else time.monotonic() + args.duration
-            # Bounded by --duration, EOF or a signal; each read waits <= POLL_SECONDS.
-            while not (session.eof or stop_requested()):
-                left = POLL_SECONDS if deadline is None else deadline - time.monotonic()
-                if left <= 0:
-                    break
-                session.pump(min(left, POLL_SECONDS))
+        with open(part, "wb") as out:
+            recording = _Recording(out)
+            # The event socket client eslhook runs on, with every chunk
+            # written before it is framed: the file holds exactly what came.
+            conn = EslConnection(host, port, args.password, timeout=CONNECT_TIMEOUT,
+                                 command_timeout=REPLY_TIMEOUT, on_bytes=recording.write,
+                                 on_event=recording.count,
+                                 on_malformed=lambda reason: recording.count(None))
+            try:
+                _connect(conn)
+                _subscribe(conn, args.format, " ".join(args.events.split()))
+                deadline = None if args.duration is None else time.monotonic() + args.duration
+                # Bounded by --duration, EOF or a signal; each wait <= POLL_SECONDS.
+                while not (conn.closed.is_set() or stop_requested()):
+                    left = POLL_SECONDS if deadline is None else deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    conn.closed.wait(min(left, POLL_SECONDS))
+            except NotConnectedError as exc:
+                raise RecordError(str(exc)) from None
+            finally:
+                conn.close("recording done")
         os.replace(part, args.out)
-        return session
+        return recording
     except BaseException:
         part.unlink(missing_ok=True)
         raise
+
+
+def _connect(conn: EslConnection) -> None:
+    try:
+        conn.connect()
+    except AuthenticationError as exc:
+        raise RecordError(str(exc), EXIT_AUTH) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     handler = lambda signum, frame: stop.append(signum)  # noqa: E731 - only sets a flag
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        session = _record(args, lambda: bool(stop))
+        recording = _record(args, lambda: bool(stop))
     except RecordError as exc:
         print("eslhook record: %s" % exc, file=sys.stderr)
         return exc.exit_code
@@ -171,5 +148,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
-    print("recorded %d events (%d bytes) to %s" % (session.events, session.bytes, args.out))
+    print("recorded %d events (%d bytes) to %s" % (recording.events, recording.bytes,
+                                                   args.out))
     return EXIT_OK

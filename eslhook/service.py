@@ -1,9 +1,12 @@
 """The bridge: ESL sources -> payload mapping -> hook matching -> delivery.
 
 ``Bridge`` only wires the stages together and owns their lifecycle; each
-stage lives in its own module.  Shutdown follows gunicorn's gevent worker:
-signal handlers only set a flag, then intake stops (sources say ``exit``),
-delivery drains until a deadline, and whatever is left is killed.
+stage lives in its own module.  Every stage has ``start()`` and
+``stop(deadline)``; their greenlets run under the bridge's one ``Supervisor``
+(eslhook/supervise.py).  Shutdown follows gunicorn's gevent worker: signal
+handlers only set a flag (so does the death of a critical greenlet), then
+intake stops (API, sources say ``exit``, reconcilers), delivery drains, and
+whatever is left is killed, all within one ``Deadline``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from dataclasses import dataclass
 
 import gevent
 from gevent.event import Event
-from gevent.pool import Group
 
 from . import __version__
 from .accounts import AccountDirectory
@@ -36,6 +38,7 @@ from .ports import DeliveryControl, DeliveryStatus, IngestStatus, StatusSnapshot
 from .reconcile import Reconciler
 from .statedir import private_dir
 from .source.switch import SwitchSource
+from .supervise import CriticalGreenletDied, Deadline, Supervisor, deadline_of
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +59,6 @@ def root_warning(euid: int) -> str | None:
     return ("running as root: eslhook needs no privilege, and a flaw in it would then have "
             "the whole machine; run it as its own user (the systemd unit "
             "scripts/eslhook.service does: User=eslhook)")
-
-
-def _log_crash(greenlet) -> None:
-    log.error("greenlet %s died: %r", greenlet, greenlet.exception,
-              exc_info=greenlet.exc_info)
 
 
 def switch_status(source: SwitchSource) -> SwitchStatus:
@@ -97,8 +95,10 @@ class Bridge:
         self._hooks_by_id: tuple[int, Mapping[str, Hook]] = (-1, {})
         self.channel_variables = tuple(config.payload.channel_variables)
         self.calls = OpenCalls(config.state_dir / "open-calls.json")
+        self.supervisor = Supervisor()      # every greenlet of this bridge
         self.reconcilers = {s.name: Reconciler(s.name, self.calls, self.dispatch,
-                                               self.map_event, config.reconcile)
+                                               self.map_event, config.reconcile,
+                                               supervisor=self.supervisor)
                             for s in config.switches}
         self.sources = [SwitchSource(s, self.handle_event,
                                      on_connected=self.reconcilers[s.name].connected)
@@ -106,7 +106,6 @@ class Bridge:
         self.stats = IngestStats()
         self.latency = AttemptLatency()   # of every HTTP attempt, for /metrics
         self.delivery.on_attempt = self.latency.observe_attempt
-        self._group = Group()
         self.api: ApiServer | None = None   # the REST API, when api.listen is set
 
     # -- the hot path: called by a source's reader greenlet per event -------
@@ -176,7 +175,7 @@ class Bridge:
             delivery=delivery_status(self.delivery.stats, self.config.delivery.buffer_size,
                                      self.latency),
             hooks_enabled=enabled, hooks_disabled=len(hooks) - enabled,
-            open_calls_error=self.calls.write_error)
+            open_calls_error=self.calls.write_error, supervision=self.supervisor.status())
 
     def api_context(self) -> ApiContext:
         """The API's view of this bridge: its hooks and accounts, and the two ports."""
@@ -195,42 +194,50 @@ class Bridge:
         self.hooks.load()
         if self.config.api is not None:   # first: a port in use fails before anything runs
             self.api = ApiServer.for_context(self.api_context())
-            self.api.start()
-        self.hooks.start_watching()
+            self.api.start(self.supervisor)
+        self.hooks.start_watching(supervisor=self.supervisor)
         self.calls.load()
-        self.calls.start()
-        self.delivery.start()
+        self.calls.start(self.supervisor)
+        self.delivery.start(self.supervisor)
         # hand edits and the API may enable a held hook again: delivery resumes it
         self.delivery.follow_hooks(lambda: self.hooks.generation)
         for source in self.sources:
-            self._group.spawn(source.run).link_exception(_log_crash)
+            source.start(self.supervisor)
         log.info("eslhook %s started: %d switch(es), %d hook(s)", __version__,
                  len(self.sources), len(self.hooks.hooks))
 
-    def stop(self, drain_seconds: float = 10.0) -> None:
-        """Stop intake, drain delivery until the deadline, then kill."""
+    def stop(self, deadline: Deadline | None = None, *,
+             drain_seconds: float | None = None) -> None:
+        """Stop intake, drain delivery until ``deadline`` (or ``drain_seconds`` from
+        now), then kill: every stage spends what is left of the one deadline."""
+        deadline = deadline_of(deadline, 10.0 if drain_seconds is None else drain_seconds)
+        self.supervisor.close()    # what crashes now stays down
         if self.api is not None:   # no hook changes while stopping
-            self.api.stop()
+            self.api.stop(deadline)
         for source in self.sources:
-            source.stop()
+            source.stop(deadline)
         for reconciler in self.reconcilers.values():
-            reconciler.stop()
-        self._group.join(timeout=5)
-        self._group.kill(timeout=1)
-        self.calls.stop()
-        self.hooks.stop()
-        self.delivery.stop(timeout=drain_seconds)
+            reconciler.stop(deadline)
+        self.calls.stop(deadline)
+        self.hooks.stop(deadline)
+        self.delivery.stop(deadline)
         log.info("eslhook stopped")
 
     def run_until_signalled(self, drain_seconds: float = 10.0) -> None:
+        """Run until SIGTERM/SIGINT, or until a critical greenlet dies (then raise
+        CriticalGreenletDied once stopped); either way stop within ``drain_seconds``."""
         stopping = Event()
         handlers = [gevent.signal_handler(sig, stopping.set)
                     for sig in (signal.SIGTERM, signal.SIGINT)]
+        failed = self.supervisor.failed
         try:
             self.start()
-            stopping.wait()
-            log.info("signal received, stopping")
+            gevent.wait([stopping, failed], count=1)
+            log.info("%s, stopping within %gs", "signal received" if stopping.is_set()
+                     else "a critical greenlet died", drain_seconds)
         finally:
             for handler in handlers:
                 handler.cancel()
-            self.stop(drain_seconds)
+            self.stop(Deadline.after(drain_seconds))
+        if failed.is_set():
+            raise CriticalGreenletDied(self.supervisor.status().dead)

@@ -98,7 +98,7 @@ def queue_alone(requests, port: int, sender, spool_path: str | None) -> float:
     if not queue.wait_idle(300) or queue.stats.delivered != len(payloads):
         raise SystemExit("queue run failed: %r" % (queue.stats,))
     cpu = time.thread_time() - started
-    queue.stop(2)
+    queue.stop(timeout=2)
     return cpu / len(payloads) * 1e6
 
 

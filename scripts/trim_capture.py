@@ -4,8 +4,8 @@
     scripts/trim_capture.py IN OUT [--events A,B] [--uuids U1,U2] [--max N]
 
 Keeps every non-event frame (handshake, replies, disconnect notice) and the
-events whose Event-Name is in --events (default: the three eslhook maps and
-HEARTBEAT), optionally only those of the given Unique-IDs.
+events whose Event-Name is in --events (default: what eslhook subscribes to,
+from eslhook/events.py), optionally only those of the given Unique-IDs.
 """
 
 import argparse
@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from eslhook.events import subscription_names  # noqa: E402
 from eslhook.source.framing import FrameReader, parse_event  # noqa: E402
 
-DEFAULT_EVENTS = "CHANNEL_CREATE,CHANNEL_ANSWER,CHANNEL_HANGUP_COMPLETE,HEARTBEAT"
+DEFAULT_EVENTS = ",".join(subscription_names())
 
 
 def raw_frames(data: bytes):

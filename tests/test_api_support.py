@@ -13,6 +13,7 @@ from eslhook.api import ApiContext, ApiServer, create_app
 from eslhook.api.app import server_limits
 from eslhook.config import AccountConfig, ApiConfig, DeliveryConfig
 from eslhook.hooks.store import HookStore
+from eslhook.supervise import Deadline
 
 PARENT = "a0000000000000000000000000000001"
 CHILD = "a0000000000000000000000000000002"      # sub-account of PARENT
@@ -56,7 +57,7 @@ class Api:
     def close(self) -> None:
         self.session.close()   # else the server waits for the idle keep-alive connection
         self.server.stop(timeout=1)
-        self.store.stop(timeout=1)
+        self.store.stop(Deadline.after(1))
 
     def file_hooks(self) -> list[dict]:
         return (yaml.safe_load(self.path.read_text()) or {}).get("webhooks") or []

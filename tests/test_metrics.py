@@ -16,6 +16,7 @@ from receiver import Reply
 from eslhook.metrics import LatencyHistogram, metric_families, render
 from eslhook.ports import (DeliveryStatus, IngestStatus, LatencyCounts, StatusSnapshot,
                            SwitchStatus)
+from eslhook.supervise import SupervisionStatus
 
 
 
@@ -184,7 +185,10 @@ HAND_BUILT = StatusSnapshot(
         given_up=27, invalid=28, expired=29, hooks_disabled=30, not_durable=31,
         unrecorded=32, spool_error="database or disk is full",
         latency={"success": latency(1, 2, 3, total=1.5), "failure": latency(0, 4, 0, total=0.2)}),
-    hooks_enabled=41, hooks_disabled=42)
+    hooks_enabled=41, hooks_disabled=42,
+    supervision=SupervisionStatus(dead=(("spool flusher", "RuntimeError()"),),
+                                  restarts=(("switch fs1", 43),),
+                                  crashes=(("spool flusher", 1), ("switch fs1", 43))))
 
 
 def test_metrics_of_a_hand_built_snapshot_carry_each_value_under_its_name():

@@ -33,6 +33,7 @@ from eslhook.source.esl import EslConnection
 from eslhook.source.framing import (
     MAX_BODY_BYTES,
     MAX_FRAME_HEADER_BYTES,
+    Frame,
     FrameReader,
     HeaderPicker,
     ProtocolError,
@@ -185,6 +186,8 @@ def read_stream(chunks: list[bytes]) -> tuple[list, list[str], FrameReader, EslC
 
     conn = EslConnection("127.0.0.1", 1, "ClueCon", on_event=on_event,
                          on_malformed=reasons.append)
+    # the greeting a switch sends first: anything else first is "not an event socket"
+    conn.handle_frame(Frame({"Content-Type": "auth/request"}, b""))
     reader = FrameReader()
     for chunk in chunks:
         reader.feed(chunk)

@@ -26,6 +26,7 @@ from . import attempts, catalog, operator
 from .context import ApiContext
 from .envelope import (ApiError, RequestIdMiddleware, handle_api_error, handle_unexpected,
                        serialize_http_error)
+from ..supervise import TASK, Deadline, Supervisor, deadline_of
 from .server import GuardedServer, ServerLimits
 from .webhooks import AccountWebhook, AccountWebhooks, DescendantWebhooks
 
@@ -101,15 +102,17 @@ def create_app(context: ApiContext, extra: Iterable[Installer] = ()) -> falcon.A
     return app
 
 
-def _log_crash(greenlet) -> None:
-    log.error("API request greenlet died: %r", greenlet.exception, exc_info=greenlet.exc_info)
+class _SupervisedPool(Pool):
+    """The server's connection pool: each connection's greenlet is a supervised task
+    (a crash is logged and counted; pywsgi answers a failing request with a 500)."""
 
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.supervisor = Supervisor()      # the bridge's, once start() is given it
 
-class _LoggedPool(Pool):
-    def spawn(self, *args, **kwargs):
-        greenlet = super().spawn(*args, **kwargs)
-        greenlet.link_exception(_log_crash)
-        return greenlet
+    def spawn(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Greenlet:
+        return self.supervisor.spawn_supervised(
+            "API connection", func, *args, how=TASK, group=self, **kwargs).greenlet
 
 
 class ApiServer:
@@ -118,7 +121,7 @@ class ApiServer:
 
     def __init__(self, app, host: str, port: int, *, limits: ServerLimits = ServerLimits()):
         self.limits = limits
-        self._pool = _LoggedPool(limits.max_connections)
+        self._pool = _SupervisedPool(limits.max_connections)
         # log=None: no access log, whose query strings may carry auth_token
         self._server = GuardedServer((host, port), app, limits, spawn=self._pool, log=None,
                                      error_log=logging.getLogger(__name__ + ".wsgi"))
@@ -150,13 +153,19 @@ class ApiServer:
         host = self.host
         return "http://%s:%d%s" % ("[%s]" % host if ":" in host else host, self.port, path)
 
-    def start(self) -> None:
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        """Listen.  No greenlet of its own: gevent accepts from a hub watcher, and
+        each connection is a task of ``supervisor``."""
+        self._pool.supervisor = supervisor or self._pool.supervisor
         ensure_open_files(self.limits.max_connections + FILE_HEADROOM)
         self._server.start()
         log.info("REST API listening on %s", self.url())
 
-    def stop(self, timeout: float = 2.0) -> None:
-        self._server.stop(timeout=timeout)
+    def stop(self, deadline: Deadline | None = None, *, timeout: float | None = None) -> None:
+        """Stop accepting; requests running may finish until ``deadline`` (or
+        ``timeout`` seconds from now)."""
+        left = deadline_of(deadline, 2.0 if timeout is None else timeout).left()
+        self._server.stop(timeout=left)
 
 
 def server_limits(config) -> ServerLimits:

@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Hashable, Mapping, Protocol
+from typing import Any, Callable, Hashable, Mapping, Protocol
 
 import gevent
 from gevent.event import Event
@@ -44,6 +44,8 @@ from eslhook.delivery.spool import (
     StoredDelivery)
 from eslhook.hooks.model import Hook
 from eslhook.payload import Payload
+from eslhook.supervise import (
+    KILL_GRACE_SECONDS, RESTART, TASK, Deadline, Supervisor, deadline_of)
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,7 @@ class DeliveryQueue:
         self._disabling: set[str] = set()     # hooks whose hooks.yaml write is under way
         self._workers = Group()               # max_in_flight attempt workers
         self._group = Group()                 # loaders, pruner, disablers
+        self._supervisor = Supervisor()       # the bridge's, once start() is given it
         self._stats = DeliveryStats()
         self._idle = Event()
         self._idle.set()
@@ -196,11 +199,12 @@ class DeliveryQueue:
 
     # -- lifecycle ----------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, supervisor: Supervisor | None = None) -> None:
         """Resume what the spool holds, then start delivering."""
         if self._started or self._stopping:
             raise RuntimeError("DeliveryQueue.start: already started or stopped")
         self._started = True
+        self._supervisor = supervisor or self._supervisor
         contents, self._resumed = self._resumed, None
         assert contents is not None     # only the first start() gets here
         self._add_pending(contents.pending)
@@ -210,36 +214,37 @@ class DeliveryQueue:
         if contents.pending:
             log.info("resuming %d pending webhook deliveries in %d lanes from %s",
                      contents.pending, len(contents.lanes), self._spool.path)
-        self._spool.start()
+        self._spool.start(self._supervisor)
         for _ in range(self._config.max_in_flight):
-            self._start_worker()
-        self._group.spawn(prune_loop, self._spool, self._clock,
-                          self._config.attempt_log_days).link_exception(_log_crash)
+            self._spawn("delivery worker", self._work, group=self._workers)
+        self._spawn("attempt log pruner", prune_loop, self._spool, self._clock,
+                    self._config.attempt_log_days)
 
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is pending or in flight; False if ``timeout`` passed first."""
         return bool(self._idle.wait(timeout))
 
-    def stop(self, timeout: float) -> None:
-        """Stop accepting; keep delivering what can go before ``timeout`` (retries due by
-        then included); then cancel retry waits, kill attempts still running and commit
-        everything pending to the spool, for the next start to resume."""
-        deadline = time.monotonic() + timeout
+    def stop(self, deadline: Deadline | None = None, *, timeout: float | None = None) -> None:
+        """Stop accepting; keep delivering what can go before ``deadline`` (or
+        ``timeout`` seconds from now; retries due by then included); then cancel retry
+        waits, kill attempts still running and commit everything pending to the
+        spool, for the next start to resume."""
+        deadline = deadline_of(deadline, 10.0 if timeout is None else timeout)
         self._accepting = False
         if self._started:
-            while time.monotonic() < deadline and not self._drained(deadline):
+            while not deadline.passed and not self._drained(deadline.at):
                 gevent.sleep(0.02)
         self._stopping = self._lanes.stopping = True
         for lane in self._lanes:
             _close_timer(lane)
         self._ready.put_nowait(_STOP)
-        self._workers.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._workers.join(timeout=deadline.left())
         if len(self._workers):
-            log.warning("killing %d delivery attempts still running after %gs",
-                        self._stats.in_flight, timeout)
-            self._workers.kill(block=True, timeout=1.0)
-        self._group.kill(block=True, timeout=1.0)
-        self._spool.close()
+            log.warning("killing %d delivery attempts still running at the shutdown "
+                        "deadline", self._stats.in_flight)
+            self._workers.kill(block=True, timeout=KILL_GRACE_SECONDS)
+        self._group.kill(block=True, timeout=KILL_GRACE_SECONDS)
+        self._spool.close(deadline)
         if self._stats.pending:
             log.warning("stopped with %d undelivered webhook deliveries, kept in %s",
                         self._stats.pending, self._spool.path)
@@ -272,13 +277,15 @@ class DeliveryQueue:
         elif step == LOAD:
             self._load_soon(lane)
 
-    def _start_worker(self) -> None:
-        self._workers.spawn(self._work).link_exception(self._worker_crashed)
+    def _spawn(self, name: str, function: Callable[..., Any], *args: Any,
+               group: Group | None = None) -> None:
+        """A loop of this queue: restarted should a bug end it (workers: so that
+        max_in_flight of them stay)."""
+        self._supervisor.spawn_supervised(name, function, *args, how=RESTART,
+                                          group=group if group is not None else self._group)
 
-    def _worker_crashed(self, greenlet) -> None:
-        _log_crash(greenlet)
-        if not self._stopping:      # keep max_in_flight workers
-            self._start_worker()
+    def _spawn_task(self, name: str, function: Callable[..., Any], *args: Any) -> None:
+        self._supervisor.spawn_supervised(name, function, *args, how=TASK, group=self._group)
 
     def _work(self) -> None:
         """A worker: takes ready lanes and attempts their heads, one at a time.  A fixed
@@ -430,7 +437,7 @@ class DeliveryQueue:
 
     def _load_soon(self, lane: Lane) -> None:
         self._lanes.loading(lane)
-        self._group.spawn(self._load, lane).link_exception(_log_crash)
+        self._spawn_task("delivery lane loader", self._load, lane)
 
     def _load(self, lane: Lane) -> None:
         hook_id, call_id = lane.key
@@ -496,7 +503,7 @@ class DeliveryQueue:
                     hook.id, hook.name, reason)
         if self._on_disable is not None:
             self._disabling.add(hook.id)
-            self._group.spawn(self._run_on_disable, hook, reason).link_exception(_log_crash)
+            self._spawn_task("hook disabler", self._run_on_disable, hook, reason)
 
     def _run_on_disable(self, hook: Hook, reason: str) -> None:
         on_disable = self._on_disable
@@ -564,7 +571,7 @@ class DeliveryQueue:
                 if generation() != seen:
                     seen = generation()
                     self.refresh_hooks()
-        self._group.spawn(follow).link_exception(_log_crash)
+        self._spawn("hooks follower", follow)
 
 
 def _close_timer(lane: Lane) -> None:
@@ -572,6 +579,3 @@ def _close_timer(lane: Lane) -> None:
         lane.timer.close()
         lane.timer = None
 
-
-def _log_crash(greenlet) -> None:
-    log.error("delivery greenlet crashed: %r", greenlet.exception, exc_info=greenlet.exc_info)

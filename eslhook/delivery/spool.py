@@ -41,6 +41,7 @@ from gevent.pool import Group
 from eslhook.delivery.request import encode_json
 from eslhook.hooks.model import Hook
 from eslhook.statedir import private_dir, private_file, tighten_existing
+from eslhook.supervise import CRITICAL, KILL_GRACE_SECONDS, Deadline, Supervisor, deadline_of
 from eslhook.threads import in_threadpool
 
 log = logging.getLogger(__name__)
@@ -467,8 +468,10 @@ class Spool:
     def contents(self) -> SpoolContents:
         return self._call(SpoolDb.contents)
 
-    def start(self) -> None:
-        self._group.spawn(self._flush_loop).link_exception(_log_crash)
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        # critical: without the flusher nothing accepted becomes durable
+        (supervisor or Supervisor()).spawn_supervised(
+            "spool flusher", self._flush_loop, how=CRITICAL, group=self._group)
 
     @property
     def backlog(self) -> int:
@@ -636,15 +639,20 @@ class Spool:
     def prune(self, before: float) -> tuple[int, int]:
         return self._call(SpoolDb.prune, before)
 
-    def close(self) -> None:
-        """Stop the flusher, commit what is left, close the database."""
+    def close(self, deadline: Deadline | None = None) -> None:
+        """Stop the flusher (waiting for its commit until ``deadline``), commit what is
+        left, close the database."""
         self._closed = True
         self._closing.set()
         self._dirty.set()
-        self._group.join(timeout=5)
-        self._group.kill(timeout=1)
+        self._group.join(timeout=deadline_of(deadline, 5.0).left())
+        self._group.kill(timeout=KILL_GRACE_SECONDS)
         with self._lock:
-            self._flush_locked(force=True)
+            try:
+                self._flush_locked(force=True)
+            except Exception:      # what killed the flusher: the stop must still finish
+                log.exception("spool %s: the last commit failed: %d deliveries lost",
+                              self.path, self.backlog)
             if self._failing is not None:
                 log.error("spool %s: %d deliveries could not be committed before closing "
                           "(%s): lost", self.path, self.backlog, self._failing.error)
@@ -737,6 +745,3 @@ def _merge_held(rows: list[StoredDelivery], held: list[Delivery],
               for d in held]
     return sorted(rows + stored, key=lambda row: row.id)
 
-
-def _log_crash(greenlet) -> None:
-    log.error("spool flusher crashed: %r", greenlet.exception, exc_info=greenlet.exc_info)

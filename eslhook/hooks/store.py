@@ -36,6 +36,7 @@ from gevent.pool import Group
 
 from ..accounts import AccountDirectory
 from ..config import ConfigError, ConfigIssue
+from ..supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor, deadline_of
 from ..threads import in_threadpool
 from .files import (Displaced, FileSignature, FileState, file_signature, read_fd_state, read_state,
                     replace_if_unchanged, sha256)
@@ -367,17 +368,19 @@ class HookStore:
             log.error("  %s", issue)
 
     # -- watching -------------------------------------------------------------
-    def start_watching(self, interval: float = 1.0) -> None:
+    def start_watching(self, interval: float = 1.0,
+                       supervisor: Supervisor | None = None) -> None:
         if len(self._group):
             return
         self._stopping.clear()
-        watcher = self._group.spawn(self._watch, interval)
-        watcher.link_exception(_log_crash)
+        # restarted: without it hand edits would silently stop taking effect
+        (supervisor or Supervisor()).spawn_supervised(
+            "hooks watcher", self._watch, interval, how=RESTART, group=self._group)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, deadline: Deadline | None = None) -> None:
         self._stopping.set()
-        self._group.join(timeout=timeout)
-        self._group.kill(timeout=timeout)
+        self._group.join(timeout=deadline_of(deadline, 5.0).left())
+        self._group.kill(timeout=KILL_GRACE_SECONDS)
         with self._lock:
             for item in self._displaced:
                 os.close(item.fd)
@@ -439,6 +442,3 @@ def _new_text(known: _Known | None, old: tuple[Hook, ...], new: list[Hook],
                                        "file does not hold the hooks meant")])
     return text, layout_of(text, node), 0
 
-
-def _log_crash(greenlet) -> None:
-    log.error("hooks file watcher stopped: %r", greenlet.exception)

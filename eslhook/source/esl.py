@@ -28,6 +28,7 @@ import gevent.socket
 from gevent.event import AsyncResult, Event
 from gevent.pool import Group
 
+from ..supervise import TASK, Supervisor
 from .framing import Frame, FrameReader, HeaderPicker, ProtocolError, parse_event
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ class Reply:
         return self.data.startswith("+OK")
 
 
+_GREETINGS = ("auth/request", "text/rude-rejection", "text/disconnect-notice")
+
+
 def _cut(text: str, limit: int = 300) -> str:
     """A reason fit for a log line (an event can be megabytes)."""
     return text if len(text) <= limit else text[:limit] + "..."
@@ -73,27 +77,27 @@ def _notice(frame: Frame) -> str:
     return _cut(frame.body.decode("utf-8", "replace").strip())
 
 
-def _log_exception(greenlet) -> None:
-    log.error("ESL reader greenlet died: %r", greenlet.exception,
-              exc_info=greenlet.exc_info)
-
-
 class EslConnection:
     """One inbound ESL connection: connect + auth, commands, events inline."""
 
     def __init__(self, host: str, port: int, password: str, *,
                  timeout: float = 5.0, command_timeout: float = 10.0,
                  on_event: Callable[[Mapping[str, str]], None] | None = None,
-                 on_malformed: Callable[[str], None] | None = None):
+                 on_malformed: Callable[[str], None] | None = None,
+                 on_bytes: Callable[[bytes], None] | None = None,
+                 supervisor: Supervisor | None = None):
         self.host, self.port, self.password = host, port, password
         self.timeout = timeout
         self.command_timeout = command_timeout
         self.on_event = on_event or (lambda event: None)
         self.on_malformed = on_malformed or (lambda reason: None)
+        # Every chunk as received, before framing (``eslhook record``).
+        self.on_bytes = on_bytes
         # Learns which headers on_event reads of plain events (kept across
         # reconnects): see framing.HeaderPicker.
         self.picker = HeaderPicker()
         self._group = Group()
+        self._supervisor = supervisor or Supervisor()
         self._reset()
 
     def _reset(self) -> None:
@@ -126,13 +130,18 @@ class EslConnection:
         self.sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
         self.connected = True
         self.start_event_handlers()
-        if not self._auth_request_event.wait(timeout=self.timeout):
+        # Woken by the greeting or by the connection closing, whichever first.
+        gevent.wait([self._auth_request_event, self.closed], timeout=self.timeout, count=1)
+        if self.closed.is_set():
+            if self.disconnect_notice is not None:     # rude rejection (ACL)
+                raise AuthenticationError("switch closed the connection before auth: %s"
+                                          % self.close_reason)
+            raise NotConnectedError("%s:%s closed the connection before auth: %s"
+                                    % (self.host, self.port, self.close_reason))
+        if not self._auth_request_event.is_set():
             self.close("no auth/request greeting")
             raise NotConnectedError("%s:%s sent no auth/request within %ss"
                                     % (self.host, self.port, self.timeout))
-        if not self.connected:
-            raise AuthenticationError("switch closed the connection before auth: %s"
-                                      % self.close_reason)
         self.authenticate()
 
     def authenticate(self) -> None:
@@ -143,10 +152,11 @@ class EslConnection:
                                       % reply.data)
 
     def start_event_handlers(self) -> None:
-        # One greenlet: events are dispatched inline, no queue between.
-        reader = self._group.spawn(self.receive_events)
-        reader.link_exception(_log_exception)
-        self._receive_events_greenlet = reader
+        # One greenlet: events are dispatched inline, no queue between.  A task: it
+        # ends with its connection (the source reconnects), a bug included.
+        reader = self._supervisor.spawn_supervised("ESL reader", self.receive_events,
+                                                   how=TASK, group=self._group)
+        self._receive_events_greenlet = reader.greenlet
 
     # -- reading ------------------------------------------------------------
 
@@ -160,8 +170,13 @@ class EslConnection:
                     reason = ("connection closed by the switch"
                               if not frames.buffered else
                               "connection closed in the middle of a frame")
+                    if frames.buffered and not self._auth_request_event.is_set():
+                        reason = ("connection closed after %d bytes that are not an ESL "
+                                  "frame: not an event socket?" % frames.buffered)
                     break
                 self.last_received = time.monotonic()
+                if self.on_bytes is not None:
+                    self.on_bytes(data)
                 frames.feed(data)
                 for frame in frames.frames():
                     self.handle_frame(frame)
@@ -173,6 +188,8 @@ class EslConnection:
                 gevent.sleep(0)
         except ProtocolError as exc:
             reason = "protocol error, the stream cannot be resynced: %s" % exc
+            if not self._auth_request_event.is_set():
+                reason = "not an event socket? %s" % exc
             self.protocol_error = True
         except OSError as exc:
             reason = "socket error: %s" % exc
@@ -184,6 +201,11 @@ class EslConnection:
 
     def handle_frame(self, frame: Frame) -> None:
         ctype = frame.content_type
+        if not self._auth_request_event.is_set() and ctype not in _GREETINGS:
+            # mod_event_socket's first frame is always one of these
+            self.close("the peer did not ask for auth (its first frame: %r): "
+                       "not an event socket?" % _cut(ctype or str(frame.headers), 80))
+            return
         if ctype.startswith("text/event-"):
             self.handle_event_frame(frame, ctype)
         elif ctype in ("command/reply", "api/response"):
@@ -273,7 +295,7 @@ class EslConnection:
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say ``exit`` if we can, then close; never waits longer than timeout."""
-        if self.connected:
+        if self.connected and timeout > 0:
             try:
                 self.send("exit", timeout=timeout)
             except NotConnectedError:

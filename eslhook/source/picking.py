@@ -17,9 +17,8 @@ fast functions' fallbacks call a reference.
    a line picker: the fast split of 1., unless it disagrees with the picked
    lines (reference: ``parse_header_block_reference``).
 
-Pure, no I/O.  Lines end at "\\n"; a "\\r" is the callers' business (the
-reference strips it from values, the picker does not: framing picks only
-blocks without one).
+Pure, no I/O.  Lines end at "\\n"; a "\\r" ending a value is dropped by
+the splits, kept by the picker (framing picks only blocks without one).
 """
 
 from __future__ import annotations
@@ -31,15 +30,15 @@ from collections.abc import Callable, Collection
 def parse_header_block(text: str) -> dict[str, str]:
     """``Name: value`` lines as a dict (the last repeat wins); the result
     of ``parse_header_block_reference`` unless a block has both a line with
-    two ": " and a line with none (FreeSWITCH never sends one), or a "\\r"
-    ending a value (kept here, dropped by the reference)."""
+    two ": " and a line with none (FreeSWITCH never sends one)."""
     # When there are as many ": " as lines (every percent-encoded plain
     # event, nearly every frame header), names and values alternate in one
     # split.  Each "\n" became one character longer: the length difference
-    # counts the lines without another pass over the text.
+    # counts the lines without another pass over the text.  A "\r" (a
+    # "\r\n" line end) goes the reference's way, which drops it.
     joined = text.replace("\n", ": ")
     parts = joined.split(": ")
-    if len(parts) == 2 * (len(joined) - len(text) + 1):
+    if len(parts) == 2 * (len(joined) - len(text) + 1) and "\r" not in text:
         it = iter(parts)
         return dict(zip(it, it))
     return parse_header_block_reference(text)

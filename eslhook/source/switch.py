@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import gevent
 from gevent.event import Event
 
 from ..config import SwitchConfig
 from ..events import subscription_command
+from ..supervise import RESTART, Deadline, Supervised, Supervisor, deadline_of
 from .esl import AuthenticationError, EslConnection, NotConnectedError
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_EVENT_NAMES = 64
 MAX_EVENT_NAME_LENGTH = 64
 OTHER_EVENT_NAME = "_other"
+STOP_SECONDS = 2.0   # stopped on its own: how long ``exit`` may take
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ class SwitchSource:
         self.state = SwitchState()
         self.connection: EslConnection | None = None
         self._stopping = Event()
+        self._runner: Supervised | None = None
+        self._stop_deadline = Deadline(0.0)
+        self._supervisor: Supervisor | None = None
 
     # -- the event path: runs in the reader greenlet, once per event ---------
 
@@ -138,8 +144,25 @@ class SwitchSource:
 
     # -- connection life ----------------------------------------------------
 
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        """Run ``run()`` in a greenlet, restarted should a bug end it."""
+        self._supervisor = supervisor or Supervisor()
+        self._runner = self._supervisor.spawn_supervised(
+            "switch " + self.name, self.run, how=RESTART)
+
     def run(self) -> None:
-        """Connect and reconnect until ``stop()``; never raises."""
+        """Connect and reconnect until ``stop()``; raises only for a bug (a restart
+        starts afresh: the connection it had is closed)."""
+        try:
+            self._reconnect_until_stopped()
+        except BaseException as exc:   # a bug, or killed: /healthz must not say connected
+            reason = "stopped" if self._stopping.is_set() else "source failed: %r" % exc
+            if self.connection is not None:
+                self.connection.close(reason)
+            self._set_down(reason)
+            raise
+
+    def _reconnect_until_stopped(self) -> None:
         failures = 0
         while not self._stopping.is_set():
             if self._connect_and_serve():
@@ -158,7 +181,8 @@ class SwitchSource:
         conn = EslConnection(cfg.host, cfg.port, cfg.password,
                              timeout=cfg.connect_timeout_seconds,
                              command_timeout=cfg.command_timeout_seconds,
-                             on_event=self._on_event, on_malformed=self._on_malformed)
+                             on_event=self._on_event, on_malformed=self._on_malformed,
+                             supervisor=self._supervisor)
         self.connection = conn
         try:
             conn.connect()
@@ -188,9 +212,13 @@ class SwitchSource:
     def _watch(self, conn: EslConnection) -> None:
         """Wait until the connection closes, is silent too long, or we stop."""
         limit = self.config.liveness_timeout_seconds
-        while not conn.closed.wait(self.liveness_check_seconds):
+        while not conn.closed.is_set():
+            # a stop wakes this at once, not at the next liveness check
+            gevent.wait([conn.closed, self._stopping], self.liveness_check_seconds, count=1)
+            if conn.closed.is_set():
+                break
             if self._stopping.is_set():
-                conn.stop()
+                conn.stop(timeout=self._stop_deadline.left())
                 break
             silent = time.monotonic() - conn.last_received
             if silent > limit:
@@ -212,7 +240,12 @@ class SwitchSource:
         self.state.connected = False
         self.state.last_error = reason
 
-    def stop(self) -> None:
-        """Stop intake: ``run()`` says ``exit`` to the switch and returns
-        within ``liveness_check_seconds``."""
+    def stop(self, deadline: Deadline | None = None) -> None:
+        """Stop intake: ``run()`` says ``exit`` to the switch (waiting for its reply
+        until ``deadline`` at most) and returns; then the greenlet ``start()`` made
+        is joined until the deadline and killed if still running."""
+        self._stop_deadline = deadline_of(deadline, STOP_SECONDS)
         self._stopping.set()
+        if self._runner is not None:
+            self._runner.greenlet.join(timeout=self._stop_deadline.left())
+            self._runner.kill()
