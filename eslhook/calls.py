@@ -1,4 +1,5 @@
-"""Calls seen created and not yet destroyed, per switch, kept in ``state_dir``.
+"""Calls seen created and not yet destroyed, per switch, kept in ``state_dir``: the
+open-call store (``calls_store.py``) of embedded mode.
 
 Each payload of a call is stamped here with ``sequence`` (1, 2, 3...), so a
 receiver can check order itself; the counter lives with the open call, so
@@ -33,14 +34,13 @@ import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from gevent.event import Event
 from gevent.pool import Group
 
+from .calls_store import IN_MEMORY_ONLY, KEPT_FIELDS, OpenCall, kept_fields
 from .payload import ChannelPayload
 from .statedir import private_dir
 from .supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor, deadline_of
@@ -49,37 +49,16 @@ from .threads import in_threadpool
 log = logging.getLogger(__name__)
 
 ERROR_REPORT_INTERVAL_SECONDS = 10.0    # a failing write (full disk): one line per interval
-
-# What a synthetic channel_destroy can reuse of the last payload of a call.
-KEPT_FIELDS = ("call_direction", "account_id", "request", "to", "from", "call_id",
-               "sip_call_id", "other_leg_call_id", "caller_id_name", "caller_id_number",
-               "callee_id_name", "callee_id_number", "is_internal_leg", "switch",
-               "custom_channel_vars")
-
-
-@dataclass
-class OpenCall:
-    call_id: str
-    switch: str
-    core_uuid: str | None
-    # The last payload itself: payloads are never changed once dispatched, so
-    # keeping a reference costs nothing per event; KEPT_FIELDS are picked out
-    # only when the table is written or a destroy is synthesised.
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    answered: bool = False
-    since: float = field(default_factory=time.time)  # when eslhook first saw it
-    sequence: int = 0                                # last stamped on a payload
-    # Not kept on disk (they mean nothing to another process):
-    epoch: int = 0                        # the switch's epoch at its latest event
-    first_seen: float = float("-inf")     # OpenCalls' clock when this process first saw it
-
+__all__ = ["OpenCalls", "OpenCall", "KEPT_FIELDS", "kept_fields"]
 
 class OpenCalls:
     def __init__(self, path: Path | None = None, *, flush_seconds: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
-                 remember_ended_seconds: float = 60.0):
+                 remember_ended_seconds: float = 60.0,
+                 error_report_seconds: float = ERROR_REPORT_INTERVAL_SECONDS):
         self.path = path
         self.flush_seconds = flush_seconds
+        self.error_report_seconds = error_report_seconds
         self.clock = clock
         # Far beyond how long FreeSWITCH lists a channel that is gone; memory is
         # this many seconds of hangups (60 s at 300 calls/s: ~3 MB).
@@ -151,6 +130,9 @@ class OpenCalls:
         dict: call_id -> when."""
         return self._ended.get(switch, {})
 
+    def remember_ended_for(self, seconds: float) -> None:
+        self.remember_ended_seconds = max(self.remember_ended_seconds, seconds)
+
     def is_known(self, switch: str, call_id: str) -> bool:
         """Open, or ended recently."""
         return call_id in self._calls.get(switch, ()) or call_id in self._ended.get(switch, ())
@@ -219,7 +201,7 @@ class OpenCalls:
             self.write_error = str(exc)
             now = time.monotonic()
             if self._last_error_report is None or \
-                    now - self._last_error_report >= ERROR_REPORT_INTERVAL_SECONDS:
+                    now - self._last_error_report >= self.error_report_seconds:
                 self._last_error_report = now
                 log.error("cannot write %s: %s (kept in memory, retrying every %gs)",
                           self.path, exc, self.flush_seconds)
@@ -229,20 +211,13 @@ class OpenCalls:
             self.write_error, self._last_error_report = None, None
 
 
-def kept_fields(call: OpenCall) -> dict:
-    return {k: call.fields[k] for k in KEPT_FIELDS if k in call.fields}
-
-
-_IN_MEMORY_ONLY = ("epoch", "first_seen")
-
-
 def _snapshot(call: OpenCall) -> dict:
-    kept = {k: v for k, v in vars(call).items() if k not in _IN_MEMORY_ONLY}
+    kept = {k: v for k, v in vars(call).items() if k not in IN_MEMORY_ONLY}
     return {**kept, "fields": kept_fields(call)}
 
 
 def _loaded(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in _IN_MEMORY_ONLY}
+    return {k: v for k, v in row.items() if k not in IN_MEMORY_ONLY}
 
 
 def _write_atomically(path: Path, data: dict) -> None:

@@ -25,7 +25,7 @@ def _setup_logging(level: str, fmt: str) -> None:
 
 def _cmd_run(args) -> int:
     from .config import ConfigError, load_config
-    from .delivery.spool import SpoolCorrupt
+    from .delivery.store import DeliveryStoreUnusable
     from .service import Bridge
     from .supervise import CriticalGreenletDied
     try:
@@ -37,7 +37,7 @@ def _cmd_run(args) -> int:
             print("error: %s" % issue, file=sys.stderr)
         print("eslhook: refusing to start with an invalid configuration", file=sys.stderr)
         return EXIT_CONFIG
-    except SpoolCorrupt as exc:
+    except DeliveryStoreUnusable as exc:
         print("eslhook: refusing to start: %s" % exc, file=sys.stderr)
         return EXIT_STATE_CORRUPT
     except CriticalGreenletDied as exc:

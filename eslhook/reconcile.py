@@ -35,7 +35,7 @@ from typing import cast
 from gevent.event import Event
 from gevent.pool import Group
 
-from .calls import OpenCall, OpenCalls, kept_fields
+from .calls_store import OpenCall, OpenCallStore, kept_fields
 from .config import ReconcileConfig
 from .mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 from .payload import ChannelPayload
@@ -128,7 +128,7 @@ class Reconciler:
     bridge's mapping of event headers, used for channels we never saw.
     """
 
-    def __init__(self, switch: str, calls: OpenCalls,
+    def __init__(self, switch: str, calls: OpenCallStore,
                  emit: Callable[[ChannelPayload, str | None], None],
                  to_payload: Callable[[Mapping[str, str], str], ChannelPayload | None],
                  settings: ReconcileConfig = ReconcileConfig(), *,
@@ -146,8 +146,7 @@ class Reconciler:
         self._wake = Event()
         # The list may show a gone channel through both reads: its end must be
         # remembered longer than that, or it would be "found open".
-        calls.remember_ended_seconds = max(calls.remember_ended_seconds,
-                                           4 * settings.confirm_seconds)
+        calls.remember_ended_for(4 * settings.confirm_seconds)
 
     def connected(self, source, conn) -> None:
         """``SwitchSource.on_connected``: must not block the source."""

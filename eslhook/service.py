@@ -24,19 +24,21 @@ from gevent.event import Event
 from . import __version__
 from .accounts import AccountDirectory
 from .api import ApiContext, ApiServer
-from .calls import OpenCalls
+from . import stores
+from .calls_store import OpenCallStore
 from .config import ApiConfig, Config
 from .delivery.notices import (
     disable_change, disabled_notice, hooks_by_id, notice_targets)
 from .delivery.queue import DeliveryQueue, DeliveryStats
 from .hooks.model import Hook
-from .hooks.store import HookStore
+from .hooks.repository import HookRepository
 from .mapping import channel_payload
 from .payload import ChannelPayload
 from .metrics import AttemptLatency
 from .ports import DeliveryControl, DeliveryStatus, IngestStatus, StatusSnapshot, SwitchStatus
 from .reconcile import Reconciler
 from .statedir import private_dir
+from .timings import Timings
 from .source.switch import SwitchSource
 from .supervise import CriticalGreenletDied, Deadline, Supervisor, deadline_of
 
@@ -84,23 +86,28 @@ def delivery_status(stats: DeliveryStats, buffer_capacity: int,
 
 
 class Bridge:
-    def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None):
+    def __init__(self, config: Config, *, delivery: DeliveryQueue | None = None,
+                 timings: Timings = Timings()):
         self.config = config
+        self.timings = timings
         self.accounts = AccountDirectory.from_config(config)
-        self.hooks = HookStore(config.hooks_file, self.accounts)
+        # the stores' backends are picked in eslhook/stores.py; the bridge holds interfaces
+        self.hooks: HookRepository = stores.hook_repository(config, self.accounts, timings)
         self.delivery = delivery or DeliveryQueue(
             config.delivery, user_agent="eslhook/%s" % __version__,
-            spool_path=str(config.state_dir / "delivery.sqlite3"),
+            store=stores.delivery_store(config, timings),
             hook_lookup=self.hook_by_id, on_disable=self.hook_disabled)
         self._hooks_by_id: tuple[int, Mapping[str, Hook]] = (-1, {})
         self.channel_variables = tuple(config.payload.channel_variables)
-        self.calls = OpenCalls(config.state_dir / "open-calls.json")
+        self.calls: OpenCallStore = stores.open_call_store(config, timings)
         self.supervisor = Supervisor()      # every greenlet of this bridge
         self.reconcilers = {s.name: Reconciler(s.name, self.calls, self.dispatch,
                                                self.map_event, config.reconcile,
                                                supervisor=self.supervisor)
                             for s in config.switches}
-        self.sources = [SwitchSource(s, self.handle_event,
+        self.sources = [SwitchSource(s, self.handle_event, policy=timings.reconnect,
+                                     liveness_check_seconds=timings.liveness_check_seconds,
+                                     malformed_log_seconds=timings.malformed_log_seconds,
                                      on_connected=self.reconcilers[s.name].connected)
                         for s in config.switches]
         self.stats = IngestStats()
@@ -152,7 +159,7 @@ class Bridge:
             before = self.hooks.update(disable_change(hook.id, reason))
         except Exception:
             log.exception("hook %s: could not write it disabled to %s", hook.id,
-                          self.hooks.path)
+                          self.hooks.location)
             return
         if before is None:
             return              # deleted or disabled meanwhile: nothing to announce
@@ -195,7 +202,7 @@ class Bridge:
         if self.config.api is not None:   # first: a port in use fails before anything runs
             self.api = ApiServer.for_context(self.api_context())
             self.api.start(self.supervisor)
-        self.hooks.start_watching(supervisor=self.supervisor)
+        self.hooks.start_watching(self.timings.hooks_poll_seconds, supervisor=self.supervisor)
         self.calls.load()
         self.calls.start(self.supervisor)
         self.delivery.start(self.supervisor)

@@ -4,6 +4,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -13,6 +14,15 @@ TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # helpers: receiver.py, ...
 
 CAPTURES = TESTS / "captures"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # an xdist worker waits for its next test on an Event that execnet's receiver
+    # (a real OS thread) sets: with nothing else scheduled that wait would be a
+    # LoopExit, so a timer keeps this thread's hub running between tests
+    import gevent  # noqa: E402
+
+    _HUB_KEEPALIVE = gevent.get_hub().loop.timer(3600.0, 3600.0)
+    _HUB_KEEPALIVE.start(lambda: None)
 
 from receiver import receiver  # noqa: E402,F401  (the `receiver` fixture, for every test)
 
@@ -64,17 +74,29 @@ def queues():
             queue.stop(timeout=1.0)
 
 
-@pytest.fixture
-def ops_world(tmp_path):
-    """Running bridges for the operator's-view tests: ``make(**options)`` (tests/ops_harness.py)."""
-    from ops_harness import OpsWorld
-
+def _worlds(tmp_path, kind):
     worlds = []
 
-    def make(**kwargs):
-        worlds.append(OpsWorld(tmp_path, **kwargs))
+    def make(*args, **kwargs):
+        worlds.append(kind(tmp_path, *args, **kwargs))
         return worlds[-1]
 
     yield make
     for w in worlds:
         w.close()
+
+
+@pytest.fixture
+def world(tmp_path):
+    """End-to-end worlds, closed after the test: ``make(captures, **options)`` (tests/world.py)."""
+    from world import World
+
+    yield from _worlds(tmp_path, World)
+
+
+@pytest.fixture
+def ops_world(tmp_path):
+    """Worlds for the operator's-view tests: ``make(**options)`` (tests/world.py, OpsWorld)."""
+    from world import OpsWorld
+
+    yield from _worlds(tmp_path, OpsWorld)

@@ -1,12 +1,27 @@
 """Small helpers shared by the test modules."""
 
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import gevent
 import pytest
+
+from eslhook.hooks.model import Hook
+from eslhook.source.switch import ReconnectPolicy
+from eslhook.timings import Timings
+
+ACCOUNT = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"   # ecallmgr_Account-ID of the 1005 calls
+HOOK_ID = "0123456789abcdef0123456789abcdef"
+
+# A bridge that polls, reconnects and notices in tens of milliseconds: what a test
+# waits for is the event, not production's interval (eslhook/timings.py).
+FAST_TIMINGS = Timings(
+    reconnect=ReconnectPolicy(first_seconds=0.05, cap_seconds=0.2),
+    liveness_check_seconds=0.05, hooks_poll_seconds=0.05, hooks_empty_settle_seconds=0.2,
+    open_calls_flush_seconds=0.05, spool_commit_retry_seconds=0.1)
 
 
 def wait_until(predicate, timeout: float = 5.0, step: float = 0.02) -> bool:
@@ -29,3 +44,16 @@ def self_signed_certificate(folder: Path, name: str, subject_alt_name: str) -> t
                     "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True, timeout=60)
     return str(cert), str(key)
+
+
+def make_hook(uri: str = "http://127.0.0.1:9/hook", **fields) -> Hook:
+    """A valid hook for ``uri`` (all events, ACCOUNT); ``fields`` override."""
+    return Hook(**{"id": HOOK_ID, "account_id": ACCOUNT, "name": "test", "uri": uri,
+                   "hook": "all", **fields})
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -26,9 +26,9 @@ from eslhook.api.limits import FailureThrottle, SummaryLog, TokenBucket, client_
 from eslhook.config import load_config
 from eslhook.fakeswitch import FakeSwitch
 from eslhook.service import Bridge
-from helpers import wait_until
+from helpers import FAST_TIMINGS, wait_until
 from test_api_delivery import ACCOUNTS as DELIVERY_ACCOUNTS, API as DELIVERY_API
-from test_bridge import World
+from world import World
 from test_api_support import NEW_HOOK, PARENT, TOKENS, assert_error, assert_success, start_api
 
 HOOKS = "/v2/accounts/%s/webhooks" % PARENT
@@ -83,7 +83,7 @@ def bridge_api(tmp_path):
             "hooks_file": "hooks.yaml", "state_dir": "state",
             "accounts": [{"id": PARENT, "auth_tokens": [TOKENS["parent"]]}],
             "api": {"listen": "127.0.0.1:0", **api}}))
-        bridge = Bridge(load_config(tmp_path / "eslhook.yaml"))
+        bridge = Bridge(load_config(tmp_path / "eslhook.yaml"), timings=FAST_TIMINGS)
         bridge.start()
         started.append(bridge)
         assert fake.wait_for_subscribers(1, timeout=5)

@@ -20,7 +20,7 @@ from eslhook.mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 from receiver import Reply
 from test_api_support import (CHILD, OTHER, PARENT, TOKENS, assert_error, assert_success,
                               start_api)
-from test_bridge import World
+from world import World
 
 HOOKS = "/v2/accounts/%s/webhooks"
 HOOK = "/v2/accounts/%s/webhooks/%s"

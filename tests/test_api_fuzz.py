@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from test_api_delivery import ACCOUNTS, API, TOKENS
 from test_api_support import NEW_HOOK, PARENT, start_api
-from test_bridge import World
+from world import World
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 SEED = int(os.environ.get("ESLHOOK_FUZZ_SEED", "1"))   # CI is reproducible; vary it by hand

@@ -2,7 +2,7 @@
 
 import requests
 import yaml
-from helpers import wait_until
+from helpers import FAST_TIMINGS, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from test_api_support import assert_error, start_api
 
@@ -26,7 +26,7 @@ def test_metrics_and_health_are_served_without_a_token(tmp_path):
                       "password": "ClueCon"}],
         "accounts": [{"id": ACCOUNT, "auth_tokens": ["s3cret-token-value"]}],
         "api": {"listen": "127.0.0.1:0"}}))
-    bridge = Bridge(load_config(tmp_path / "eslhook.yaml"))
+    bridge = Bridge(load_config(tmp_path / "eslhook.yaml"), timings=FAST_TIMINGS)
     bridge.start()
     try:
         assert fake.wait_for_subscribers(1, timeout=5)

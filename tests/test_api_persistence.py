@@ -18,7 +18,7 @@ from gevent.pool import Group
 from eslhook.config import HOOKS_FILE_HEADER, load_config
 from eslhook.fakeswitch import FakeSwitch
 from eslhook.service import Bridge
-from helpers import wait_until
+from helpers import FAST_TIMINGS, wait_until
 from test_api_support import (CHILD, NEW_HOOK, OTHER, PARENT, TOKENS, assert_error,
                               assert_success, start_api)
 
@@ -215,7 +215,7 @@ def test_a_hook_created_by_put_receives_the_next_event(tmp_path, receiver):
     fake = FakeSwitch([], heartbeat_seconds=None)
     _, port = fake.start()
     write_config(tmp_path, port)
-    bridge = Bridge(load_config(tmp_path / "eslhook.yaml"))
+    bridge = Bridge(load_config(tmp_path / "eslhook.yaml"), timings=FAST_TIMINGS)
     bridge.start()
     try:
         assert fake.wait_for_subscribers(1, timeout=5)

@@ -4,6 +4,7 @@ Config and hooks are real YAML files loaded the way ``eslhook run`` loads
 them; events are real captures or events the fake switch generates.
 """
 
+import logging
 import uuid
 from collections import defaultdict
 
@@ -11,17 +12,14 @@ import gevent
 import pytest
 import helpers
 import yaml
+from helpers import FAST_TIMINGS
 from receiver import Receiver
+from world import ACME, BETA, BETA_CHILD, FALLBACK
 
 from eslhook.config import load_config
 from eslhook.fakeswitch import FakeSwitch
 from eslhook.service import Bridge
 from eslhook.source.framing import parse_event, split_frames
-
-ACME = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"      # ecallmgr_Account-ID of the 1005 calls
-BETA = "b0000000000000000000000000000001"
-BETA_CHILD = "b0000000000000000000000000000002"
-FALLBACK = "f0000000000000000000000000000001"
 
 
 def hook_id() -> str:
@@ -30,80 +28,6 @@ def hook_id() -> str:
 
 def wait_until(predicate, timeout=10.0):
     return helpers.wait_until(predicate, timeout)
-
-
-class World:
-    """A fake switch, a receiver and a running bridge, built from YAML."""
-
-    def __init__(self, tmp_path, captures=(), *, fmt="json", hooks=(), accounts=None,
-                 default_account_id=None, extra=None):
-        self.tmp = tmp_path
-        self.receiver = Receiver()
-        self.fake = FakeSwitch(captures, heartbeat_seconds=0.5)
-        host, port = self.fake.start()
-        config = {
-            "switches": [{"name": "fs1", "host": host, "port": port, "format": fmt}],
-            "hooks_file": "hooks.yaml",
-            "state_dir": "state",
-            "accounts": accounts if accounts is not None else [
-                {"id": ACME, "name": "Acme", "realms": ["acme.example.com"]},
-                {"id": BETA, "name": "Beta", "realms": ["beta.example.com"]},
-                {"id": BETA_CHILD, "name": "Beta child", "parent_id": BETA,
-                 "realms": ["child.beta.example.com"]},
-                {"id": FALLBACK, "name": "Fallback"}],
-            "default_account_id": default_account_id,
-            "delivery": {"timeout_seconds": 2, "retry_schedule_seconds": [0.05, 0.1]},
-            **(extra or {}),
-        }
-        (tmp_path / "eslhook.yaml").write_text(yaml.safe_dump(config))
-        self.write_hooks(hooks)
-        self.bridge = Bridge(load_config(tmp_path / "eslhook.yaml"))
-
-    def write_hooks(self, hooks) -> None:
-        (self.tmp / "hooks.yaml").write_text(yaml.safe_dump({"webhooks": list(hooks)}))
-
-    def hook(self, account, path, **fields):
-        return {"id": hook_id(), "account_id": account, "name": path, "hook": "all",
-                "uri": self.receiver.url(path), "format": "json", **fields}
-
-    def start(self):
-        self.bridge.start()
-        assert self.fake.wait_for_subscribers(1, timeout=5)
-        return self
-
-    def call(self, uuid_, *events, **variables):
-        """Generate one call's events at the fake switch."""
-        extra = [("Unique-ID", uuid_), ("Call-Direction", "inbound"),
-                 ("Channel-Name", variables.pop("channel", "sofia/internal/1000@x"))]
-        extra += [("variable_" + k, v) for k, v in variables.items()]
-        for name in events or ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"):
-            more = [("Hangup-Cause", "NORMAL_CLEARING")] if name.endswith("COMPLETE") else []
-            self.fake.publish_generated(name, extra + more)
-
-    def by_path(self):
-        got = defaultdict(list)
-        for request in self.receiver.requests:
-            got[request.path].append(request.json)
-        return got
-
-    def close(self):
-        self.bridge.stop(drain_seconds=1)
-        self.fake.stop()
-        self.receiver.stop()
-
-
-@pytest.fixture
-def world(tmp_path):
-    worlds = []
-
-    def make(*args, **kwargs):
-        w = World(tmp_path, *args, **kwargs)
-        worlds.append(w)
-        return w
-
-    yield make
-    for w in worlds:
-        w.close()
 
 
 def capture_channel_events(path):
@@ -221,14 +145,16 @@ def test_custom_data_is_merged_over_the_payload(world):
     assert payload["call_id"] == "c1"
 
 
-def test_a_bad_hooks_edit_keeps_the_old_hooks_and_a_good_one_takes_over(world):
+def test_a_bad_hooks_edit_keeps_the_old_hooks_and_a_good_one_takes_over(world, caplog):
     w = world()
     first = w.hook(ACME, "/first", hook="channel_create")
     w.write_hooks([first])
     w.start()
     generation = w.bridge.hooks.generation
-    (w.tmp / "hooks.yaml").write_text("webhooks:\n  - id: [not, valid\n")
-    gevent.sleep(2.5)  # the store polls every second
+    with caplog.at_level(logging.ERROR, logger="eslhook.hooks.store"):
+        (w.tmp / "hooks.yaml").write_text("webhooks:\n  - id: [not, valid\n")
+        assert wait_until(lambda: "rejected" in caplog.text)   # the store read it ...
+        gevent.sleep(FAST_TIMINGS.hooks_poll_seconds * 4)      # ... and polled on after
     assert w.bridge.hooks.generation == generation
     w.call("during-bad-edit", "CHANNEL_CREATE", account_id=ACME)
     assert wait_until(lambda: len(w.receiver.requests) == 1)
@@ -253,7 +179,7 @@ def test_two_switches_in_one_process(tmp_path, captures):
     (tmp_path / "hooks.yaml").write_text(yaml.safe_dump({"webhooks": [{
         "id": hook_id(), "account_id": FALLBACK, "name": "destroys", "format": "json",
         "hook": "channel_destroy", "uri": receiver.url("/d")}]}))
-    bridge = Bridge(load_config(tmp_path / "eslhook.yaml"))
+    bridge = Bridge(load_config(tmp_path / "eslhook.yaml"), timings=FAST_TIMINGS)
     bridge.start()
     try:
         assert wait_until(lambda: len(receiver.requests) == 70)

@@ -106,12 +106,13 @@ def corrupt_garbage(path):
 
 
 def corrupt_truncated(path):
-    from eslhook.delivery.spool import Delivery, SpoolDb, _Batch
+    from eslhook.delivery.rows import Delivery
+    from eslhook.delivery.spool_sql import Batch, SpoolDb
     from eslhook.hooks.model import Hook
     hook = Hook(id=uuid.uuid4().hex, account_id=ACCOUNT, name="h", uri="http://127.0.0.1:9/",
                 hook="all", format="json")
     db = SpoolDb(str(path))
-    db.apply(_Batch(inserts=[Delivery(i, hook, {"call_id": "c%d" % i, "pad": "x" * 500},
+    db.apply(Batch(inserts=[Delivery(i, hook, {"call_id": "c%d" % i, "pad": "x" * 500},
                                       "c%d" % i, "e%d" % i, "channel_create", "w%d" % i,
                                       1000.0).row() for i in range(1, 2001)]))
     db.close()

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 import gevent
 import pytest
 
-from helpers import self_signed_certificate
+from helpers import free_port, make_hook, self_signed_certificate
 from receiver import Receiver, Reply
 
 from eslhook import __version__
@@ -16,7 +16,6 @@ from eslhook.config import DeliveryConfig
 from eslhook.delivery.http import HttpSender
 from eslhook.delivery.queue import DeliveryQueue
 from eslhook.delivery.request import HttpRequest
-from eslhook.hooks.model import Hook
 
 ACCOUNT = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"
 FAST = DeliveryConfig(timeout_seconds=2.0, connect_timeout_seconds=1.0, max_in_flight=16,
@@ -38,25 +37,12 @@ PAYLOAD_AS_FORM = {
 }
 
 
-def make_hook(uri, **fields) -> Hook:
-    base = dict(id="0123456789abcdef0123456789abcdef", account_id=ACCOUNT, name="test",
-                uri=uri, hook="all")
-    base.update(fields)
-    return Hook(**base)
-
-
 def deliver(queues, hook, *payloads, config=FAST):
     queue = queues(config)
     for payload in payloads:
         assert queue.submit(hook, payload)
     assert queue.wait_idle(10), queue.stats
     return queue
-
-
-def free_port_with_nothing_listening() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- encodings as received ----------------------------------------------------------
@@ -169,7 +155,7 @@ def test_retry_after_on_503_overrides_a_long_schedule(receiver, queues):
 
 
 def test_connection_refused_is_retried_then_given_up(queues):
-    hook = make_hook("http://127.0.0.1:%d/hook" % free_port_with_nothing_listening(), retries=2)
+    hook = make_hook("http://127.0.0.1:%d/hook" % free_port(), retries=2)
     queue = deliver(queues, hook, PAYLOAD)
     assert (queue.stats.retried, queue.stats.given_up) == (2, 1)
     outcome = HttpSender(FAST).send(HttpRequest("POST", hook.uri, {}, b"x"))

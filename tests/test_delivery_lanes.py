@@ -5,7 +5,7 @@ from eslhook.delivery.hosts import ADMITTED, PARKED, QUEUED, Hosts
 from eslhook.delivery.lanes import (
     ACTIVE, HELD, LOAD, LOADING, NOTHING, SCHEDULE, WAITING, Lanes)
 from eslhook.delivery.policy import CircuitPolicy, Outcome
-from eslhook.delivery.spool import Delivery
+from eslhook.delivery.rows import Delivery
 from eslhook.hooks.model import Hook
 
 HOOK = Hook(id="0123456789abcdef0123456789abcdef", account_id="4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5",

@@ -13,18 +13,8 @@ from eslhook.delivery.policy import (
     circuit_admits, circuit_after, disable_reason, health_after, host_failed, is_success,
     parse_retry_after, retry_delay, should_retry)
 from eslhook.delivery.request import build_request, encode_form, encode_json
-from eslhook.hooks.model import Hook
-
-HOOK_ID = "0123456789abcdef0123456789abcdef"
-ACCOUNT = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"
+from helpers import ACCOUNT, HOOK_ID, make_hook
 UA = "eslhook/" + __version__
-
-
-def make_hook(**fields) -> Hook:
-    base = dict(id=HOOK_ID, account_id=ACCOUNT, name="test", uri="http://127.0.0.1:9/hook",
-                hook="all")
-    base.update(fields)
-    return Hook(**base)
 
 
 # -- request encoding ------------------------------------------------------------

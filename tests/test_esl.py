@@ -463,7 +463,7 @@ def test_silence_longer_than_the_liveness_timeout_reconnects(switch_factory, sou
     source = source_factory(fake, liveness_timeout_seconds=0.5)
     assert wait_until(lambda: source.state.connected)
     with caplog.at_level(logging.WARNING):
-        fake.stall(3)
+        fake.stall(1.5)   # three times the liveness timeout
         assert wait_until(lambda: "nothing received for" in caplog.text, timeout=5)
     assert wait_until(lambda: source.state.connects >= 2, timeout=10)
 
@@ -542,7 +542,7 @@ def test_an_odd_json_event_is_skipped_and_counted_and_the_connection_stays(ops_w
     # Each of these dropped the connection (and whatever was buffered behind
     # it): a TypeError or RecursionError from the decoder or the mapping
     # escaped the reader.  Now: counted per switch in /metrics, one log line.
-    from ops_harness import ACME_REALM
+    from world import ACME_REALM
     from test_metrics import scrape, value
     w = ops_world()
     w.write_hooks([w.hook("/all")])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import gevent
 import pytest
+from helpers import free_port
 
 from eslhook.fakeswitch import CaptureError, FakeSwitch, ReplayPolicy, load_capture, parse_capture
 from eslhook.fakeswitch.events import convert, parse_json, render_plain
@@ -581,12 +582,6 @@ def test_bad_replay_options_name_the_field(options, field):
 
 
 # -- the command line -----------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _run_cli(*args) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     return subprocess.Popen([sys.executable, "-m", "eslhook.fakeswitch", *args],
@@ -594,7 +589,7 @@ def _run_cli(*args) -> subprocess.Popen:
 
 
 def test_cli_serves_until_sigterm(tmp_path):
-    port = _free_port()
+    port = free_port()
     proc = _run_cli(str(PLAIN), "--listen", "127.0.0.1:%d" % port, "--password", "s3cret")
     try:
         line = proc.stdout.readline().decode()

@@ -14,12 +14,19 @@ import helpers
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_spool import (
-    ACCOUNT, EVENTS, Flaky, assert_each_call_in_order, config, make_hook, successes)
+    ACCOUNT, EVENTS, Flaky, assert_each_call_in_order, config, spool_hook, successes)
 
 from eslhook import calls as calls_module
 from eslhook.delivery import spool as spool_module
+from eslhook.stores import embedded_delivery_store
+from eslhook.timings import Timings
 
 INTERVAL = 0.3          # the spool's report interval in these tests (it retries 3 times as often)
+# what these tests inject: reports every INTERVAL, commits retried three times as often
+SHORT_TIMINGS = Timings(**{**vars(helpers.FAST_TIMINGS), "open_calls_flush_seconds": 0.05,
+                           "spool_commit_retry_seconds": INTERVAL / 3,
+                           "spool_error_report_seconds": INTERVAL,
+                           "open_calls_error_report_seconds": INTERVAL})
 
 
 @pytest.fixture
@@ -40,13 +47,6 @@ def tiny_fs(tmp_path):
     yield make
     for point in mounted:
         subprocess.run(["umount", "-l", str(point)], capture_output=True)
-
-
-@pytest.fixture
-def short_intervals(monkeypatch):
-    monkeypatch.setattr(spool_module, "COMMIT_RETRY_SECONDS", INTERVAL / 3)
-    monkeypatch.setattr(spool_module, "ERROR_REPORT_INTERVAL_SECONDS", INTERVAL)
-    monkeypatch.setattr(calls_module, "ERROR_REPORT_INTERVAL_SECONDS", INTERVAL)
 
 
 def fill(directory: Path, keep_free: int = 0) -> Path:
@@ -92,14 +92,15 @@ def scrape(world) -> dict:
 
 
 def test_a_full_disk_during_an_outage_still_delivers_everything_and_spooling_resumes(
-        receiver, queues, tiny_fs, short_intervals, caplog):
+        receiver, queues, tiny_fs, caplog):
     caplog.set_level(logging.INFO)
     state = tiny_fs("8m")
     path = state / "delivery.sqlite3"
     flaky = Flaky(receiver)
-    hook = make_hook(receiver.url("/"))
-    queue = queues(config(retry_schedule_seconds=(0.1, 0.2, 0.3), circuit_failures=1000),
-                   spool_path=str(path), hook_lookup={hook.id: hook}.get)
+    hook = spool_hook(receiver.url("/"))
+    delivery = config(retry_schedule_seconds=(0.1, 0.2, 0.3), circuit_failures=1000)
+    queue = queues(delivery, store=embedded_delivery_store(str(path), delivery, SHORT_TIMINGS),
+                   hook_lookup={hook.id: hook}.get)
     filler = fill(state, keep_free=256 * 1024)      # room for a part of the burst only
     calls = ["full-%d" % n for n in range(300)]
     padding = "x" * 1500
@@ -132,13 +133,12 @@ def test_a_full_disk_during_an_outage_still_delivers_everything_and_spooling_res
 
 
 def test_a_full_state_dir_shows_in_metrics_and_healthz_and_keeps_open_calls(
-        tiny_fs, ops_world, short_intervals, caplog):
+        tiny_fs, ops_world, caplog):
     caplog.set_level(logging.INFO)
     state = tiny_fs("8m", name="state")               # the bridge's state_dir
     w = ops_world(delivery={"timeout_seconds": 2, "retry_schedule_seconds": [0.1, 0.2],
-                            "jitter": 0.1, "circuit_failures": 1000})
+                            "jitter": 0.1, "circuit_failures": 1000}, timings=SHORT_TIMINGS)
     w.write_hooks([w.hook("/all", retries=10)])
-    w.bridge.calls.flush_seconds = 0.05
     flaky = Flaky(w.receiver)
     w.start()
     fillers = [fill(state, keep_free=128 * 1024)]
@@ -176,13 +176,15 @@ def test_a_full_state_dir_shows_in_metrics_and_healthz_and_keeps_open_calls(
 
 
 def test_a_full_disk_holds_finished_deliveries_and_attempt_rows_within_the_memory_bound(
-        tiny_fs, short_intervals):
-    from eslhook.delivery.spool import DELIVERED, AttemptRecord, Delivery, Spool
+        tiny_fs):
+    from eslhook.delivery.rows import DELIVERED, AttemptRecord, Delivery
+    from eslhook.delivery.spool import Spool
     state = tiny_fs("1m")
-    spool = Spool(str(state / "delivery.sqlite3"), memory_limit=5)
+    spool = Spool(str(state / "delivery.sqlite3"), memory_limit=5,
+                  commit_retry_seconds=INTERVAL / 3, error_report_seconds=INTERVAL)
     spool.start()
     fillers = [fill(state), fill(state)]           # nothing left, not even a page
-    hook = make_hook("http://127.0.0.1:9/")
+    hook = spool_hook("http://127.0.0.1:9/")
     try:
         deliveries = [Delivery(n, hook, {"call_id": "c%d" % n, "pad": "x" * 4096}, "c%d" % n,
                                "e%d" % n, "channel_create", "w%d" % n, 1000.0)

@@ -3,22 +3,14 @@
 Over real HTTP on a running bridge's API, and ``health()`` itself from
 hand-built snapshots."""
 
-import socket
 import time
 from datetime import datetime
 
-from helpers import wait_until
+from helpers import free_port, wait_until
 from receiver import Reply
 
 from eslhook.health import health
 from eslhook.ports import DeliveryStatus, StatusSnapshot, SwitchStatus
-
-
-def closed_port() -> int:
-    """A port nothing listens on (bound, then closed)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def parse_time(text: str) -> float:
@@ -44,7 +36,7 @@ def test_all_connected_is_200_with_state_and_spool_depth(ops_world):
 
 
 def test_a_switch_that_cannot_be_reached_is_503_naming_it(ops_world):
-    w = ops_world(switches=("fs1",), dead_switches=[("pbx-east", closed_port())])
+    w = ops_world(switches=("fs1",), dead_switches=[("pbx-east", free_port())])
     w.start(subscribers=False)
     assert w.fakes["fs1"].wait_for_subscribers(1, timeout=5)
     assert wait_until(lambda: w.bridge.sources[1].state.last_error is not None)

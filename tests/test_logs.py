@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 from helpers import wait_until
-from ops_harness import ACME, OpsWorld
+from world import ACME, OpsWorld
 from receiver import Reply
 
 from eslhook.fakeswitch import FakeSwitch

@@ -4,12 +4,11 @@ import uuid
 
 import pytest
 import yaml
-from helpers import wait_until
+from helpers import FAST_TIMINGS, wait_until
 
 from eslhook.config import load_config
 from eslhook.fakeswitch import FakeSwitch
 from eslhook.service import Bridge
-from eslhook.source.switch import ReconnectPolicy
 
 ACCOUNT = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"
 QUICK = {"interval_seconds": 0.2, "confirm_seconds": 0.1}
@@ -30,8 +29,7 @@ class Setup:
         self.bridges = []
 
     def start_bridge(self) -> Bridge:
-        bridge = Bridge(load_config(self.tmp / "eslhook.yaml"))
-        bridge.sources[0].policy = ReconnectPolicy(first_seconds=0.1, cap_seconds=0.2)
+        bridge = Bridge(load_config(self.tmp / "eslhook.yaml"), timings=FAST_TIMINGS)
         bridge.start()
         self.bridges.append(bridge)
         assert self.fake.wait_for_subscribers(1, timeout=5)

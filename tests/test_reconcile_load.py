@@ -16,7 +16,7 @@ import gevent
 import pytest
 import yaml
 from busy_switch import ACCOUNT, BusySwitch
-from helpers import wait_until
+from helpers import FAST_TIMINGS, wait_until
 
 from eslhook.config import load_config
 from eslhook.service import Bridge
@@ -35,9 +35,8 @@ class World:
         (tmp_path / "hooks.yaml").write_text(yaml.safe_dump({"webhooks": [{
             "id": uuid.uuid4().hex, "account_id": ACCOUNT, "name": "all", "hook": "all",
             "format": "json", "uri": receiver.url("/all")}]}))
-        self.bridge = Bridge(load_config(tmp_path / "eslhook.yaml"))
         # reconnect at once: the test is about what happens after, not the backoff
-        self.bridge.sources[0].policy = ReconnectPolicy(first_seconds=0.05, cap_seconds=0.1)
+        self.bridge = Bridge(load_config(tmp_path / "eslhook.yaml"), timings=FAST_TIMINGS)
         self.bridge.start()
         self.reconciler = self.bridge.reconcilers["fs1"]
 

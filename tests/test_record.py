@@ -11,6 +11,7 @@ import gevent
 import gevent.pool
 import pytest
 from gevent.server import StreamServer
+from helpers import free_port
 
 from eslhook import record
 from eslhook.fakeswitch import FakeSwitch
@@ -97,9 +98,7 @@ def test_wrong_password_exits_2_and_keeps_an_existing_file(switch_factory, tmp_p
 
 
 def test_connection_refused_is_a_clear_error(tmp_path, capsys):
-    with gevent.socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     out = tmp_path / "none.esl"
     assert run_record("--out", str(out), "--switch", "127.0.0.1:%d" % port) == 1
     assert "cannot connect to 127.0.0.1:%d" % port in capsys.readouterr().err

@@ -4,23 +4,18 @@ import base64
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from helpers import make_hook
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from eslhook.config import DeliveryConfig
 from eslhook.delivery.queue import DeliveryQueue
 from eslhook.delivery.signing import (
     active_secrets, generate_secret, make_webhook_id, rotated, sign, webhook_headers)
-from eslhook.hooks.model import Hook
 
 ACCOUNT = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OTHER = "whsec_" + base64.b64encode(b"o" * 24).decode()
 FAST = DeliveryConfig(timeout_seconds=2.0, max_in_flight=4, retry_schedule_seconds=(0.05,))
-
-
-def make_hook(uri, **fields) -> Hook:
-    return Hook(**dict(dict(id="0123456789abcdef0123456789abcdef", account_id=ACCOUNT,
-                            name="signed", uri=uri, hook="all"), **fields))
 
 
 def deliver(hook, *payloads):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gevent
 import helpers
+from helpers import free_port, make_hook
 import pytest
 import yaml
 from receiver import Receiver, Reply
@@ -26,11 +27,10 @@ OTHER_ACCOUNT = "9a3e5d7c1b2f4e6a8c0d2e4f6a8b0c1d"
 EVENTS = ("channel_create", "channel_answer", "channel_destroy")
 
 
-def make_hook(uri, **fields) -> Hook:
-    base = dict(id=uuid.uuid4().hex, account_id=ACCOUNT, name="h", uri=uri, hook="all",
-                format="json", retries=10)
-    base.update(fields)
-    return Hook(**base)
+def spool_hook(uri, **fields) -> Hook:
+    """A json hook with a fresh id and ten retries: the spool's tests outlive retries."""
+    return make_hook(uri, **{"id": uuid.uuid4().hex, "name": "h", "format": "json",
+                             "retries": 10, **fields})
 
 
 def config(**fields) -> DeliveryConfig:
@@ -71,7 +71,7 @@ def assert_each_call_in_order(requests):
 def test_a_receiver_down_then_up_gets_everything_each_call_in_order(receiver, queues):
     flaky = Flaky(receiver)
     queue = queues(config())
-    hook = make_hook(receiver.url("/"))
+    hook = spool_hook(receiver.url("/"))
     calls = ["call-%d" % n for n in range(10)]
     for event in EVENTS:
         for call in calls:
@@ -92,7 +92,7 @@ def test_a_receiver_down_then_up_gets_everything_each_call_in_order(receiver, qu
 def test_retry_after_is_honoured_and_404_is_not_retried(receiver, queues):
     receiver.script(Reply.retry_after(429, 1), Reply(404))
     queue = queues(config(retry_schedule_seconds=(0.01,)))
-    hook = make_hook(receiver.url("/"))
+    hook = spool_hook(receiver.url("/"))
     assert queue.submit(hook, {"call_id": "a", "hook_event": "channel_create"})
     assert queue.submit(hook, {"call_id": "b", "hook_event": "channel_create"})
     assert queue.wait_idle(10)
@@ -108,7 +108,7 @@ def test_a_stopped_queue_resumes_from_the_spool_in_order_with_the_same_ids(recei
                                                                          queues):
     spool = str(tmp_path / "state" / "delivery.sqlite3")
     flaky = Flaky(receiver)
-    hook = make_hook(receiver.url("/"))
+    hook = spool_hook(receiver.url("/"))
     first = queues(config(retry_schedule_seconds=(0.3,)), spool_path=spool,
                    hook_lookup={hook.id: hook}.get)
     for event in EVENTS:
@@ -135,7 +135,7 @@ def test_a_slow_receiver_does_not_delay_a_healthy_one(queues):
     try:
         slow.default_reply = Reply(delay=1.0)
         queue = queues(config(max_in_flight=8, max_connections_per_host=2))
-        slow_hook, healthy_hook = make_hook(slow.url("/")), make_hook(healthy.url("/"))
+        slow_hook, healthy_hook = spool_hook(slow.url("/")), spool_hook(healthy.url("/"))
         for n in range(10):                 # the slow one's deliveries are submitted first
             assert queue.submit(slow_hook, {"call_id": "s%d" % n, "hook_event": EVENTS[0]})
         for n in range(10):
@@ -152,7 +152,7 @@ def test_a_slow_receiver_does_not_delay_a_healthy_one(queues):
 def test_a_failing_hosts_first_tries_wait_in_the_spool(queues):
     dead = "http://127.0.0.1:%d/" % free_port()
     queue = queues(config(circuit_failures=3, circuit_open_seconds=30, max_connections_per_host=1))
-    hook = make_hook(dead, retries=0)
+    hook = spool_hook(dead, retries=0)
     for n in range(20):
         assert queue.submit(hook, {"call_id": "c%d" % n, "hook_event": EVENTS[0]})
     assert helpers.wait_until(lambda: queue.stats.lanes_waiting == 17, timeout=5), queue.stats
@@ -161,17 +161,10 @@ def test_a_failing_hosts_first_tries_wait_in_the_spool(queues):
     assert queue.stats.pending == 17 and queue.stats.in_flight == 0
 
 
-def free_port():
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_410_disables_the_hook_and_holds_its_deliveries_until_resumed(receiver, queues):
     disabled = []
     receiver.script(Reply(410))
-    hook = make_hook(receiver.url("/"))
+    hook = spool_hook(receiver.url("/"))
     state = {"hook": hook}
     queue = queues(config(), hook_lookup=lambda hook_id: state["hook"],
                    on_disable=lambda h, reason: disabled.append((h.id, reason)))
@@ -190,8 +183,8 @@ def test_410_disables_the_hook_and_holds_its_deliveries_until_resumed(receiver, 
 def test_attempt_log_pages_newest_first_per_account_and_replay_resends(receiver, queues):
     receiver.script(Reply(500, body=b"oops"))
     queue = queues(config())
-    mine = make_hook(receiver.url("/mine"))
-    theirs = make_hook(receiver.url("/theirs"), account_id=OTHER_ACCOUNT)
+    mine = spool_hook(receiver.url("/mine"))
+    theirs = spool_hook(receiver.url("/theirs"), account_id=OTHER_ACCOUNT)
     started = time.time()
     for n in range(5):
         assert queue.submit(mine, {"call_id": "m%d" % n, "hook_event": EVENTS[0],
@@ -291,7 +284,7 @@ def test_kill_9_with_pending_retries_then_restart_delivers_everything(tmp_path, 
 
 
 def test_auto_disable_writes_hooks_yaml_announces_and_re_enable_delivers(tmp_path):
-    from test_bridge import World
+    from world import World
     w = World(tmp_path, extra={"delivery": {
         "timeout_seconds": 2, "retry_schedule_seconds": [0.1], "jitter": 0.1,
         "circuit_failures": 100, "disable_after_seconds": 0.4, "disable_after_failures": 3}})
@@ -328,21 +321,22 @@ def test_auto_disable_writes_hooks_yaml_announces_and_re_enable_delivers(tmp_pat
 
 
 def test_a_batch_larger_than_one_statement_commits_every_row_and_the_latest_change(tmp_path):
-    from eslhook.delivery.spool import ROWS_PER_STATEMENT, Delivery, SpoolDb, _Batch
+    from eslhook.delivery.spool_sql import ROWS_PER_STATEMENT, Batch, SpoolDb
+    from eslhook.delivery.rows import Delivery
     path = tmp_path / "spool.db"
     db = SpoolDb(str(path))
-    hook = make_hook("http://127.0.0.1:9/")
+    hook = spool_hook("http://127.0.0.1:9/")
     count = ROWS_PER_STATEMENT * 2 + 7
     rows = [Delivery(i, hook, {"call_id": "c%d" % i, "n": i}, "c%d" % i, "e%d" % i,
                      "channel_create", "w%d" % i, 1000.0 + i).row() for i in range(1, count + 1)]
-    db.apply(_Batch(inserts=rows))
+    db.apply(Batch(inserts=rows))
     # a retried batch can carry an older and a newer change of the same row: newer wins
     updates = [(1, 2000.0, "pending", None, i) for i in range(1, count + 1)]
     updates += [(2, None, "delivered", 3000.0, i) for i in range(1, count + 1, 2)]
     attempts = [(ACCOUNT, i, "w%d" % i, hook.id, "e%d" % i, "c%d" % i, "channel_create",
                  hook.uri, "POST", 1, "failure", "timeout", None, "", 3, 1500.0)
                 for i in range(1, count + 1)]
-    db.apply(_Batch(updates=updates, attempts=attempts))
+    db.apply(Batch(updates=updates, attempts=attempts))
     db.close()
     with sqlite3.connect(path) as check:
         states = dict(check.execute("SELECT id, state FROM deliveries").fetchall())
@@ -399,7 +393,7 @@ def test_state_dir_is_0700_and_every_file_eslhook_writes_in_it_is_0600(ops_world
 
 def test_a_state_dir_and_spool_files_an_older_version_left_readable_are_tightened(tmp_path):
     import os
-    from eslhook.delivery.spool import SpoolDb
+    from eslhook.delivery.spool_sql import SpoolDb
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
     os.chmod(state, 0o755)

@@ -20,7 +20,7 @@ from receiver import Receiver
 from test_api_support import (NEW_HOOK, PARENT, TOKENS, assert_error, assert_success,
                               start_api)
 from test_api_delivery import ACCOUNTS, API, Client
-from test_bridge import World
+from world import World
 
 import helpers
 from eslhook.config import ConfigError, DeliveryConfig, load_config

@@ -127,7 +127,7 @@ def test_a_dead_spool_flusher_turns_healthz_503_naming_it(ops_world):
     w = ops_world()
     w.write_hooks([w.hook("/all")])
     w.start()
-    spool_db = w.bridge.delivery._spool._db
+    spool_db = w.bridge.delivery._store._db
 
     def broken_commit(batch):      # a bug in the commit path: not a disk error
         raise RuntimeError("commit path bug")

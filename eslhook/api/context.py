@@ -1,7 +1,8 @@
-"""What the API's resources share: the hook store, accounts, tokens, limits, and
-the running bridge's two ports (eslhook/ports.py): its status snapshot, for
-``/healthz`` and ``/metrics``, and delivery control, for the attempt log, replay
-and re-enabling.  Both are None when the API runs on its own (tests, tools)."""
+"""What the API's resources share: the hook repository (hooks/repository.py),
+accounts, tokens, limits, and the running bridge's two ports (eslhook/ports.py):
+its status snapshot, for ``/healthz`` and ``/metrics``, and delivery control, for
+the attempt log, replay and re-enabling.  Both are None when the API runs on its
+own (tests, tools)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import falcon
 from ..accounts import AccountDirectory
 from ..config import ApiConfig, ConfigError, DeliveryConfig
 from ..hooks.model import Hook
-from ..hooks.store import HookStore
+from ..hooks.repository import HookRepository
 from . import auth
 from .auth import Principal, TokenBook
 from ..netpolicy import Policies
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ApiContext:
-    store: HookStore
+    store: HookRepository
     accounts: AccountDirectory
     config: ApiConfig = ApiConfig()
     # where hooks may connect (delivery.blocked_networks, .tenant_allowed_networks)

@@ -1,8 +1,8 @@
 """``/v{1,2}/accounts/{account_id}/webhooks[/{hook_id}]``: Crossbar's webhooks.
 
-Every change is a locked read-modify-write of hooks.yaml
-(``HookStore.update``): validated first, spliced into the file so only the
-touched entry changes, written atomically, in force for the next event; a
+Every change is a locked read-modify-write of the hook repository (hooks.yaml
+in embedded mode, ``HookStore.update``): validated first, spliced into the file
+so only the touched entry changes, written atomically, in force for the next event; a
 file edited by hand since it was last read, or being written, gets 409 and
 is left alone.  The listing is paginated as Crossbar's (``paging.py``).  ``account_id`` always comes from the path: one in the body
 must name the same account (a hook never moves between accounts), and an
@@ -22,7 +22,7 @@ import falcon
 from ..config import ConfigError
 from ..delivery.signing import generate_secret, rotated
 from ..hooks.model import WRITTEN_BY_ACCOUNT, Hook, network_policy_of
-from ..hooks.store import HooksFileConflict
+from ..hooks.repository import HooksConflict
 from .auth import Principal
 from .context import ApiContext
 from .envelope import ApiError, request_data, revision_of, send, validation_error
@@ -170,7 +170,7 @@ def update_store(ctx: ApiContext, change: Callable):
             "(eslhook check-config lists the problems), then retry."),
             "issues": [{"path": i.path, "line": i.line, "message": i.message}
                        for i in error.issues]}) from None
-    except HooksFileConflict as conflict:
+    except HooksConflict as conflict:
         raise ApiError(409, "hooks file changed", {"message": (
             "the hooks file was edited by hand since eslhook last read it; nothing was "
             "changed and the edit is now in force: GET the webhook again and retry"

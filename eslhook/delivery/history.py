@@ -1,19 +1,19 @@
 """Attempt history: the attempt log's records, its paging, replay copies, pruning.
 
 Pure builders (``attempt_record``, ``page_start``, ``replay_copies``) and the
-pruning loop the queue runs; the rows themselves live in the spool.
+pruning loop the queue runs; the rows themselves live in the delivery store.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Callable, Iterable
 
 import gevent
 
 from eslhook.delivery.policy import Decision, Outcome, RETRY, is_success
-from eslhook.delivery.spool import AttemptRecord, Delivery, DeliveryRow, FinishedDelivery, Spool
+from eslhook.delivery.rows import AttemptRecord, Delivery, DeliveryRow, FinishedDelivery
+from eslhook.delivery.store import DeliveryStore, DeliveryStoreError
 from eslhook.hooks.model import Hook
 
 log = logging.getLogger("eslhook.delivery.queue")    # the operator's lines stay where they were
@@ -55,16 +55,16 @@ def replay_copies(rows: Iterable[FinishedDelivery], hook: Hook, take_id: Callabl
             for row in rows]
 
 
-def prune_loop(spool: Spool, clock: Callable[[], float], days: float) -> None:
+def prune_loop(store: DeliveryStore, clock: Callable[[], float], days: float) -> None:
     """Forever: drop attempts and finished deliveries older than ``days``."""
     while True:
         before = clock() - days * 86400
         try:
-            attempts, finished = spool.prune(before)
+            attempts, finished = store.prune(before)
             if attempts or finished:
                 log.info("pruned %d attempts and %d finished deliveries older than %g "
                          "days", attempts, finished, days)
-        except sqlite3.Error as exc:     # a full disk: said once, not a traceback
+        except DeliveryStoreError as exc:     # a full disk: said once, not a traceback
             log.error("pruning the attempt log failed: %s", exc)
         except Exception:
             log.exception("pruning the attempt log failed")

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from eslhook.delivery.spool import Delivery
+from eslhook.delivery.rows import Delivery
 
 ACTIVE, WAITING, LOADING, HELD = "active", "waiting", "loading", "held"
 SCHEDULE, LOAD, NOTHING = "schedule", "load", "nothing"     # what the shell does next

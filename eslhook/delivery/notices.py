@@ -11,7 +11,7 @@ from eslhook.mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 from eslhook.payload import DisabledNotice
 
 if TYPE_CHECKING:       # a type only: the store is I/O, this module is pure
-    from eslhook.hooks.store import Change
+    from eslhook.hooks.repository import Change
 
 DISABLED_EVENT: Final = "webhook_disabled"
 

@@ -1,5 +1,6 @@
 """Delivery queue: the I/O shell.  Accepts payloads without blocking, delivers them in
-order per call, and keeps whatever is not delivered in the durable spool.
+order per call, and keeps whatever is not delivered in the delivery store (durable:
+``delivery/store.py``; the SQLite spool in embedded mode).
 
 The decisions live apart from I/O: the lane state machine in ``lanes`` (one lane
 per (hook id, call id), delivered strictly in order), host slots and the circuit
@@ -39,9 +40,9 @@ from eslhook.delivery.policy import (
     Decision, HookHealth, Outcome, Policies, RetryPolicy, decide)
 from eslhook.delivery.request import HttpRequest, build_request
 from eslhook.delivery.signing import make_webhook_id, webhook_headers
-from eslhook.delivery.spool import (
-    DELIVERED, DROPPED, EXPIRED, FAILED, AttemptPage, Delivery, Spool, SpoolContents,
-    StoredDelivery)
+from eslhook.delivery.rows import (
+    DELIVERED, DROPPED, EXPIRED, FAILED, AttemptPage, Delivery, SpoolContents, StoredDelivery)
+from eslhook.delivery.store import DeliveryStore
 from eslhook.hooks.model import Hook
 from eslhook.payload import Payload
 from eslhook.supervise import (
@@ -103,7 +104,8 @@ class _DropReporter:
 class DeliveryQueue:
     def __init__(self, config: DeliveryConfig, sender: Sender | None = None, *,
                  user_agent: str | None = None, policy: RetryPolicy | None = None,
-                 rand: Callable[[], float] = random.random, spool_path: str | None = None,
+                 rand: Callable[[], float] = random.random, store: DeliveryStore | None = None,
+                 spool_path: str | None = None,
                  hook_lookup: Callable[[str], Hook | None] | None = None,
                  on_disable: Callable[[Hook, str], None] | None = None,
                  on_attempt: Callable[[Hook, Outcome], None] | None = None,
@@ -126,8 +128,11 @@ class DeliveryQueue:
         self._lookup = hook_lookup or self._known_hooks.get
         self._on_disable = on_disable
         self.on_attempt = on_attempt          # e.g. the metrics' latency histogram
-        self._spool = Spool(spool_path or ":memory:", memory_limit=config.buffer_size)
-        self._resumed: SpoolContents | None = self._spool.contents()  # a previous run's pending
+        if store is None:     # tests and tools: the embedded store, in memory or at spool_path
+            from eslhook.stores import embedded_delivery_store
+            store = embedded_delivery_store(spool_path, config)
+        self._store = store
+        self._resumed: SpoolContents | None = self._store.contents()  # a previous run's pending
         self._next_id = self._resumed.next_id
         self._lanes = Lanes()
         self._ready: Queue = Queue()
@@ -151,9 +156,9 @@ class DeliveryQueue:
         snapshot.resident = self._lanes.resident
         snapshot.lanes_waiting = self._lanes.count(WAITING)
         snapshot.lanes_held = self._lanes.count(HELD)
-        snapshot.not_durable = self._spool.not_durable
-        snapshot.unrecorded = self._spool.unrecorded
-        snapshot.spool_error = self._spool.failure
+        snapshot.not_durable = self._store.not_durable
+        snapshot.unrecorded = self._store.unrecorded
+        snapshot.spool_error = self._store.failure
         return snapshot
 
     # -- producer side (ESL reader greenlet): never blocks -------------------------
@@ -163,7 +168,7 @@ class DeliveryQueue:
             return self._drop("queue stopped", hook)
         # memory bound: resident deliveries, and those not committed yet (mostly the same;
         # with a full disk, the not-durable ones, delivered from the spool's memory)
-        if max(self._lanes.resident, self._spool.backlog) >= self._config.buffer_size:
+        if max(self._lanes.resident, self._store.backlog) >= self._config.buffer_size:
             return self._drop("buffer full (%d)" % self._config.buffer_size, hook)
         # Only bookkeeping here: the request is encoded by the attempt, the row by the
         # spool's flusher, so the reader's cost per matching hook stays small.
@@ -173,7 +178,7 @@ class DeliveryQueue:
         delivery = Delivery(self._take_id(), hook, payload, call_id, event_id,
                             payload.get("hook_event"),
                             make_webhook_id(event_id, hook.id), self._clock())
-        self._spool.added(delivery)      # write-ahead: committed within a few ms
+        self._store.added(delivery)      # write-ahead: committed within a few ms
         self._stats.submitted += 1
         self._add_pending(1)
         lane = self._lanes.submit(delivery)
@@ -213,11 +218,11 @@ class DeliveryQueue:
             self._wait(self._lanes.resumed(key), max(0.0, (next_attempt or now) - now))
         if contents.pending:
             log.info("resuming %d pending webhook deliveries in %d lanes from %s",
-                     contents.pending, len(contents.lanes), self._spool.path)
-        self._spool.start(self._supervisor)
+                     contents.pending, len(contents.lanes), self._store.location)
+        self._store.start(self._supervisor)
         for _ in range(self._config.max_in_flight):
             self._spawn("delivery worker", self._work, group=self._workers)
-        self._spawn("attempt log pruner", prune_loop, self._spool, self._clock,
+        self._spawn("attempt log pruner", prune_loop, self._store, self._clock,
                     self._config.attempt_log_days)
 
     def wait_idle(self, timeout: float) -> bool:
@@ -244,10 +249,10 @@ class DeliveryQueue:
                         "deadline", self._stats.in_flight)
             self._workers.kill(block=True, timeout=KILL_GRACE_SECONDS)
         self._group.kill(block=True, timeout=KILL_GRACE_SECONDS)
-        self._spool.close(deadline)
+        self._store.close(deadline)
         if self._stats.pending:
             log.warning("stopped with %d undelivered webhook deliveries, kept in %s",
-                        self._stats.pending, self._spool.path)
+                        self._stats.pending, self._store.location)
         if self._owns_sender:
             self._sender.close()
 
@@ -373,7 +378,7 @@ class DeliveryQueue:
         head.attempts += 1
         decision = decide(outcome, Attempt(head.attempts, self._health.get(hook.id, HEALTHY)),
                           hook, self._policies, now, self._rand())
-        self._spool.attempted(attempt_record(head, hook, outcome, decision, now))
+        self._store.attempted(attempt_record(head, hook, outcome, decision, now))
         if self.on_attempt is not None:
             self.on_attempt(hook, outcome)
         if host is not None:
@@ -403,7 +408,7 @@ class DeliveryQueue:
     def _retry_at(self, lane: Lane, head: Delivery, delay: float) -> None:
         """The head's next try is ``delay`` from now: recorded, and the lane waits."""
         head.next_attempt = self._clock() + delay
-        self._spool.changed(head)
+        self._store.changed(head)
         self._wait(lane, delay)
 
     def _give_up(self, delivery: Delivery, outcome: Outcome) -> None:
@@ -415,7 +420,7 @@ class DeliveryQueue:
 
     def _finish(self, lane: Lane, head: Delivery, state: str, now: float) -> None:
         head.state, head.finished = state, now
-        self._spool.changed(head)
+        self._store.changed(head)
         self._add_pending(-1)
         self._step(lane, self._lanes.finished(lane, head))
 
@@ -443,7 +448,7 @@ class DeliveryQueue:
         hook_id, call_id = lane.key
         for _ in range(1000):       # bounded: each round ends deliveries or loads some
             self._lanes.reading(lane)
-            rows = self._spool.lane(hook_id, call_id, LOAD_BATCH)
+            rows = self._store.lane(hook_id, call_id, LOAD_BATCH)
             if not self._lanes.read_still_wanted(lane):
                 return
             hook = self._lookup(hook_id)
@@ -466,7 +471,7 @@ class DeliveryQueue:
                                 row.next_attempt)
             if now - row.created > self._config.max_age_seconds:
                 delivery.state, delivery.finished = EXPIRED, now
-                self._spool.changed(delivery)
+                self._store.changed(delivery)
                 self._stats.expired += 1
                 self._add_pending(-1)
             else:
@@ -484,7 +489,7 @@ class DeliveryQueue:
         """The hook was deleted: its pending deliveries end."""
         self._lanes.gone(lane)
         _close_timer(lane)
-        ended = self._spool.end_lane(lane.key[0], lane.key[1], DROPPED)
+        ended = self._store.end_lane(lane.key[0], lane.key[1], DROPPED)
         self._add_pending(-ended)
         if ended:
             log.warning("hook %s no longer exists: %d pending deliveries dropped",
@@ -540,7 +545,7 @@ class DeliveryQueue:
         ``start_key``: the ``next_start_key`` of the previous page.  ValueError for a
         bad page_size or start_key."""
         key = page_start(page_size, start_key)
-        return self._spool.attempts_page(account_id, hook_id, page_size, key)
+        return self._store.attempts_page(account_id, hook_id, page_size, key)
 
     def replay(self, hook: Hook, since: float, until: float) -> int:
         """Send again the deliveries of ``hook`` accepted in [since, until) (unix times)
@@ -548,11 +553,11 @@ class DeliveryQueue:
         Returns how many were queued.  ValueError for an empty or inverted window."""
         if not since < until:
             raise ValueError("since: must be before until")
-        rows = self._spool.window(hook.id, since, until, REPLAY_LIMIT)
+        rows = self._store.window(hook.id, since, until, REPLAY_LIMIT)
         if not rows:
             return 0
         copies = replay_copies(rows, hook, self._take_id, self._clock())
-        self._spool.insert_copies(copies)
+        self._store.insert_copies(copies)
         self._known_hooks.setdefault(hook.id, hook)
         self._add_pending(len(copies))
         for call_id in dict.fromkeys(copy.call_id or None for copy in copies):

@@ -1,4 +1,5 @@
-"""The hook store: hooks.yaml, its live reload, and the current HookIndex.
+"""The hook store: hooks.yaml, its live reload, and the current HookIndex: the hook
+repository (``repository.py``) of embedded mode.
 
 Hand edits are picked up by polling the file's (mtime_ns, size, inode) about
 once a second.  Reading, parsing and validating run in gevent's threadpool so
@@ -25,9 +26,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable
 
 import gevent
 from gevent.event import Event
@@ -41,15 +42,15 @@ from ..threads import in_threadpool
 from .files import (Displaced, FileSignature, FileState, file_signature, read_fd_state, read_state,
                     replace_if_unchanged, sha256)
 from .index import HookIndex
-from .layout import Layout, layout_of, rewrite_document, spliced
+from .layout import Layout
 from .model import Hook
-from .yaml_file import parse_hooks_text, validate_changed_hooks, write_hooks_file
+from .repository import Change, HooksConflict, T
+from .yaml_file import write_hooks_file
+from .yaml_text import ParsedFile, changed_positions, new_text, parse_state
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-# change(current hooks) -> (new hooks, or None to write nothing; result for the caller)
-Change = Callable[[list[Hook]], "tuple[list[Hook] | None, T]"]
+POLL_SECONDS = 1.0            # hand edits are looked for this often
 SETTLE_SECONDS = 0.025        # between the two reads of a stable read
 STABLE_ATTEMPTS = 8           # then the file counts as being written
 EMPTY_SETTLE_SECONDS = 1.0    # a file with no hooks must stay so this long
@@ -59,14 +60,13 @@ DISPLACED_WATCH_SECONDS = 5.0  # how long a replaced inode is watched for late w
 DISPLACED_KEPT = 8            # at most this many watched at once (the newest)
 
 
-class HooksFileConflict(Exception):
+class HooksFileConflict(HooksConflict):
     """The file changed since eslhook last read it, or is being written right
     now: nothing was written (the API answers 409)."""
 
     def __init__(self, path: Path, reason: str):
-        self.reason = reason     # "changed" or "unstable"
-        super().__init__("%s %s" % (path, "was edited since it was last read"
-                                    if reason == "changed" else "is being written"))
+        super().__init__(reason, "%s %s" % (path, "was edited since it was last read"
+                                            if reason == "changed" else "is being written"))
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,6 @@ class _Watched:
     until: float           # monotonic time to stop watching
 
 
-@dataclass(frozen=True)
-class _Parsed:
-    hooks: list[Hook] = field(default_factory=list)
-    layout: Layout | None = None
-    text: str = ""
-    error: ConfigError | None = None
-
-
 class HookStore:
     def __init__(self, path: str | os.PathLike, accounts: AccountDirectory, *,
                  settle_seconds: float = SETTLE_SECONDS,
@@ -121,6 +113,10 @@ class HookStore:
         self._group = Group()
 
     # -- what is in force ---------------------------------------------------
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
     @property
     def index(self) -> HookIndex:
         return self._snapshot.index
@@ -144,7 +140,7 @@ class HookStore:
             if state is None:
                 raise ConfigError([ConfigIssue(str(self.path), "", "kept changing while "
                                                "read; is something writing it?")])
-            parsed = in_threadpool(_parse, state, self.accounts, self.path)
+            parsed = in_threadpool(parse_state, state, self.accounts, self.path)
             if parsed.error is not None:
                 raise parsed.error
             self._install(parsed.hooks, state, parsed)
@@ -172,10 +168,10 @@ class HookStore:
                  sum(h.enabled for h in parsed.hooks), self.path)
         return True
 
-    def _parsed_for_use(self, state: FileState) -> _Parsed | None:
+    def _parsed_for_use(self, state: FileState) -> ParsedFile | None:
         """The stable file's hooks, or None if they are not to be put in force
         (bad: reported once; no hooks that have not stayed so long enough)."""
-        parsed = in_threadpool(_parse, state, self.accounts, self.path)
+        parsed = in_threadpool(parse_state, state, self.accounts, self.path)
         if parsed.error is not None:
             if state.signature != self._signature:   # a bad file is reported once
                 self._report_rejected(parsed.error)
@@ -268,7 +264,7 @@ class HookStore:
         if known is not None and state.digest == known.digest:   # changed back meanwhile
             self._known = replace(known, signature=state.signature)
             return self._snapshot.hooks, None
-        parsed = in_threadpool(_parse, state, self.accounts, self.path)
+        parsed = in_threadpool(parse_state, state, self.accounts, self.path)
         if parsed.error is not None:
             raise parsed.error
         if self._must_wait_for_empty(parsed.hooks, state):
@@ -280,12 +276,13 @@ class HookStore:
 
     def _write(self, new_hooks: list[Hook]) -> None:
         old = self._snapshot.hooks
-        changed = _changed_positions(old, new_hooks)
+        changed = changed_positions(old, new_hooks)
         if not changed and len(old) == len(new_hooks):
             return                       # the same hooks: nothing to write
         known = self._known
-        text, layout, fresh = in_threadpool(_new_text, known, old, new_hooks, changed,
-                                            self.accounts, self.path)
+        text, layout, fresh = in_threadpool(
+            new_text, known.layout if known else None, known.text if known else "", old,
+            new_hooks, changed, self.accounts, self.path)
         outcome = in_threadpool(replace_if_unchanged, self.path, text,
                                 known.signature[2] if known and known.signature else None,
                                 known.digest if known else None)
@@ -303,7 +300,7 @@ class HookStore:
                         "could not be kept)", self.path, fresh)
         appended = len(changed) == len(new_hooks) - len(old) and new_hooks[:len(old)] == list(old)
         self._install(new_hooks, FileState(None, outcome.signature),
-                      _Parsed(layout=layout, text="" if layout else text), digest,
+                      ParsedFile(layout=layout, text="" if layout else text), digest,
                       index=self.index.appended(new_hooks[len(old):], self.accounts)
                       if appended else None)
         log.info("hooks updated: %d hooks in %s", len(new_hooks), self.path)
@@ -350,7 +347,7 @@ class HookStore:
         finally:
             os.close(fd)
 
-    def _install(self, hooks: list[Hook], state: FileState, parsed: _Parsed,
+    def _install(self, hooks: list[Hook], state: FileState, parsed: ParsedFile,
                  digest: str | None = None, index: HookIndex | None = None) -> None:
         index = index or HookIndex(hooks, self.accounts)
         self._snapshot = _Snapshot(tuple(hooks), index, self._snapshot.generation + 1)
@@ -368,7 +365,7 @@ class HookStore:
             log.error("  %s", issue)
 
     # -- watching -------------------------------------------------------------
-    def start_watching(self, interval: float = 1.0,
+    def start_watching(self, interval: float = POLL_SECONDS,
                        supervisor: Supervisor | None = None) -> None:
         if len(self._group):
             return
@@ -393,52 +390,4 @@ class HookStore:
             except Exception:  # keep watching: the next poll may well succeed
                 log.exception("hooks file %s: poll failed", self.path)
 
-
-def _changed_positions(old: tuple[Hook, ...], new: list[Hook]) -> list[int]:
-    """Indexes in ``new`` of the hooks that are new or differ from old's."""
-    before = {hook.id: hook for hook in old}
-    changed = []
-    for index, hook in enumerate(new):
-        was = before.get(hook.id)
-        if was is not hook and was != hook:
-            changed.append(index)
-    return changed
-
-
-def _parse(state: FileState, accounts: AccountDirectory, path: Path) -> _Parsed:
-    """Runs in a worker thread: no gevent calls, no logging of results."""
-    if state.raw is None:
-        return _Parsed(error=ConfigError([ConfigIssue(str(path), "", state.error or
-                                                      "file not found")]))
-    try:
-        text = state.raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = state.raw[:exc.start].count(b"\n") + 1
-        return _Parsed(error=ConfigError([ConfigIssue(str(path), "", "not UTF-8 text",
-                                                      line)]))
-    try:
-        hooks, node = parse_hooks_text(text, accounts, str(path))
-    except ConfigError as error:
-        return _Parsed(error=error)
-    layout = layout_of(text, node)
-    return _Parsed(hooks, layout, "" if layout else text)
-
-
-def _new_text(known: _Known | None, old: tuple[Hook, ...], new: list[Hook],
-              changed: list[int], accounts: AccountDirectory, path: Path
-              ) -> tuple[str, Layout | None, int]:
-    """Worker thread: validate what changed, then the file's new text, its
-    layout, and how many entries lost their comments."""
-    validate_changed_hooks(new, changed, accounts, str(path))
-    layout = known.layout if known else None
-    result = spliced(layout, old, new) if layout is not None else None
-    if result is not None:
-        return result[0].text(), result[0], result[1]
-    before = layout.text() if layout is not None else (known.text if known else "")
-    text = rewrite_document(before, old, new)
-    hooks, node = parse_hooks_text(text, accounts, str(path))
-    if hooks != new:    # rewrite_document is the fallback: it must still be exact
-        raise ConfigError([ConfigIssue(str(path), "", "internal error: the rewritten "
-                                       "file does not hold the hooks meant")])
-    return text, layout_of(text, node), 0
 

@@ -1,0 +1,134 @@
+"""The values a delivery store takes and gives (``delivery/store.py``): a delivery on
+its way, the rows read back, attempt-log records and pages.  No storage here: every
+backend (SQLite today) maps them to its own tables.
+
+A row's fields are in one fixed order, the columns of every backend's deliveries
+table: ``Delivery.row()`` and ``DeliveryRow.values()`` give a tuple in that order,
+which the SQLite backend hands over as it is (one tuple per delivery costs less on the
+hot path than a dict).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, NamedTuple
+
+from eslhook.hooks.model import Hook
+
+PENDING, DELIVERED, FAILED, EXPIRED, DROPPED = "pending", "delivered", "failed", "expired", \
+    "dropped"
+DELIVERY_STATES = (PENDING, DELIVERED, FAILED, EXPIRED, DROPPED)
+# AttemptRecord's fields after account_id, delivery_id and webhook_id: what the API shows
+ATTEMPT_FIELDS = ("hook_id", "event_id", "call_id", "hook_event", "uri", "method", "attempt",
+                  "result", "reason", "response_code", "response_body", "retries_left",
+                  "timestamp")
+
+
+@dataclass(eq=False)
+class Delivery:
+    """One (hook, payload) on its way, in memory; a store mirrors it as a row."""
+    id: int
+    hook: Hook
+    payload: Mapping[str, Any]
+    call_id: str | None
+    event_id: str | None
+    hook_event: str | None
+    webhook_id: str
+    created: float
+    attempts: int = 0
+    next_attempt: float | None = None
+    state: str = PENDING
+    finished: float | None = None
+    request: Any = None                # HttpRequest, built by the first attempt
+
+    def row(self) -> tuple:
+        """DeliveryRow's fields, in order (the payload not encoded yet)."""
+        return (self.id, self.hook.id, self.hook.account_id, self.call_id or "", self.event_id,
+                self.hook_event, self.webhook_id, self.payload, self.created, self.attempts,
+                self.next_attempt, self.state, self.finished)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """A delivery as stored (``replay``'s copies)."""
+    id: int
+    hook_id: str
+    account_id: str
+    call_id: str | None
+    event_id: str | None
+    hook_event: str | None
+    webhook_id: str
+    payload: str                       # JSON, as stored
+    created: float
+    attempts: int = 0
+    next_attempt: float | None = None
+    state: str = PENDING
+    finished: float | None = None
+
+    def values(self) -> tuple:
+        """The fields, in order (a missing call id as '')."""
+        return (self.id, self.hook_id, self.account_id, self.call_id or "", self.event_id,
+                self.hook_event, self.webhook_id, self.payload, self.created, self.attempts,
+                self.next_attempt, self.state, self.finished)
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedDelivery:
+    """A finished delivery, as ``window`` reads it for a replay."""
+    call_id: str | None
+    event_id: str | None
+    hook_event: str | None
+    webhook_id: str
+    payload: str                       # JSON, as stored
+
+
+class AttemptRecord(NamedTuple):
+    """One record of the attempt log (what the REST API's attempts list shows):
+    account_id, delivery_id, webhook_id, then ``ATTEMPT_FIELDS``.  A named tuple: one
+    is built for every attempt, and a backend can bind it as it is."""
+    account_id: str
+    delivery_id: int
+    webhook_id: str
+    hook_id: str
+    event_id: str | None
+    call_id: str | None
+    hook_event: str | None
+    uri: str
+    method: str
+    attempt: int
+    result: str                        # success | failure
+    reason: str
+    response_code: int | None
+    response_body: str
+    retries_left: int
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class StoredDelivery:
+    """A pending delivery as read back (the hook is looked up by the caller)."""
+    id: int
+    hook_id: str
+    call_id: str | None
+    event_id: str | None
+    hook_event: str | None
+    webhook_id: str
+    payload: Mapping[str, Any]
+    created: float
+    attempts: int
+    next_attempt: float | None
+
+
+@dataclass(frozen=True)
+class SpoolContents:
+    """What a store holds when opened: the next free id, and the head of each pending
+    lane."""
+    next_id: int
+    pending: int
+    lanes: dict[tuple[str, str | None], float | None]   # (hook id, call id) -> next attempt
+
+
+@dataclass(frozen=True)
+class AttemptPage:
+    attempts: list[dict]                # newest first
+    next_start_key: str | None          # pass as start_key for the next page; None: last

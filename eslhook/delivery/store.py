@@ -1,0 +1,145 @@
+"""The delivery store: what the delivery queue keeps durable, behind one interface.
+
+Every delivery accepted, its state changes (attempts, next attempt time, finished
+as delivered, failed, expired or dropped) and the attempt log go through a
+``DeliveryStore``.  The queue (``delivery/queue.py``) and attempt history
+(``delivery/history.py``) hold this interface, never a file: the embedded backend
+is the SQLite spool (``delivery/spool.py``), chosen in ``eslhook/stores.py``, and
+the fleet mode's PostgreSQL backend (issue 14) is one more class there.  Every
+backend passes ``tests/contract/test_delivery_store.py``.
+
+What every backend promises (the contract suite checks each):
+
+- Recording (``added``, ``changed``, ``attempted``) runs on the hub and never
+  blocks: it hands the change over; the store commits it in the background,
+  soon (the SQLite spool: within a few ms), in the order handed over.
+- Reads (``lane``, ``attempts_page``, ``window``) see everything handed over
+  before them, committed or not.
+- A lane's pending deliveries come back in submission order (their ids).
+- What was handed over before ``close()`` is there when the store is opened
+  again (``contents()`` then tells the lanes to resume).
+- While commits fail, nothing pending is lost: deliveries not committed stay in
+  memory, ``not_durable`` counts them, ``failure`` says why, lane reads still
+  serve them in order, and commits resume by themselves once they can.
+- Reads and maintenance that fail raise ``DeliveryStoreError`` (never a
+  driver's own exception); a store that cannot be opened at all raises
+  ``DeliveryStoreUnusable``, whose ``str()`` tells the operator what to do.
+
+A ``typing.Protocol``, not an ABC: the spool satisfies it as it is (nothing
+registers or inherits), and mypy checks the fit where the factory returns one, as
+for the API's ports (``eslhook/ports.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+from eslhook.supervise import Deadline, Supervisor
+
+from eslhook.delivery.rows import (
+    AttemptPage, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery, SpoolContents,
+    StoredDelivery)
+
+__all__ = ["DeliveryStore", "DeliveryStoreError", "DeliveryStoreUnusable"]
+
+
+class DeliveryStoreError(Exception):
+    """A read or maintenance call of the store failed (a full disk, a database
+    away); ``str()`` says why.  The store stays usable: a later call may work."""
+
+
+class DeliveryStoreUnusable(DeliveryStoreError):
+    """The store cannot be opened (e.g. a corrupt file); ``str()`` says what to do.
+    eslhook refuses to start (exit 3)."""
+
+
+class DeliveryStore(Protocol):
+    """The durable side of the delivery queue (see the module docstring)."""
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for log lines (a file, a database without password)."""
+        ...
+
+    def contents(self) -> SpoolContents:
+        """What a previous run left: the next free delivery id, the number pending,
+        and each pending lane's head's next attempt time."""
+        ...
+
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        """Start committing in the background (its greenlets under ``supervisor``)."""
+        ...
+
+    def close(self, deadline: Deadline | None = None) -> None:
+        """Commit what is left (as far as it can by ``deadline``), stop, release the
+        storage."""
+        ...
+
+    # -- health (read on every submit and status snapshot: cheap) ---------------------
+    @property
+    def backlog(self) -> int:
+        """Deliveries handed over and not committed yet."""
+        ...
+
+    @property
+    def not_durable(self) -> int:
+        """Pending deliveries a commit failed for, held in memory only (0 while
+        commits work)."""
+        ...
+
+    @property
+    def unrecorded(self) -> int:
+        """Finished deliveries and attempt records given up, to bound memory while
+        commits failed (a running total)."""
+        ...
+
+    @property
+    def failure(self) -> str | None:
+        """Why commits fail now; None while they succeed."""
+        ...
+
+    # -- recording: on the hub, never blocks ---------------------------------------------
+    def added(self, delivery: Delivery) -> None:
+        """A new pending delivery (its id is the next from ``contents().next_id`` on)."""
+        ...
+
+    def changed(self, delivery: Delivery) -> None:
+        """The delivery's attempts, next attempt, state or finished time changed."""
+        ...
+
+    def attempted(self, record: AttemptRecord) -> None:
+        """One attempt for the attempt log."""
+        ...
+
+    # -- reads and maintenance: may wait for the storage -----------------------------
+    def lane(self, hook_id: str, call_id: str | None, limit: int) -> list[StoredDelivery]:
+        """The first pending deliveries of the lane (hook, call), in id order, those
+        not committed included.  May return more than ``limit``; fewer means there
+        are no more."""
+        ...
+
+    def end_lane(self, hook_id: str, call_id: str | None, state: str) -> int:
+        """Finish every pending delivery of the lane as ``state``; how many there were
+        (if the storage refuses, they are counted and the next open ends them)."""
+        ...
+
+    def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
+                      start_key: int | None) -> AttemptPage:
+        """The account's (or one hook's) attempt log, newest first, from the record
+        ``start_key`` (None: the newest) on.  Each record a dict: ``id`` (a string
+        that names the record as a start_key) and ``rows.ATTEMPT_FIELDS``."""
+        ...
+
+    def window(self, hook_id: str, since: float, until: float,
+               limit: int) -> list[FinishedDelivery]:
+        """The hook's finished deliveries accepted in [since, until), oldest first."""
+        ...
+
+    def insert_copies(self, rows: Iterable[DeliveryRow]) -> None:
+        """Add pending deliveries at once, durably (a replay's copies)."""
+        ...
+
+    def prune(self, before: float) -> tuple[int, int]:
+        """Drop attempt records and finished deliveries older than ``before`` (unix
+        time): (attempts dropped, deliveries dropped)."""
+        ...

@@ -1,0 +1,160 @@
+"""The backends the contract suites run against, one list per store interface.
+
+Each entry builds a backend on real storage under ``tmp_path`` and knows the few
+backend-specific moves a suite needs (break commits like a full disk, corrupt the
+storage).  The suites themselves speak only the interfaces (eslhook/stores.py).
+Adding a backend (PostgreSQL, issue 14) = one class and one entry per list.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from eslhook.accounts import AccountDirectory
+from eslhook.calls import OpenCalls
+from eslhook.calls_store import OpenCallStore
+from eslhook.config import AccountConfig
+from eslhook.delivery import spool as spool_module
+from eslhook.delivery.spool import Spool
+from eslhook.delivery.store import DeliveryStore
+from eslhook.hooks.model import Hook
+from eslhook.hooks.repository import HookRepository
+from eslhook.hooks.store import HookStore
+from eslhook.supervise import Deadline
+from eslhook.threads import in_threadpool
+
+ACME = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"
+OTHER = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
+ACCOUNTS = AccountDirectory([AccountConfig(id=ACME), AccountConfig(id=OTHER)])
+
+
+def backend_fixture(backends: list):
+    """A fixture running each test once per backend of ``backends`` (the test id names
+    it), on storage under tmp_path, closing whatever the test opened."""
+    @pytest.fixture(params=backends, ids=lambda backend: backend.name)
+    def backend(request, tmp_path, monkeypatch):
+        made = request.param(tmp_path, monkeypatch)
+        yield made
+        made.close_all()
+    return backend
+
+
+def numbered_hook(n: int, account_id: str = ACME, **fields) -> Hook:
+    """Hook number ``n``: a stable id and name, so reopened stores can be compared."""
+    values = dict(id="c0%030x" % n, account_id=account_id, name="hook %d" % n,
+                  uri="http://127.0.0.1:9/%d" % n, hook="channel_create")
+    return Hook(**{**values, **fields})
+
+
+# -- hook repositories ---------------------------------------------------------------
+
+class YamlHooks:
+    """hooks.yaml: each ``open()`` is another writer of the same file (another
+    process, or a hand edit's source)."""
+
+    name = "yaml"
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+        self.path = tmp_path / "hooks.yaml"
+        self.opened: list[HookStore] = []
+
+    def open(self) -> HookRepository:
+        store = HookStore(self.path, ACCOUNTS, settle_seconds=0.005, empty_settle_seconds=0.05)
+        self.opened.append(store)
+        return store
+
+    def close_all(self) -> None:
+        for store in self.opened:
+            store.stop(Deadline.after(1))
+
+
+HOOK_BACKENDS = [YamlHooks]
+
+
+# -- delivery stores ---------------------------------------------------------------
+
+class SqliteSpool:
+    """The SQLite spool.  Commits fail as on a full disk (SQLITE_FULL) by capping the
+    database at its current page count on the store's own connection."""
+
+    name = "sqlite"
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+        self.path = tmp_path / "state" / "delivery.sqlite3"
+        monkeypatch.setattr(spool_module, "COMMIT_RETRY_SECONDS", 0.05)
+        self.opened: list[Spool] = []
+
+    def open(self, memory_limit: int = 1000) -> DeliveryStore:
+        store = Spool(str(self.path), memory_limit=memory_limit)
+        self.opened.append(store)
+        return store
+
+    def fill_up(self, store: DeliveryStore) -> None:
+        self._cap(store, "(SELECT page_count FROM pragma_page_count())")
+
+    def free_up(self, store: DeliveryStore) -> None:
+        self._cap(store, "1073741823")
+
+    def _cap(self, store: DeliveryStore, pages: str) -> None:
+        assert isinstance(store, Spool)
+        connection = store._db.connection
+        with store._lock:      # not while a commit runs in its thread
+            count = in_threadpool(lambda: connection.execute(
+                "SELECT %s" % pages).fetchone()[0])
+            in_threadpool(connection.execute, "PRAGMA max_page_count=%d" % count)
+
+    def corrupt(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_bytes(bytes(range(256)) * 64)
+
+    def close_all(self) -> None:
+        for store in self.opened:
+            if not store._closed:     # the tests close what they reopen
+                store.close()
+
+
+DELIVERY_BACKENDS = [SqliteSpool]
+
+
+# -- open-call stores ------------------------------------------------------------------
+
+class JsonOpenCalls:
+    """open-calls.json in a state directory; saving fails while that directory is
+    replaced by a plain file (as unwritable as a full disk)."""
+
+    name = "json"
+    SAVE_SECONDS = 0.02
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+        self.state = tmp_path / "state"
+        self.opened: list[OpenCalls] = []
+
+    def open(self, clock: Callable[[], float] | None = None) -> OpenCallStore:
+        options = {"clock": clock} if clock is not None else {}
+        calls = OpenCalls(self.state / "open-calls.json", flush_seconds=self.SAVE_SECONDS,
+                          **options)
+        self.opened.append(calls)
+        return calls
+
+    def break_saving(self) -> None:
+        shutil.rmtree(self.state, ignore_errors=True)
+        self.state.write_text("not a directory")
+
+    def mend_saving(self) -> None:
+        self.state.unlink()
+        self.state.mkdir()
+
+    def corrupt(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / "open-calls.json").write_text('{"switches": {"sw1": [{"call_id": ')
+
+    def close_all(self) -> None:
+        for calls in self.opened:
+            calls.stop()
+
+
+OPEN_CALL_BACKENDS = [JsonOpenCalls]
