@@ -57,3 +57,22 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# -- ESL frames built by hand ------------------------------------------------
+
+def plain_frame(headers: list[tuple[str, str]], inner_body: bytes = b"") -> bytes:
+    """A text/event-plain frame; values given already percent-encoded."""
+    body = "".join("%s: %s\n" % kv for kv in headers).encode()
+    if inner_body:
+        body += b"Content-Length: %d\n\n" % len(inner_body) + inner_body
+    else:
+        body += b"\n"
+    return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(body) + body
+
+
+def channel_event(name: str, uuid: str, seq: int, extra=()) -> list[tuple[str, str]]:
+    return [("Event-Name", name), ("Core-UUID", "c0de0000-0000-4000-8000-000000000001"),
+            ("Event-Date-Timestamp", "1795908306887812"), ("Event-Sequence", str(seq)),
+            ("Unique-ID", uuid), ("Call-Direction", "inbound"),
+            ("Channel-Name", "sofia/internal/1000%40127.0.0.1")] + list(extra)
