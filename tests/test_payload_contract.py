@@ -15,11 +15,11 @@ from eslhook.accounts import AccountDirectory
 from eslhook.calls import OpenCalls
 from eslhook.config import AccountConfig
 from eslhook.delivery.notices import disabled_notice
-from eslhook.hooks.model import Hook
 from eslhook.mapping import channel_payload
 from eslhook.payload import ChannelPayload, DisabledNotice
 from eslhook.reconcile import destroy_payload
 from eslhook.source.framing import parse_event, split_frames
+from helpers import make_hook
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "eslhook" / "schemas" / "payload.schema.json").read_text())
@@ -101,9 +101,7 @@ def test_the_schema_refuses_a_key_outside_the_contract():
 
 
 def test_a_disabled_notice_has_exactly_the_typed_keys_and_types():
-    hook = Hook(id="0123456789abcdef0123456789abcdef",
-                account_id="4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5", name="crm",
-                uri="http://127.0.0.1:9/hook", hook="all", secret="whsec_" + "A" * 32)
+    hook = make_hook(secret="whsec_" + "A" * 32)
     notice = disabled_notice(hook, "too many failures", 1_700_000_000.0)
     hints = get_type_hints(DisabledNotice)
     assert set(notice) == set(hints)
