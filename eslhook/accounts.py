@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .config import AccountConfig
+from .config import AccountConfig, Config
 
 
 class AccountDirectory:
@@ -20,7 +20,7 @@ class AccountDirectory:
         self.accounts = {a.id: a for a in accounts}
         self.account_variable = account_variable
         self.default_account_id = default_account_id
-        self.by_realm = {}
+        self.by_realm: dict[str, str] = {}
         for account in self.accounts.values():
             for realm in account.realms:
                 self.by_realm.setdefault(realm.lower(), account.id)
@@ -30,11 +30,11 @@ class AccountDirectory:
                 self._children.setdefault(account.parent_id, []).append(account.id)
 
     @classmethod
-    def from_config(cls, config) -> "AccountDirectory":
+    def from_config(cls, config: Config) -> "AccountDirectory":
         return cls(config.accounts, account_variable=config.account_variable,
                    default_account_id=config.default_account_id)
 
-    def __contains__(self, account_id) -> bool:
+    def __contains__(self, account_id: object) -> bool:
         return account_id in self.accounts
 
     def account_for_realm(self, realm: str | None) -> str | None:

@@ -41,6 +41,7 @@ from gevent.event import Event
 from gevent.pool import Group
 
 from .calls_store import IN_MEMORY_ONLY, KEPT_FIELDS, OpenCall, kept_fields
+from .payload import ChannelPayload
 from .statedir import private_dir
 from .supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor, deadline_of
 from .threads import in_threadpool
@@ -74,7 +75,7 @@ class OpenCalls:
 
     # -- the hot path: once per mapped payload -------------------------------
 
-    def observe(self, payload: dict, core_uuid: str | None) -> None:
+    def observe(self, payload: ChannelPayload, core_uuid: str | None) -> None:
         """Record the payload's call and stamp the payload's ``sequence``."""
         switch, call_id = payload.get("switch"), payload.get("call_id")
         if not switch or not call_id:

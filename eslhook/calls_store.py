@@ -34,8 +34,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from eslhook.payload import ChannelPayload
 from eslhook.supervise import Deadline, Supervisor
 
 # What a synthetic channel_destroy can reuse of the last payload of a call.
@@ -54,7 +55,7 @@ class OpenCall:
     # The last payload itself: payloads are never changed once dispatched, so
     # keeping a reference costs nothing per event; KEPT_FIELDS are picked out
     # only when the table is written or a destroy is synthesised.
-    fields: dict = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
     answered: bool = False
     since: float = field(default_factory=time.time)  # when eslhook first saw it
     sequence: int = 0                                # last stamped on a payload
@@ -80,7 +81,7 @@ class OpenCallStore(Protocol):
         """Why the last save failed; None while saving works."""
         ...
 
-    def observe(self, payload: dict, core_uuid: str | None) -> None:
+    def observe(self, payload: ChannelPayload, core_uuid: str | None) -> None:
         """Record the payload's call and stamp the payload's ``sequence``."""
         ...
 

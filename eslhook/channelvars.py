@@ -14,6 +14,7 @@ import fnmatch
 import functools
 import re
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 VARIABLE_PREFIX = "variable_"
 
@@ -21,7 +22,7 @@ VARIABLE_PREFIX = "variable_"
 def find_channel_variables(names: Iterable[str], globs: tuple[str, ...]) -> list[str]:
     """The names in ``names`` (header names, in event order; none holding a
     newline, as no header line does) of channel variables matching ``globs``."""
-    return _finder(globs)(names)
+    return _finder(globs).find(names)
 
 
 def find_channel_variables_reference(names: Iterable[str], globs: tuple[str, ...]) -> list[str]:
@@ -35,8 +36,13 @@ def channel_variable_prefixes(globs: tuple[str, ...]) -> tuple[str, ...]:
     return _finder(globs).prefixes
 
 
+class _Finder(NamedTuple):
+    find: Callable[[Iterable[str]], list[str]]
+    prefixes: tuple[str, ...]     # every name ``find`` returns starts with one
+
+
 @functools.lru_cache(maxsize=64)
-def _finder(globs: tuple[str, ...]) -> Callable[[Iterable[str]], list[str]]:
+def _finder(globs: tuple[str, ...]) -> _Finder:
     """Candidates are found by the globs' literal prefixes over the joined
     names, in C; the exact glob regex then confirms each one."""
     exact = re.compile(re.escape(VARIABLE_PREFIX) + "(?:%s)" % "|".join(
@@ -47,15 +53,14 @@ def _finder(globs: tuple[str, ...]) -> Callable[[Iterable[str]], list[str]]:
         # one regex pass collects them cheaper than a loop of finds.
         every = re.compile("\n(%s[^\n]*)" % re.escape(VARIABLE_PREFIX)).findall
 
-        def find_every(names) -> list[str]:
+        def find_every(names: Iterable[str]) -> list[str]:
             return [n for n in every("\n" + "\n".join(names)) if exact(n)]
-        find_every.prefixes = (VARIABLE_PREFIX,)
-        return find_every
+        return _Finder(find_every, (VARIABLE_PREFIX,))
     # A str.find per prefix, not a regex: sre would try its alternation at
     # every "\nvariable_".
     needles = ["\n" + VARIABLE_PREFIX + p for p in prefixes]
 
-    def find(names) -> list[str]:
+    def find(names: Iterable[str]) -> list[str]:
         text = "\n%s\n" % "\n".join(names)
         found = []
         for needle in needles:
@@ -67,8 +72,7 @@ def _finder(globs: tuple[str, ...]) -> Callable[[Iterable[str]], list[str]]:
         if len(needles) > 1:
             found.sort()        # event order, as one scan would give
         return [name for _, name in found if exact(name)]
-    find.prefixes = tuple(needle[1:] for needle in needles)
-    return find
+    return _Finder(find, tuple(needle[1:] for needle in needles))
 
 
 def _literal_prefix(glob: str) -> str:

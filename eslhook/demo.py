@@ -51,7 +51,9 @@ class PrintingReceiver:
 
     def start(self) -> str:
         self.server.start()
-        return "http://127.0.0.1:%d/webhooks" % self.server.server_port
+        port = self.server.server_port
+        assert port is not None     # a started server is bound
+        return "http://127.0.0.1:%d/webhooks" % port
 
     def wait_for(self, count: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

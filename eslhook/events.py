@@ -35,11 +35,12 @@ class EventEntry:
     description: str           # the /v2/webhooks description (Kazoo's text where it has one)
     sample_event_name: str | None = None   # whose frames in sample.esl give its samples
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.event_name is None and (self.subscribed or self.hook_event is None):
             raise ValueError("EventEntry: an event eslhook makes itself (no event_name) "
                              "must have a hook_event and cannot be subscribed")
-        if self.subscribed and self.event_name != self.event_name.upper():
+        if (self.subscribed and self.event_name is not None
+                and self.event_name != self.event_name.upper()):
             raise ValueError("EventEntry.event_name: ESL names are upper case (got %r)"
                              % (self.event_name,))
         if self.hook_event == ALL:

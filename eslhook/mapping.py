@@ -21,11 +21,12 @@ with mod_sofia's own ``hangup_cause_to_sip`` table.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .accounts import AccountDirectory
 from .channelvars import VARIABLE_PREFIX, channel_variable_prefixes, find_channel_variables
 from .events import HOOK_EVENT_BY_EVENT_NAME  # the dispatch, from the registry
+from .payload import CallerKey, ChannelPayload, SecondsKey
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,11 @@ SIP_STATUS_BY_HANGUP_CAUSE = {
 }
 DEFAULT_REFUSE_SIP_STATUS = 480
 
+# An event's header lookup (``event.get``), bound once per event.
+HeaderGetter = Callable[[str], str | None]
+
 # Payload key -> event headers to try, first non-empty wins.
-FIRST_PRESENT_SOURCES = (
+FIRST_PRESENT_SOURCES: tuple[tuple[CallerKey, tuple[str, ...]], ...] = (
     ("request", ("variable_sip_req_uri", "variable_sip_loopback_req_uri",
                  "Caller-Destination-Number")),
     ("to", ("variable_sip_to_uri", "variable_sip_invite_to_uri")),  # then request
@@ -105,7 +109,7 @@ FIRST_PRESENT_SOURCES = (
 )
 
 # channel_destroy only: payload key -> integer-valued channel variable.
-DESTROY_SECONDS_SOURCES = (
+DESTROY_SECONDS_SOURCES: tuple[tuple[SecondsKey, str], ...] = (
     ("duration_seconds", "variable_duration"),
     ("billing_seconds", "variable_billsec"),
     ("ringing_seconds", "variable_progresssec"),
@@ -176,7 +180,7 @@ def custom_channel_variables(event: Mapping[str, str],
     return found
 
 
-def _int_header(get, name: str) -> int | None:
+def _int_header(get: HeaderGetter, name: str) -> int | None:
     """A non-negative integer header; anything else is left out, not fatal."""
     value = get(name)
     if not value:
@@ -189,19 +193,20 @@ def _int_header(get, name: str) -> int | None:
     return None
 
 
-def _gregorian_seconds(get) -> int | None:
+def _gregorian_seconds(get: HeaderGetter) -> int | None:
     micros = _int_header(get, "Event-Date-Timestamp")
     if micros is None:
         return None
     return micros // 1_000_000 + GREGORIAN_UNIX_OFFSET_SECONDS
 
 
-def _was_answered(get) -> bool:
+def _was_answered(get: HeaderGetter) -> bool:
     answered = get("variable_answer_epoch") or get("Caller-Channel-Answered-Time")
     return bool(answered) and answered != "0"
 
 
-def _hangup_code(get, hangup_cause: str | None, channel_name: str) -> str | None:
+def _hangup_code(get: HeaderGetter, hangup_cause: str | None,
+                 channel_name: str) -> str | None:
     """The SIP status that ended the leg (``sip:486``), or None if unknown.
 
     What FreeSWITCH received comes first.  On a SIP leg without it,
@@ -222,7 +227,7 @@ def _hangup_code(get, hangup_cause: str | None, channel_name: str) -> str | None
     return "sip:%d" % SIP_STATUS_BY_HANGUP_CAUSE.get(hangup_cause, DEFAULT_REFUSE_SIP_STATUS)
 
 
-def _add_destroy_fields(payload: dict, get, channel_name: str) -> None:
+def _add_destroy_fields(payload: ChannelPayload, get: HeaderGetter, channel_name: str) -> None:
     cause = get("variable_hangup_cause") or get("Hangup-Cause")
     if cause:
         payload["hangup_cause"] = cause
@@ -235,7 +240,7 @@ def _add_destroy_fields(payload: dict, get, channel_name: str) -> None:
             payload[key] = seconds
 
 
-def _is_internal_leg(get, channel_name: str) -> bool:
+def _is_internal_leg(get: HeaderGetter, channel_name: str) -> bool:
     loopback_flag = get("variable_is_loopback")
     if loopback_flag and loopback_flag.lower() in TRUE_FLAGS:
         return True
@@ -244,13 +249,13 @@ def _is_internal_leg(get, channel_name: str) -> bool:
 
 def channel_payload(event: Mapping[str, str], *, switch: str,
                     accounts: AccountDirectory,
-                    channel_variables: tuple[str, ...] = ()) -> dict | None:
+                    channel_variables: tuple[str, ...] = ()) -> ChannelPayload | None:
     """The webhook payload for a channel event, None if not a mapped event."""
     get = event.get
-    hook_event = HOOK_EVENT_BY_EVENT_NAME.get(get("Event-Name"))
+    hook_event = HOOK_EVENT_BY_EVENT_NAME.get(get("Event-Name") or "")
     if hook_event is None:
         return None
-    payload = {"hook_event": hook_event}
+    payload: ChannelPayload = {"hook_event": hook_event}
     direction = get("Call-Direction")
     if direction:
         payload["call_direction"] = direction

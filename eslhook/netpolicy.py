@@ -30,8 +30,11 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:       # config.model imports this module
+    from .config import DeliveryConfig
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -115,7 +118,7 @@ class NetworkPolicy:
     restricted: tuple[tuple[Network, str], ...] = ()
     allowed: tuple[Network, ...] = ()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("blocked", "allowed"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
             for network in getattr(self, name):
@@ -174,7 +177,7 @@ class Policies:
                    NetworkPolicy(TENANT, blocked, restricted, allowed))
 
     @classmethod
-    def from_config(cls, config) -> "Policies":
+    def from_config(cls, config: DeliveryConfig) -> "Policies":
         """From a ``DeliveryConfig`` (its ``blocked_networks``, ``tenant_allowed_networks``)."""
         return cls.build(config.blocked_networks, config.tenant_allowed_networks)
 

@@ -63,7 +63,7 @@ class LatencyCounts:
     counts: tuple[int, ...] = (0,) * (len(LATENCY_BUCKETS) + 1)
     total: float = 0.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if len(self.counts) != len(self.bounds) + 1:
             raise ValueError("LatencyCounts.counts: one per bound and one for +Inf")
 

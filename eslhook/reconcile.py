@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from gevent.event import Event
 from gevent.pool import Group
@@ -37,6 +38,7 @@ from gevent.pool import Group
 from .calls_store import OpenCall, OpenCallStore, kept_fields
 from .config import ReconcileConfig
 from .mapping import GREGORIAN_UNIX_OFFSET_SECONDS
+from .payload import ChannelPayload
 from .supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor
 
 log = logging.getLogger(__name__)
@@ -92,12 +94,13 @@ def plan(open_calls: Mapping[str, OpenCall], ended: Collection[str],
     return Plan(tuple(destroy), tuple(create))
 
 
-def destroy_payload(call: OpenCall, cause: str, now: float) -> dict:
-    payload = kept_fields(call)
-    payload.update(hook_event="channel_destroy", hangup_cause=cause, reconciled=True,
-                   timestamp=int(now) + GREGORIAN_UNIX_OFFSET_SECONDS,
-                   event_id="%s-reconciled-destroy-%s" % (call.core_uuid or "unknown",
-                                                          call.call_id))
+def destroy_payload(call: OpenCall, cause: str, now: float) -> ChannelPayload:
+    # kept_fields are keys of the call's last payload (or the state file's copy of them)
+    payload = cast(ChannelPayload, kept_fields(call))
+    payload.update({"hook_event": "channel_destroy", "hangup_cause": cause, "reconciled": True,
+                    "timestamp": int(now) + GREGORIAN_UNIX_OFFSET_SECONDS,
+                    "event_id": "%s-reconciled-destroy-%s" % (call.core_uuid or "unknown",
+                                                              call.call_id)})
     return payload
 
 
@@ -125,8 +128,9 @@ class Reconciler:
     bridge's mapping of event headers, used for channels we never saw.
     """
 
-    def __init__(self, switch: str, calls: OpenCallStore, emit: Callable[[dict, str | None], None],
-                 to_payload: Callable[[Mapping[str, str], str], dict | None],
+    def __init__(self, switch: str, calls: OpenCallStore,
+                 emit: Callable[[ChannelPayload, str | None], None],
+                 to_payload: Callable[[Mapping[str, str], str], ChannelPayload | None],
                  settings: ReconcileConfig = ReconcileConfig(), *,
                  supervisor: Supervisor | None = None):
         self.switch = switch
@@ -203,8 +207,8 @@ class Reconciler:
             payload = self.to_payload({**event, "Event-Name": name}, self.switch)
             if payload is None:
                 return
-            payload.update(reconciled=True, event_id="%s-reconciled-%s-%s" % (
-                core_uuid or "unknown", payload["hook_event"], row["uuid"]))
+            payload.update({"reconciled": True, "event_id": "%s-reconciled-%s-%s" % (
+                core_uuid or "unknown", payload["hook_event"], row["uuid"])})
             self._emit(payload, core_uuid)
 
     def _dump(self, conn, uuid: str) -> dict | None:
@@ -216,7 +220,7 @@ class Reconciler:
             return None
         return event if isinstance(event, dict) and event.get("Unique-ID") == uuid else None
 
-    def _emit(self, payload: dict, core_uuid: str | None) -> None:
+    def _emit(self, payload: ChannelPayload, core_uuid: str | None) -> None:
         self.synthesised += 1
         self.emit(payload, core_uuid)
 

@@ -33,6 +33,7 @@ from .delivery.queue import DeliveryQueue, DeliveryStats
 from .hooks.model import Hook
 from .hooks.repository import HookRepository
 from .mapping import channel_payload
+from .payload import ChannelPayload
 from .metrics import AttemptLatency
 from .ports import DeliveryControl, DeliveryStatus, IngestStatus, StatusSnapshot, SwitchStatus
 from .reconcile import Reconciler
@@ -121,11 +122,11 @@ class Bridge:
         if payload is not None:
             self.dispatch(payload, event.get("Core-UUID"))
 
-    def map_event(self, event: Mapping[str, str], switch: str) -> dict | None:
+    def map_event(self, event: Mapping[str, str], switch: str) -> ChannelPayload | None:
         return channel_payload(event, switch=switch, accounts=self.accounts,
                                channel_variables=self.channel_variables)
 
-    def dispatch(self, payload: dict, core_uuid: str | None) -> None:
+    def dispatch(self, payload: ChannelPayload, core_uuid: str | None) -> None:
         """Record, match and submit one payload (real, or synthesised by reconciliation)."""
         stats = self.stats
         stats.mapped += 1

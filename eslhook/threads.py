@@ -24,17 +24,20 @@ def in_threadpool(function: Callable[..., T], *args) -> T:
     """
     result = gevent.get_hub().threadpool.spawn(_capturing, function, args)
     try:
-        failed, value = result.get()
+        outcome = result.get()
     except BaseException:
         result.wait()
         raise
-    if failed:
-        raise value
-    return value
+    if isinstance(outcome, Exception):
+        raise outcome
+    assert outcome is not None      # a blocking get() without timeout has a value
+    return outcome[0]
 
 
-def _capturing(function: Callable[..., T], args: tuple) -> tuple[bool, object]:
+def _capturing(function: Callable[..., T], args: tuple) -> tuple[T] | Exception:
+    """The result in a 1-tuple (it may itself be None or an exception), or what
+    ``function`` raised."""
     try:
-        return False, function(*args)
+        return (function(*args),)
     except Exception as exc:    # handed to the caller, with its traceback
-        return True, exc
+        return exc

@@ -60,8 +60,8 @@ def install_attempts(app: falcon.App, context: ApiContext) -> None:
 
 
 def install_catalog(app: falcon.App, context: ApiContext) -> None:
-    samples = gevent.get_hub().threadpool.apply(catalog.bundled_capture)
-    samples = catalog.sample_payloads(samples)
+    capture = gevent.get_hub().threadpool.apply(catalog.bundled_capture)
+    samples = catalog.sample_payloads(capture)
     versioned_route(app, "/webhooks", catalog.HookTypes())
     versioned_route(app, "/webhooks/samples", catalog.Samples(samples))
     versioned_route(app, "/webhooks/samples/{sample_id}", catalog.Sample(samples))
@@ -135,11 +135,15 @@ class ApiServer:
 
     @property
     def host(self) -> str:
-        return self._server.server_host
+        host = self._server.server_host
+        assert host is not None     # served on a (host, port)
+        return host
 
     @property
     def port(self) -> int:
-        return self._server.server_port
+        port = self._server.server_port
+        assert port is not None     # served on a (host, port)
+        return port
 
     def open_connections(self, client: str | None = None) -> int:
         """Connections being served now (of one ``limits.client_key``, or all)."""

@@ -13,8 +13,9 @@ from importlib import resources
 
 from .. import events
 from ..accounts import AccountDirectory
-from ..config import AccountConfig, schema_validator
+from ..config import AccountConfig, schema_document
 from ..mapping import channel_payload
+from ..payload import ChannelPayload
 from ..source.framing import parse_event, split_frames
 from .envelope import ApiError, send
 
@@ -29,13 +30,13 @@ SAMPLE_SWITCH = "fs1"
 
 
 def sample_payloads(capture: bytes, registry: tuple[events.EventEntry, ...] = events.EVENTS
-                    ) -> dict[str, list[dict]]:
+                    ) -> dict[str, list[ChannelPayload]]:
     """"webhooks_<event>" -> the payloads the capture produces for that event,
     for each registry entry with a ``sample_event_name``."""
     accounts = AccountDirectory([AccountConfig(id=SAMPLE_ACCOUNT, name="Sample")],
                                 default_account_id=SAMPLE_ACCOUNT)
     sampled = events.sampled(registry)
-    samples: dict[str, list[dict]] = {SAMPLE_PREFIX + e: [] for e in sampled.values()}
+    samples: dict[str, list[ChannelPayload]] = {SAMPLE_PREFIX + e: [] for e in sampled.values()}
     for frame in split_frames(capture):
         event = parse_event(frame)
         hook_event = sampled.get(event.get("Event-Name") or "") if event else None
@@ -55,7 +56,7 @@ def openapi_document() -> dict:
     """The packaged document with the webhook schema inlined (one source of truth)."""
     folder = resources.files("eslhook")
     document = json.loads((folder / "api" / "openapi.json").read_text("utf-8"))
-    webhook = dict(schema_validator("webhook").schema)
+    webhook = dict(schema_document("webhook"))
     for key in ("$schema", "$id"):
         webhook.pop(key, None)
     document["components"]["schemas"]["Webhook"] = webhook
@@ -72,7 +73,7 @@ class HookTypes:
 class Samples:
     public_cacheable = True   # no token, no secret: caches may keep it
 
-    def __init__(self, samples: dict[str, list[dict]]):
+    def __init__(self, samples: dict[str, list[ChannelPayload]]):
         self.samples = samples
 
     def on_get(self, req, resp):
@@ -82,7 +83,7 @@ class Samples:
 class Sample:
     public_cacheable = True   # no token, no secret: caches may keep it
 
-    def __init__(self, samples: dict[str, list[dict]]):
+    def __init__(self, samples: dict[str, list[ChannelPayload]]):
         self.samples = samples
 
     def on_get(self, req, resp, sample_id):

@@ -19,7 +19,7 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
-def page_request(req: falcon.Request, key_ok: Callable[[str], bool], *,
+def page_request(req: falcon.Request, key_ok: Callable[[str], object], *,
                  allow_all: bool = False) -> tuple[int | None, str | None]:
     """(page_size, start_key) from the query, or a 400 naming each bad one;
     page_size None: ``paginate=false`` (only with ``allow_all``)."""

@@ -28,7 +28,7 @@ import socket
 from dataclasses import dataclass
 
 import gevent
-from gevent import pywsgi
+import greenlet
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .limits import ConnectionCounts, SummaryLog, client_key
@@ -48,6 +48,11 @@ class ServerLimits:
 def client_of(address) -> str:
     """The limits' key of an accepted connection's peer address."""
     return client_key(address[0] if isinstance(address, tuple) else None)
+
+
+# pywsgi's own answer to a request it cannot parse (its _BAD_REQUEST_RESPONSE)
+BAD_REQUEST_RESPONSE = (b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+                        b"Content-length: 0\r\n\r\n")
 
 
 class _HeadTimeout(gevent.Timeout):
@@ -81,11 +86,10 @@ class GuardedHandler(WSGIHandler):
         """A keep-alive connection: wait up to idle_timeout for the next request's
         first byte (it may already be buffered: a pipelined request)."""
         try:
-            with gevent.Timeout(idle_timeout, False):
-                return bool(self.rfile.peek(1))
+            return bool(gevent.with_timeout(idle_timeout, self.rfile.peek, 1,
+                                            timeout_value=b""))
         except OSError:
             return False
-        return False
 
     def get_environ(self):
         # the head is in: the application's time is not the head's
@@ -98,7 +102,7 @@ class GuardedHandler(WSGIHandler):
         """A request pywsgi cannot parse: 400, counted in a summary line instead
         of one error line (and sometimes a traceback) per request."""
         self.server.malformed.count(client_of(self.client_address))
-        return ("400", pywsgi._BAD_REQUEST_RESPONSE)
+        return ("400", BAD_REQUEST_RESPONSE)
 
     def handle_error(self, t, v, tb):
         if isinstance(v, TimeoutError):   # a stalled read or write while responding
@@ -114,7 +118,7 @@ class GuardedServer(WSGIServer):
         super().__init__(listener, application, **kwargs)
         self.limits = limits
         self.connections = ConnectionCounts(limits.per_client)
-        self.waiting: set[gevent.Greenlet] = set()   # connections between requests
+        self.waiting: set[greenlet.greenlet] = set()   # connections between requests
         self.refused = SummaryLog("API connections refused over api.max_connections_per_client"
                                   " (%d)" % limits.per_client, limits.log_interval, log)
         self.malformed = SummaryLog("malformed HTTP requests refused with 400",

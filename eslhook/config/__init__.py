@@ -14,7 +14,7 @@ re-exported here for the modules and tests that import them from here.
 
 from .documents import ConfigError, ConfigIssue, schema_issues
 from .loading import load_config
-from .messages import format_path, schema_validator
+from .messages import format_path, schema_document, schema_validator
 from .model import (AccountConfig, ApiConfig, Config, DeliveryConfig, PayloadConfig,
                     ReconcileConfig, SwitchConfig)
 from .semantics import parse_listen
@@ -37,6 +37,6 @@ __all__ = [
     "AccountConfig", "ApiConfig", "Config", "ConfigError", "ConfigIssue", "DeliveryConfig",
     "HOOKS_FILE_HEADER", "PayloadConfig", "ReconcileConfig", "SwitchConfig", "format_path",
     "hooks_yaml", "load_config", "load_hooks", "parse_hooks", "parse_hooks_text",
-    "parse_listen", "schema_issues", "schema_validator", "validate_changed_hooks",
-    "validate_hooks", "write_hooks_file",
+    "parse_listen", "schema_document", "schema_issues", "schema_validator",
+    "validate_changed_hooks", "validate_hooks", "write_hooks_file",
 ]

@@ -45,6 +45,11 @@ def _registry() -> tuple[Registry, dict[str, dict]]:
     return registry, schemas
 
 
+def schema_document(name: str) -> dict:
+    """``eslhook/schemas/<name>.schema.json`` as loaded, shared: copy before changing."""
+    return _registry()[1]["%s.schema.json" % name]
+
+
 @cache
 def schema_validator(name: str) -> Draft202012Validator:
     """Validator for ``eslhook/schemas/<name>.schema.json`` (config, webhook, hooks)."""

@@ -35,7 +35,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Mapping, TypedDict
 
 import gevent
 import gevent.socket
@@ -138,6 +138,7 @@ class HttpSender:
 
     def _new_pool(self, key: PoolKey, policy: NetworkPolicy) -> ConnectionPool:
         scheme, host, port = key
+        options: _PoolOptions
         options = dict(size=self._per_host, connection_timeout=self._config.connect_timeout_seconds,
                        network_timeout=self._config.timeout_seconds)
         pool: _TlsPool | _PlainPool
@@ -205,6 +206,13 @@ def _address_info(address: Address, port: int) -> tuple:
     plain = ipaddress.IPv6Address(address.packed)
     return (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
             (str(plain), port, 0, int(scope) if scope and scope.isdigit() else 0))
+
+
+class _PoolOptions(TypedDict):
+    """The ConnectionPool arguments both kinds of pool get (typed for **options)."""
+    size: int
+    connection_timeout: float
+    network_timeout: float
 
 
 class _TlsPool(_CheckedConnect, SSLConnectionPool):

@@ -21,6 +21,7 @@ timer, or nothing; so every transition is tested apart from timing.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +57,7 @@ class Lanes:
         self.held_hooks: set[str] = set()
         self.stopping = False               # no more scheduling or timers
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Lane]:
         return iter(list(self.lanes.values()))
 
     def get(self, key: LaneKey) -> Lane | None:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Final, Iterable, Mapping
 
 from eslhook.hooks.model import Hook
 from eslhook.mapping import GREGORIAN_UNIX_OFFSET_SECONDS
+from eslhook.payload import DisabledNotice
 
-DISABLED_EVENT = "webhook_disabled"
+if TYPE_CHECKING:       # a type only: the store is I/O, this module is pure
+    from eslhook.hooks.repository import Change
+
+DISABLED_EVENT: Final = "webhook_disabled"
 
 
-def disabled_notice(hook: Hook, reason: str, now: float) -> dict[str, Any]:
+def disabled_notice(hook: Hook, reason: str, now: float) -> DisabledNotice:
     """The ``webhook_disabled`` payload announcing that ``hook`` was disabled.
     Never carries the hook's secret."""
     return {"hook_event": DISABLED_EVENT, "account_id": hook.account_id,
@@ -27,10 +31,10 @@ def notice_targets(hooks: Iterable[Hook], disabled: Hook) -> list[Hook]:
             and h.enabled and h.hook in (DISABLED_EVENT, "all")]
 
 
-def disable_change(hook_id: str, reason: str):
+def disable_change(hook_id: str, reason: str) -> Change[Hook | None]:
     """A ``HookStore.update`` change: the hook disabled with ``reason`` (result: the hook
     as it was, or None if it is gone or already disabled)."""
-    def change(hooks: list[Hook]):
+    def change(hooks: list[Hook]) -> tuple[list[Hook] | None, Hook | None]:
         for index, hook in enumerate(hooks):
             if hook.id == hook_id and hook.enabled:
                 hooks[index] = replace(hook, enabled=False, disable_reason=reason)

@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 
 from eslhook.config import DeliveryConfig
+from eslhook.hooks.model import Hook
 
 BODY_EXCERPT_BYTES = 2048
 RETRY_AFTER_CAP_SECONDS = 3600.0
@@ -49,12 +50,12 @@ class Outcome:
     retry_after: float | None = None    # Retry-After in seconds, when the response had one
     error: str | None = None            # network/client error text, for logs
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if len(self.body_excerpt) > BODY_EXCERPT_BYTES:
             object.__setattr__(self, "body_excerpt", self.body_excerpt[:BODY_EXCERPT_BYTES])
 
 
-def _is_delay(value) -> bool:
+def _is_delay(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) \
         and math.isfinite(value) and value >= 0
 
@@ -65,7 +66,7 @@ class RetryPolicy:
     jitter: float = DeliveryConfig.jitter           # a delay varies by +-jitter of itself
     retry_after_cap: float = RETRY_AFTER_CAP_SECONDS
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "schedule_seconds", tuple(self.schedule_seconds))
         if not self.schedule_seconds:
             raise ValueError("RetryPolicy.schedule_seconds: must hold at least one delay")
@@ -140,7 +141,7 @@ class CircuitPolicy:
     failures_to_open: int = 5        # consecutive failed attempts to a host
     open_seconds: float = 30.0       # then first tries wait in the spool this long
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if type(self.failures_to_open) is not int or self.failures_to_open < 1:
             raise ValueError("CircuitPolicy.failures_to_open: must be an integer >= 1, got %r"
                              % (self.failures_to_open,))
@@ -275,7 +276,7 @@ class Decision(NamedTuple):
 _DELIVERED = Decision(DELIVER, HEALTHY)
 
 
-def decide(outcome: Outcome, attempt: Attempt, hook, policies: Policies, now: float,
+def decide(outcome: Outcome, attempt: Attempt, hook: Hook, policies: Policies, now: float,
            rand: float) -> Decision:
     """What follows ``outcome`` of attempt ``attempt.number`` to ``hook`` (its ``retries``
     is the budget: 1 + retries tries in all).  ``rand`` in [0, 1) picks the jitter.

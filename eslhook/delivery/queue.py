@@ -41,9 +41,10 @@ from eslhook.delivery.policy import (
 from eslhook.delivery.request import HttpRequest, build_request
 from eslhook.delivery.signing import make_webhook_id, webhook_headers
 from eslhook.delivery.rows import (
-    DELIVERED, DROPPED, EXPIRED, FAILED, AttemptPage, Delivery, StoredDelivery)
+    DELIVERED, DROPPED, EXPIRED, FAILED, AttemptPage, Delivery, SpoolContents, StoredDelivery)
 from eslhook.delivery.store import DeliveryStore
 from eslhook.hooks.model import Hook
+from eslhook.payload import Payload
 from eslhook.supervise import (
     KILL_GRACE_SECONDS, RESTART, TASK, Deadline, Supervisor, deadline_of)
 
@@ -87,7 +88,7 @@ class _DropReporter:
 
     def __init__(self, interval: float):
         self._interval = interval
-        self._last_report = None
+        self._last_report: float | None = None
         self._unreported = 0
 
     def note(self, reason: str, hook_id: str, total: int) -> None:
@@ -131,7 +132,7 @@ class DeliveryQueue:
             from eslhook.stores import embedded_delivery_store
             store = embedded_delivery_store(spool_path, config)
         self._store = store
-        self._resumed = self._store.contents()    # what a previous run left pending
+        self._resumed: SpoolContents | None = self._store.contents()  # a previous run's pending
         self._next_id = self._resumed.next_id
         self._lanes = Lanes()
         self._ready: Queue = Queue()
@@ -162,7 +163,7 @@ class DeliveryQueue:
 
     # -- producer side (ESL reader greenlet): never blocks -------------------------
 
-    def submit(self, hook: Hook, payload: Mapping[str, Any]) -> bool:
+    def submit(self, hook: Hook, payload: Payload) -> bool:
         if not self._accepting:
             return self._drop("queue stopped", hook)
         # memory bound: resident deliveries, and those not committed yet (mostly the same;
@@ -172,7 +173,7 @@ class DeliveryQueue:
         # Only bookkeeping here: the request is encoded by the attempt, the row by the
         # spool's flusher, so the reader's cost per matching hook stays small.
         self._known_hooks[hook.id] = hook
-        call_id = payload.get("call_id")
+        call_id = payload["call_id"] if "call_id" in payload else None  # not in a notice
         event_id = payload.get("event_id")
         delivery = Delivery(self._take_id(), hook, payload, call_id, event_id,
                             payload.get("hook_event"),
@@ -210,6 +211,7 @@ class DeliveryQueue:
         self._started = True
         self._supervisor = supervisor or self._supervisor
         contents, self._resumed = self._resumed, None
+        assert contents is not None     # only the first start() gets here
         self._add_pending(contents.pending)
         now = self._clock()
         for key, next_attempt in contents.lanes.items():
@@ -347,6 +349,7 @@ class DeliveryQueue:
             return self._hook_gone(lane)
         if not hook.enabled:
             return self._hold(lane)
+        assert outcome is not None      # there was a hook to send to
         self._settle(lane, head, hook, host, outcome)
 
     def _current_hook(self, delivery: Delivery) -> Hook | None:
@@ -508,8 +511,10 @@ class DeliveryQueue:
             self._spawn_task("hook disabler", self._run_on_disable, hook, reason)
 
     def _run_on_disable(self, hook: Hook, reason: str) -> None:
+        on_disable = self._on_disable
+        assert on_disable is not None   # spawned only when there is one
         try:
-            self._on_disable(hook, reason)
+            on_disable(hook, reason)
         finally:
             self._disabling.discard(hook.id)
 

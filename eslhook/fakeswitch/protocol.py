@@ -4,7 +4,9 @@ and the client command reader.  Pure, no I/O.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar, overload
+
+_T = TypeVar("_T")
 
 AUTH_REQUEST = b"Content-Type: auth/request\n\n"
 GOODBYE = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
@@ -29,7 +31,7 @@ def disconnect_notice(text: str = GOODBYE) -> bytes:
     return b"Content-Type: text/disconnect-notice\nContent-Length: %d\n\n" % len(raw) + raw
 
 
-class Headers(dict):
+class Headers(dict[str, str]):
     """Command headers keyed by lower-cased name: FreeSWITCH reads them
     without regard to case (``job-uuid`` is ``Job-UUID``)."""
 
@@ -37,7 +39,15 @@ class Headers(dict):
         super().__init__((name.lower(), value) for name, value in pairs)
         self.pairs = pairs  # as sent, in order (sendevent keeps them)
 
-    def get(self, name: str, default=None):  # type: ignore[override]
+    # dict.get's own overloads, the name lower-cased
+    @overload
+    def get(self, name: str, default: None = None, /) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str, /) -> str: ...
+    @overload
+    def get(self, name: str, default: _T, /) -> str | _T: ...
+
+    def get(self, name: str, default: object = None, /) -> object:
         return super().get(name.lower(), default)
 
     def __getitem__(self, name: str) -> str:
@@ -79,7 +89,7 @@ class CommandReader:
 
     def commands(self):
         while True:
-            while self._buf[:1] in (b"\r", b"\n"):
+            while self._buf.startswith((b"\r", b"\n")):
                 del self._buf[:1]
             end, sep_len = self._find_end()
             if end < 0:

@@ -128,7 +128,7 @@ class Outgoing:
         self._core_uuid = core_uuid
         self._converted = converted
         self._frames: dict[str, bytes] = {}
-        self._headers = None
+        self._headers: dict[str, str] | None = None
 
     @property
     def as_recorded(self) -> bool:
@@ -204,11 +204,13 @@ class FakeSwitch:
             raise RuntimeError("FakeSwitch already started")
         self._server = StreamServer(self.address, self._handle, spawn=self._handlers)
         self._server.start()
-        self.address = self._server.address[:2]
+        bound = self._server.address
+        assert isinstance(bound, tuple)     # a StreamServer on (host, port)
+        self.address = bound[:2]
         self._started = time.monotonic()
         self._spawn(self._run_timeline)
         if self.policy.heartbeat_seconds:
-            self._spawn(self._run_heartbeats)
+            self._spawn(self._run_heartbeats, self.policy.heartbeat_seconds)
         log.info("fake switch listening on %s:%d (%d capture(s), Core-UUID %s)",
                  self.address[0], self.address[1], len(self._captures), self.core_uuid)
         return self.address
@@ -368,9 +370,9 @@ class FakeSwitch:
                               timestamp_us=int(now * 1_000_000), headers=dict(headers))
         self._publish(Outgoing(event, 0, self._shift, self.core_uuid, {}))
 
-    def _run_heartbeats(self) -> None:
+    def _run_heartbeats(self, interval: float) -> None:
         while True:
-            gevent.sleep(self.policy.heartbeat_seconds)
+            gevent.sleep(interval)
             self.publish_generated("HEARTBEAT", self._heartbeat_headers(),
                                    calling=("switch_core.c", "send_heartbeat", "95"))
 

@@ -8,10 +8,11 @@ costs the same for 10 hooks or 10,000.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from ..accounts import AccountDirectory
+from ..payload import ChannelPayload
 from .model import Hook
 
 _Table = dict[tuple[str, str], tuple[Hook, ...]]
@@ -36,7 +37,7 @@ class HookIndex:
         index._for_internal_legs = _merged(self._for_internal_legs, added_internal)
         return index
 
-    def match(self, payload: Mapping[str, Any]) -> tuple[Hook, ...]:
+    def match(self, payload: ChannelPayload) -> tuple[Hook, ...]:
         """The hooks, in file order, that receive ``payload``.
 
         Uses the payload's ``account_id``, ``hook_event`` and ``is_internal_leg``;

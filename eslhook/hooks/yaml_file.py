@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..config.documents import (ConfigError, ConfigIssue, Document, parse_yaml, read_document,
                                 sorted_issues)
-from ..config.messages import format_path, schema_validator
+from ..config.messages import format_path, schema_document
 from ..config.semantics import Problems, duplicates, items, known_accounts
 from ..netpolicy import uri_problem
 from .files import write_atomically
@@ -114,7 +114,7 @@ def hooks_problems(data: dict, accounts: "AccountDirectory") -> Problems:
 def _uri_problem_past_schema(uri) -> str | None:
     """What is wrong with a uri the schema's pattern lets through (a NUL, port 99999...);
     None when the schema already reports it or it is fine."""
-    pattern = schema_validator("webhook").schema["properties"]["uri"]["pattern"]
+    pattern = schema_document("webhook")["properties"]["uri"]["pattern"]
     if not isinstance(uri, str) or not re.search(pattern, uri):
         return None
     return uri_problem(uri)

@@ -104,7 +104,7 @@ class EslConnection:
         self.sock: gevent.socket.socket | None = None
         self.connected = False
         self._run = True
-        self._commands_sent = []
+        self._commands_sent: list[AsyncResult[Reply]] = []
         self._auth_request_event = Event()
         self._frames = FrameReader()
         self.closed = Event()
@@ -165,7 +165,7 @@ class EslConnection:
         reason = "stopped"
         try:
             while self._run:
-                data = sock.recv(RECV_BYTES)
+                data = sock.recv(RECV_BYTES)  # type: ignore[union-attr]  # connect() set it
                 if not data:
                     reason = ("connection closed by the switch"
                               if not frames.buffered else
@@ -181,7 +181,7 @@ class EslConnection:
                 for frame in frames.frames():
                     self.handle_frame(frame)
                     if not self._run:    # a disconnect notice: nothing follows it
-                        break
+                        break  # type: ignore[unreachable]  # handle_frame may clear _run
                 # A busy switch keeps the socket readable, so recv never blocks: yield
                 # after each read, or attempts, the spool's flusher and the API would
                 # wait until the burst is over (and deliveries would not overlap ingest).
@@ -256,11 +256,11 @@ class EslConnection:
             raise NotConnectedError("not connected: %s" % (self.close_reason or "never connected"))
         if "\n\n" in data.strip("\n"):
             raise ValueError("a command cannot contain a blank line")
-        pending = AsyncResult()
+        pending: AsyncResult[Reply] = AsyncResult()
         self._commands_sent.append(pending)
         try:
             self.sock.sendall((data.rstrip("\n") + "\n\n").encode("utf-8"))
-            return pending.get(timeout=timeout or self.command_timeout)
+            return pending.get(timeout=timeout or self.command_timeout)  # type: ignore[return-value]  # raises Timeout, never None
         except gevent.Timeout:
             # Replies come in order: a late reply would answer the wrong
             # command, so a connection that missed one is not trusted again.

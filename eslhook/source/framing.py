@@ -66,7 +66,7 @@ class Frame(NamedTuple):
         return self.headers.get("Content-Type", "")
 
 
-def _decode(raw: bytes) -> str:
+def _decode(raw: bytes | bytearray) -> str:
     return raw.decode("utf-8", "replace")
 
 
@@ -243,10 +243,11 @@ class PickedPlainEvent(PlainEvent):
     lines (``picking.parse_block_agreeing_with``).
     """
 
-    __slots__ = ("_body", "_names", "_picked", "_picker", "_prefixes")
+    __slots__ = ("_body", "_names", "_parsed", "_picked", "_picker", "_prefixes")
 
+    # PlainEvent's ``_raw`` stays unset: every method reading it is overridden.
     def __init__(self, picked: dict[str, str], picker: HeaderPicker, body: bytes):
-        super().__init__(None)     # the whole block, when something needs it
+        self._parsed: dict[str, str] | None = None   # the whole block, once needed
         self._picked = picked
         self._names = picker.names
         self._prefixes = picker.prefixes
@@ -254,12 +255,12 @@ class PickedPlainEvent(PlainEvent):
         self._body = body
 
     def _whole(self) -> dict[str, str]:
-        if self._raw is None:
+        if self._parsed is None:
             self._picker.wholes += 1
             picked, names, prefixes = self._picked, self._names, self._prefixes
-            self._raw = _plain_raw(self._body, lambda text: parse_block_agreeing_with(
+            self._parsed = _plain_raw(self._body, lambda text: parse_block_agreeing_with(
                 text, picked, names, prefixes))
-        return self._raw
+        return self._parsed
 
     def get(self, name, default=None):
         if name in self._names:

@@ -72,7 +72,7 @@ class SwitchState:
     events: int = 0
     malformed: int = 0         # events skipped: unreadable, or their mapping failed
     protocol_errors: int = 0   # connections dropped: framing could not be resynced
-    events_by_name: dict[str, int] = field(default_factory=dict)   # for /metrics
+    events_by_name: dict[str | None, int] = field(default_factory=dict)   # for /metrics
 
 
 def _label(name: str | None, known: int) -> str | None:
