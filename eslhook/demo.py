@@ -21,7 +21,8 @@ from gevent.pywsgi import WSGIServer
 from .accounts import AccountDirectory
 from .config import AccountConfig, Config, SwitchConfig
 from .mapping import channel_payload
-from .source.framing import parse_event, split_frames
+from .source.framing import split_frames
+from .source.parsing import parse_event
 
 SAMPLE_CAPTURE = Path(__file__).resolve().parent / "data" / "sample.esl"
 DEMO_ACCOUNT = "0123456789abcdef0123456789abcdef"

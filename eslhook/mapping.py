@@ -2,7 +2,7 @@
 
 ``channel_payload(event, ...)`` turns the headers of one CHANNEL_CREATE,
 CHANNEL_ANSWER or CHANNEL_HANGUP_COMPLETE event (a ``Mapping[str, str]``
-from ``eslhook.source.framing.parse_event``, plain or json alike) into the
+from ``eslhook.source.parsing.parse_event``, plain or json alike) into the
 dict a hook receives.  Every payload key lists its sources in the tables
 below, first present wins; an empty value counts as absent, and a key
 whose sources are all absent is left out of the payload.
@@ -168,7 +168,7 @@ def custom_channel_variables(event: Mapping[str, str],
         return {}
     globs = tuple(globs)
     # A picked plain event names the candidates without parsing its whole
-    # block (framing.PickedPlainEvent); any other mapping is scanned whole.
+    # block (parsing.PickedPlainEvent); any other mapping is scanned whole.
     names_with = getattr(event, "names_with", None)
     names = event if names_with is None else names_with(channel_variable_prefixes(globs))
     get = event.get

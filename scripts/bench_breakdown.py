@@ -53,7 +53,8 @@ def per_item_us(function, items) -> float:
 def in_process_stages(count: int) -> dict[str, float]:
     from eslhook.accounts import AccountDirectory
     from eslhook.mapping import channel_payload
-    from eslhook.source.framing import parse_event, split_frames
+    from eslhook.source.framing import split_frames
+    from eslhook.source.parsing import parse_event
     events = bench.channel_events(bench.capture_path())
     frames = [bench.stamped_frame(body, uid, 0) for body, uid in events]
     frames = [frames[i % len(frames)] for i in range(count)]

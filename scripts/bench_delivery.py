@@ -382,7 +382,8 @@ def baseline_requests(count: int, receiver_port: int):
     from eslhook.delivery.request import build_request
     from eslhook.hooks.model import Hook
     from eslhook.mapping import channel_payload
-    from eslhook.source.framing import parse_event, split_frames
+    from eslhook.source.framing import split_frames
+    from eslhook.source.parsing import parse_event
     config = Config(path=Path("x"), switches=(SwitchConfig(name="bench"),),
                     hooks_file=Path("h"), state_dir=Path("s"),
                     accounts=(AccountConfig(id=ACCOUNT),), default_account_id=ACCOUNT)

@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_delivery import esl_commands  # noqa: E402
-from eslhook.source.framing import FrameReader, parse_event, split_frames  # noqa: E402
+from eslhook.source.framing import FrameReader, split_frames
+from eslhook.source.parsing import parse_event  # noqa: E402
 
 EVENTS = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
 SHARED = ROOT.parent / "shared" / "captures"

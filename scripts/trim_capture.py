@@ -14,7 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from eslhook.events import subscription_names  # noqa: E402
-from eslhook.source.framing import FrameReader, parse_event  # noqa: E402
+from eslhook.source.framing import FrameReader
+from eslhook.source.parsing import parse_event  # noqa: E402
 
 DEFAULT_EVENTS = ",".join(subscription_names())
 

@@ -19,7 +19,8 @@ from world import ACME, BETA, BETA_CHILD, FALLBACK
 from eslhook.config import load_config
 from eslhook.fakeswitch import FakeSwitch
 from eslhook.service import Bridge
-from eslhook.source.framing import parse_event, split_frames
+from eslhook.source.framing import split_frames
+from eslhook.source.parsing import parse_event
 
 
 def hook_id() -> str:

@@ -126,7 +126,8 @@ def test_json_refuses_what_the_standard_library_refuses(data):
 def test_json_bodies_of_real_payloads_match_the_standard_library(captures):
     from eslhook.accounts import AccountDirectory
     from eslhook.mapping import channel_payload
-    from eslhook.source.framing import parse_event, split_frames
+    from eslhook.source.framing import split_frames
+    from eslhook.source.parsing import parse_event
     accounts = AccountDirectory(default_account_id=ACCOUNT)
     count = 0
     for frame in split_frames((captures / "json-single-calls.esl").read_bytes()):

@@ -16,7 +16,8 @@ from raw_esl import RawEslServer
 
 from eslhook.config import SwitchConfig
 from eslhook.source.esl import CommandTimeout, EslConnection, NotConnectedError
-from eslhook.source.framing import parse_event, split_frames
+from eslhook.source.framing import split_frames
+from eslhook.source.parsing import parse_event
 from eslhook.source.switch import (
     MAX_EVENT_NAME_LENGTH,
     MAX_EVENT_NAMES,

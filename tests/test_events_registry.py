@@ -17,7 +17,8 @@ from eslhook.fakeswitch.client import EVENT_NAMES
 from eslhook.hooks.model import HOOK_TYPES, Hook
 from eslhook.mapping import channel_payload
 from eslhook.record import add_parser
-from eslhook.source.framing import parse_event, split_frames
+from eslhook.source.framing import split_frames
+from eslhook.source.parsing import parse_event
 from eslhook.source.switch import ReconnectPolicy, SwitchSource
 
 BRIDGE = EventEntry("CHANNEL_BRIDGE", "channel_bridge", True, "Channel bridge",

@@ -21,7 +21,8 @@ from helpers import free_port
 
 from eslhook.fakeswitch import CaptureError, FakeSwitch, ReplayPolicy, load_capture, parse_capture
 from eslhook.fakeswitch.events import convert, parse_json, render_plain
-from eslhook.source.framing import Frame, FrameReader, parse_event, split_frames
+from eslhook.source.framing import Frame, FrameReader, split_frames
+from eslhook.source.parsing import parse_event
 
 CAPTURES = Path(__file__).resolve().parent / "captures"
 PLAIN = CAPTURES / "plain-single-calls.esl"

@@ -11,16 +11,22 @@ import orjson
 import pytest
 
 from eslhook.source.framing import (
+
     BIG_BODY_BYTES,
+
     MAX_BODY_BYTES,
+
     FrameReader,
-    HeaderPicker,
+
     ProtocolError,
+
     byte_count,
-    parse_json_event,
-    parse_plain_event,
+
     split_frames,
+
 )
+
+from eslhook.source.parsing import HeaderPicker, parse_json_event, parse_plain_event
 
 RECV_BYTES = 256 * 1024      # what the ESL reader asks the socket for
 

@@ -20,7 +20,8 @@ from eslhook.mapping import (
     channel_payload,
     resolve_account,
 )
-from eslhook.source.framing import parse_event, split_frames
+from eslhook.source.framing import split_frames
+from eslhook.source.parsing import parse_event
 
 CAPTURES = Path(__file__).resolve().parent / "captures"
 SWITCH = "fs-test"

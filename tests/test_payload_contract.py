@@ -18,7 +18,8 @@ from eslhook.delivery.notices import disabled_notice
 from eslhook.mapping import channel_payload
 from eslhook.payload import ChannelPayload, DisabledNotice
 from eslhook.reconcile import destroy_payload
-from eslhook.source.framing import parse_event, split_frames
+from eslhook.source.framing import split_frames
+from eslhook.source.parsing import parse_event
 from helpers import make_hook
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,13 +7,8 @@ from helpers import channel_event, plain_frame
 from eslhook.accounts import AccountDirectory
 from eslhook.config import AccountConfig
 from eslhook.mapping import channel_payload
-from eslhook.source.framing import (
-    HeaderPicker,
-    PlainEvent,
-    parse_header_block,
-    parse_plain_event,
-    split_frames,
-)
+from eslhook.source.framing import parse_header_block, split_frames
+from eslhook.source.parsing import HeaderPicker, PlainEvent, parse_plain_event
 
 
 # -- picked plain events ---------------------------------------------------

@@ -15,7 +15,8 @@ from helpers import free_port
 
 from eslhook import record
 from eslhook.fakeswitch import FakeSwitch
-from eslhook.source.framing import parse_event, split_frames
+from eslhook.source.framing import split_frames
+from eslhook.source.parsing import parse_event
 from test_fakeswitch import JSON, PLAIN, RawClient, event_frames, handshake
 
 TIMEOUT = 10.0

@@ -35,10 +35,10 @@ from eslhook.source.framing import (
     MAX_FRAME_HEADER_BYTES,
     Frame,
     FrameReader,
-    HeaderPicker,
     ProtocolError,
     split_frames,
 )
+from eslhook.source.parsing import HeaderPicker
 from eslhook.source.switch import ReconnectPolicy, SwitchSource
 
 # not from conftest: tests/compat has a conftest of its own, and which one a

@@ -16,7 +16,8 @@ from ..accounts import AccountDirectory
 from ..config import AccountConfig, schema_document
 from ..mapping import channel_payload
 from ..payload import ChannelPayload
-from ..source.framing import parse_event, split_frames
+from ..source.framing import split_frames
+from ..source.parsing import parse_event
 from .envelope import ApiError, send
 
 def hook_types(registry: tuple[events.EventEntry, ...] = events.EVENTS) -> list[dict]:

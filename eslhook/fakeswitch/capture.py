@@ -12,7 +12,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eslhook.source.framing import Frame, FrameReader, ProtocolError, parse_event
+from eslhook.source.framing import Frame, FrameReader, ProtocolError
+
+from eslhook.source.parsing import parse_event
 
 log = logging.getLogger(__name__)
 

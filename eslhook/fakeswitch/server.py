@@ -63,7 +63,8 @@ from eslhook.fakeswitch.client import Client
 from eslhook.fakeswitch.events import EventData, convert, event_frame, render_plain
 from eslhook.fakeswitch.rewrite import (
     LoopShift, loop_shift, replace_core_uuid, rewrite_for_iteration)
-from eslhook.source.framing import Frame, parse_event
+from eslhook.source.framing import Frame
+from eslhook.source.parsing import parse_event
 
 log = logging.getLogger(__name__)
 

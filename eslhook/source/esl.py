@@ -4,7 +4,7 @@
 connection can ``connect()`` again: all per-connection state is reset);
 reads the socket in chunks and frames them byte-exactly with
 ``FrameReader`` (EOF anywhere ends the connection); parses plain and json
-events leniently (``framing.parse_event``: values decoded one at a time
+events leniently (``parsing.parse_event``: values decoded one at a time
 after splitting lines, an inner body kept under ``_body``, invalid UTF-8
 replaced); reports an event it cannot read, or whose handler raised, to
 ``on_malformed`` and goes on (only framing that cannot be resynced,
@@ -29,7 +29,8 @@ from gevent.event import AsyncResult, Event
 from gevent.pool import Group
 
 from ..supervise import TASK, Supervisor
-from .framing import Frame, FrameReader, HeaderPicker, ProtocolError, parse_event
+from .framing import Frame, FrameReader, ProtocolError
+from .parsing import HeaderPicker, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class EslConnection:
         # Every chunk as received, before framing (``eslhook record``).
         self.on_bytes = on_bytes
         # Learns which headers on_event reads of plain events (kept across
-        # reconnects): see framing.HeaderPicker.
+        # reconnects): see parsing.HeaderPicker.
         self.picker = HeaderPicker()
         self._group = Group()
         self._supervisor = supervisor or Supervisor()

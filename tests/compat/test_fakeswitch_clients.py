@@ -17,7 +17,7 @@ import gevent
 
 from eslhook.fakeswitch import load_capture
 from eslhook.fakeswitch.api import ChannelTable
-from eslhook.source.framing import parse_event
+from eslhook.source.parsing import parse_event
 from compat_support import A_LEG, B_LEG, BRIDGED_JSON, BRIDGED_PLAIN, ROOT
 from test_fakeswitch import IO_TIMEOUT, RawClient, clients  # noqa: F401 (fixture)
 
