@@ -190,12 +190,14 @@ def assert_every_call_once(w: World, calls: list[str]) -> None:
 def test_reconcile_under_load_invents_no_event(world):
     switch = busy_switch()
     w = world(switch, interval=0.15, confirm=0.08)
+    w.wait_runs(1)          # reconciling already, so the load meets it (a loaded CI starts late)
+    before = w.reconciler.runs
     calls = switch.schedule_calls(**LOAD)
     assert wait_until(lambda: switch.schedule_done, timeout=20)
-    runs_during_load = w.reconciler.runs
+    runs_during_load = w.reconciler.runs - before
     assert_every_call_once(w, calls)
     # It did reconcile, against a busy list.
-    assert runs_during_load >= 4 and max(switch.listed_rows) >= 50
+    assert runs_during_load >= 2 and max(switch.listed_rows) >= 50
 
 
 def test_reconcile_after_a_clean_reconnect_under_load_invents_no_event(world):
