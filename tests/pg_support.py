@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 class NoPostgres(Exception):
@@ -58,7 +59,8 @@ class LocalPostgres:
             pass                       # not running
         finally:
             self.server.cleanup()      # pgserver's bookkeeping of this process
-            shutil.rmtree(self.directory, ignore_errors=True)
+            shutil.rmtree(self.directory.parent if self.directory.parent.name.startswith(
+                "eslhook-pg-") else self.directory, ignore_errors=True)
 
     def _pg_ctl(self, action: str) -> None:
         from pgserver._commands import pg_ctl
@@ -79,3 +81,39 @@ def start_postgres(directory: Path) -> LocalPostgres:
     except Exception as exc:          # pgserver raises its own and subprocess errors
         raise NoPostgres("pgserver could not start PostgreSQL: %s" % exc) from exc
     return LocalPostgres(directory, server)
+
+
+# -- pytest fixtures (imported by tests/conftest.py) -----------------------------------
+
+def _pytest_fixtures() -> tuple[Any, Any]:
+    import pytest
+
+    @pytest.fixture(scope="session")
+    def postgres() -> Iterator[LocalPostgres]:
+        """One server per test process (each xdist worker its own), stopped at the end
+        of the session whatever happened.  Cannot start one: the test is skipped,
+        and fails under CI=true (CI must test the PostgreSQL backends)."""
+        # not under pytest's tmp: pgserver runs PostgreSQL as its own user, which
+        # pytest-of-root's 0700 directories shut out
+        try:
+            server = start_postgres(Path(tempfile.mkdtemp(prefix="eslhook-pg-")) / "pg")
+        except NoPostgres as exc:
+            if os.environ.get("CI") == "true":
+                pytest.fail(str(exc))
+            pytest.skip(str(exc))
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    @pytest.fixture
+    def pg_dsn(postgres: LocalPostgres) -> Iterator[str]:
+        """A fresh empty database of its own for one test; dropped after it."""
+        dsn = postgres.create_database()
+        yield dsn
+        postgres.drop_database(dsn)
+
+    return postgres, pg_dsn
+
+
+postgres, pg_dsn = _pytest_fixtures()
