@@ -192,6 +192,7 @@ class OpenCalls:
         """Read the table a previous run left (missing or unreadable: start empty)."""
         if self.table is None:
             return
+        unreadable = (ValueError, KeyError, TypeError) + self.table.errors
         try:
             data = self.table.read()
             if data is None:
@@ -199,7 +200,7 @@ class OpenCalls:
             # Loaded calls count as known long before any read of this process.
             self._calls = {switch: {c["call_id"]: OpenCall(**_loaded(c)) for c in calls}
                            for switch, calls in data["switches"].items()}
-        except (ValueError, KeyError, TypeError, *self.table.errors) as exc:
+        except unreadable as exc:
             log.error("ignoring unreadable %s (%s): reconciliation will rebuild it "
                       "from the switch", self.table, exc)
             self._calls = {}
@@ -234,9 +235,10 @@ class OpenCalls:
 
     def _try_flush(self) -> None:
         """Write if changed; a full disk is logged once per interval, and retried."""
+        failures = (OSError,) + (self.table.errors if self.table else ())
         try:
             self.flush()
-        except (OSError, *(self.table.errors if self.table else ())) as exc:
+        except failures as exc:
             self.write_error = str(exc)
             now = time.monotonic()
             if self._last_error_report is None or \

@@ -26,12 +26,17 @@ def _setup_logging(level: str, fmt: str) -> None:
 def _cmd_run(args) -> int:
     from .config import ConfigError, load_config
     from .delivery.store import DeliveryStoreUnusable
+    from .pg import DatabaseUnavailable
     from .service import Bridge
+    from .stores import close as close_databases
     from .supervise import CriticalGreenletDied
     try:
         config = load_config(args.config)
         bridge = Bridge(config)
-        bridge.run_until_signalled(drain_seconds=args.drain_seconds)
+        try:
+            bridge.run_until_signalled(drain_seconds=args.drain_seconds)
+        finally:
+            close_databases()        # storage: postgresql: the stores' pool
     except ConfigError as exc:
         for issue in exc.issues:
             print("error: %s" % issue, file=sys.stderr)
@@ -40,6 +45,9 @@ def _cmd_run(args) -> int:
     except DeliveryStoreUnusable as exc:
         print("eslhook: refusing to start: %s" % exc, file=sys.stderr)
         return EXIT_STATE_CORRUPT
+    except DatabaseUnavailable as exc:    # storage: postgresql; restarting may help
+        print("eslhook: cannot start: %s" % exc, file=sys.stderr)
+        return EXIT_CRITICAL
     except CriticalGreenletDied as exc:
         print("eslhook: stopped: %s" % exc, file=sys.stderr)
         return EXIT_CRITICAL
@@ -80,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                          ("record", record), ("demo", demo)):
         module.add_parser(sub)
         sub.choices[name].set_defaults(func=module.run)
+    from .pg.commands import add_parsers as add_fleet_parsers   # imports no driver
+    add_fleet_parsers(sub)
     return parser
 
 
