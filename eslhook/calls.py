@@ -36,6 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from gevent.event import Event
 from gevent.pool import Group
@@ -51,12 +52,49 @@ log = logging.getLogger(__name__)
 ERROR_REPORT_INTERVAL_SECONDS = 10.0    # a failing write (full disk): one line per interval
 __all__ = ["OpenCalls", "OpenCall", "KEPT_FIELDS", "kept_fields"]
 
+Snapshot = dict      # {"switches": {switch: [saved call, ...]}}
+
+
+class SavedTable(Protocol):
+    """Where the table is saved: open-calls.json here, a database table in fleet
+    mode (``eslhook/pg/calls.py``).  ``errors``: what a failed read or write raises."""
+    errors: tuple[type[Exception], ...]
+
+    def read(self) -> Snapshot | None:
+        """What was saved (None: nothing yet)."""
+        ...
+
+    def write(self, snapshot: Snapshot) -> None:
+        ...
+
+
+class JsonFile:
+    """open-calls.json, written atomically in the threadpool."""
+    errors: tuple[type[Exception], ...] = (OSError,)
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def read(self) -> Snapshot | None:
+        if not self.path.exists():
+            return None
+        return json.loads(self.path.read_text())
+
+    def write(self, snapshot: Snapshot) -> None:
+        in_threadpool(_write_atomically, self.path, snapshot)
+
+
 class OpenCalls:
     def __init__(self, path: Path | None = None, *, flush_seconds: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
                  remember_ended_seconds: float = 60.0,
-                 error_report_seconds: float = ERROR_REPORT_INTERVAL_SECONDS):
+                 error_report_seconds: float = ERROR_REPORT_INTERVAL_SECONDS,
+                 table: SavedTable | None = None):
         self.path = path
+        self.table: SavedTable | None = table or (JsonFile(path) if path is not None else None)
         self.flush_seconds = flush_seconds
         self.error_report_seconds = error_report_seconds
         self.clock = clock
@@ -153,21 +191,24 @@ class OpenCalls:
 
     def load(self) -> None:
         """Read the table a previous run left (missing or unreadable: start empty)."""
-        if self.path is None or not self.path.exists():
+        if self.table is None:
             return
+        unreadable = (ValueError, KeyError, TypeError) + self.table.errors
         try:
-            data = json.loads(self.path.read_text())
+            data = self.table.read()
+            if data is None:
+                return
             # Loaded calls count as known long before any read of this process.
             self._calls = {switch: {c["call_id"]: OpenCall(**_loaded(c)) for c in calls}
                            for switch, calls in data["switches"].items()}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except unreadable as exc:
             log.error("ignoring unreadable %s (%s): reconciliation will rebuild it "
-                      "from the switch", self.path, exc)
+                      "from the switch", self.table, exc)
             self._calls = {}
         log.info("open calls from the last run: %d", len(self))
 
     def start(self, supervisor: Supervisor | None = None) -> None:
-        if self.path is not None:   # restarted: a table never written again is lost
+        if self.table is not None:   # restarted: a table never written again is lost
             (supervisor or Supervisor()).spawn_supervised(
                 "open calls writer", self._persist_loop, how=RESTART, group=self._group)
 
@@ -178,13 +219,13 @@ class OpenCalls:
         self._try_flush()
 
     def flush(self) -> None:
-        if self.path is None or not self._dirty:
+        if self.table is None or not self._dirty:
             return
         self._dirty = False
         snapshot = {"switches": {switch: [_snapshot(c) for c in calls.values()]
                                  for switch, calls in self._calls.items()}}
         try:
-            in_threadpool(_write_atomically, self.path, snapshot)
+            self.table.write(snapshot)
         except BaseException:
             self._dirty = True      # the table in memory is intact: written next time
             raise
@@ -195,19 +236,20 @@ class OpenCalls:
 
     def _try_flush(self) -> None:
         """Write if changed; a full disk is logged once per interval, and retried."""
+        failures = (OSError,) + (self.table.errors if self.table else ())
         try:
             self.flush()
-        except OSError as exc:
+        except failures as exc:
             self.write_error = str(exc)
             now = time.monotonic()
             if self._last_error_report is None or \
                     now - self._last_error_report >= self.error_report_seconds:
                 self._last_error_report = now
                 log.error("cannot write %s: %s (kept in memory, retrying every %gs)",
-                          self.path, exc, self.flush_seconds)
+                          self.table, exc, self.flush_seconds)
             return
         if self.write_error is not None:
-            log.warning("%s written again", self.path)
+            log.warning("%s written again", self.table)
             self.write_error, self._last_error_report = None, None
 
 

@@ -37,7 +37,14 @@ def run(args: argparse.Namespace) -> int:
         _print_issues(error, out)
         print("hooks file not checked: fix the configuration first", file=out)
         return 1
-    if not config.hooks_file.exists():  # not an error: eslhook creates it empty
+    note = ""
+    if config.storage.postgresql:         # the hooks live in the database
+        from .pg.commands import check_database
+        stored = check_database(config, out)
+        if stored is None:
+            return 1
+        hooks = stored
+    elif not config.hooks_file.exists():  # not an error: eslhook creates it empty
         hooks = []
         note = " (%s does not exist yet; eslhook will create it empty)" % config.hooks_file
     else:
@@ -47,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as error:
             _print_issues(error, out)
             return 1
-        note = ""
         warning = readable_secrets_warning(config.hooks_file, hooks)
         if warning:
             print("warning: %s" % warning, file=out)

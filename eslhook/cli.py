@@ -26,12 +26,17 @@ def _setup_logging(level: str, fmt: str) -> None:
 def _cmd_run(args) -> int:
     from .config import ConfigError, load_config
     from .delivery.store import DeliveryStoreUnusable
+    from .pg import DatabaseUnavailable
     from .service import Bridge
+    from .stores import close as close_databases
     from .supervise import CriticalGreenletDied
     try:
         config = load_config(args.config)
         bridge = Bridge(config)
-        bridge.run_until_signalled(drain_seconds=args.drain_seconds)
+        try:
+            bridge.run_until_signalled(drain_seconds=args.drain_seconds)
+        finally:
+            close_databases()        # storage: postgresql: the stores' pool
     except ConfigError as exc:
         for issue in exc.issues:
             print("error: %s" % issue, file=sys.stderr)
@@ -40,6 +45,9 @@ def _cmd_run(args) -> int:
     except DeliveryStoreUnusable as exc:
         print("eslhook: refusing to start: %s" % exc, file=sys.stderr)
         return EXIT_STATE_CORRUPT
+    except DatabaseUnavailable as exc:    # storage: postgresql; restarting may help
+        print("eslhook: cannot start: %s" % exc, file=sys.stderr)
+        return EXIT_CRITICAL
     except CriticalGreenletDied as exc:
         print("eslhook: stopped: %s" % exc, file=sys.stderr)
         return EXIT_CRITICAL
@@ -66,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                          epilog="Exit status: 0 stopped by a signal; %d invalid configuration; "
                                 "%d a corrupt file in state_dir (the message says which and "
                                 "how to move it aside); %d a critical part died (the log "
-                                "says which)." % (EXIT_CONFIG, EXIT_STATE_CORRUPT,
+                                "says which) or the database (storage: postgresql) cannot "
+                                "be reached: restarting may help." % (EXIT_CONFIG, EXIT_STATE_CORRUPT,
                                                   EXIT_CRITICAL))
     run.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
     run.add_argument("--drain-seconds", type=float, default=10.0,
@@ -80,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                          ("record", record), ("demo", demo)):
         module.add_parser(sub)
         sub.choices[name].set_defaults(func=module.run)
+    from .pg.commands import add_parsers as add_fleet_parsers   # imports no driver
+    add_fleet_parsers(sub)
     return parser
 
 

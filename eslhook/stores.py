@@ -4,14 +4,18 @@ Three stores sit behind small interfaces: the hook repository
 (``hooks/repository.py``), the delivery store (``delivery/store.py``) and the
 open-call store (``calls_store.py``).  The pipeline (``Bridge``, ``DeliveryQueue``,
 ``Reconciler``, the API's context) holds only those interfaces; these functions
-build the concrete backends.  Today there is one, *embedded*: hooks.yaml, a SQLite
-spool and a JSON file under ``state_dir``, one process.  Fleet mode (issue 14) adds
-a ``storage.backend`` setting: each function then picks by it, and a PostgreSQL
-backend is one more branch here plus one more entry in the contract suites'
-backend lists (tests/contract/).  docs/stores.md says what a backend must do.
+build the concrete backends, by ``storage.backend``: *embedded* (the default:
+hooks.yaml, a SQLite spool and a JSON file under ``state_dir``, one process) or
+*postgresql* (fleet mode, docs/fleet.md: hooks and open calls in the database;
+deliveries stay in the SQLite spool until its PostgreSQL backend lands).  The
+driver is imported only for postgresql, so embedded mode never loads it.  One
+pool per configuration is shared by the stores (``database``; ``close`` at exit).
+docs/stores.md says what a backend must do.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from .accounts import AccountDirectory
 from .calls import OpenCalls
@@ -23,12 +27,37 @@ from .hooks.repository import HookRepository
 from .hooks.store import HookStore
 from .timings import Timings
 
+if TYPE_CHECKING:
+    from .pg.database import Database
+
 DELIVERY_FILE = "delivery.sqlite3"      # in state_dir
 OPEN_CALLS_FILE = "open-calls.json"     # in state_dir
 
 
+_databases: dict[str, "Database"] = {}     # dsn -> the open pool
+
+
+def database(config: Config) -> "Database":
+    """The pool to ``storage.dsn``, opened and migrated on first use
+    (DatabaseUnavailable if it cannot be)."""
+    from .pg.database import open_database
+    dsn = config.storage.dsn or ""
+    if dsn not in _databases:
+        _databases[dsn] = open_database(config.storage)
+    return _databases[dsn]
+
+
+def close() -> None:
+    """Close the pools ``database`` opened."""
+    while _databases:
+        _databases.popitem()[1].close()
+
+
 def hook_repository(config: Config, accounts: AccountDirectory,
                     timings: Timings = Timings()) -> HookRepository:
+    if config.storage.postgresql:
+        from .pg.hooks import PgHookRepository
+        return PgHookRepository(database(config), accounts)
     return HookStore(config.hooks_file, accounts, settle_seconds=timings.hooks_settle_seconds,
                      empty_settle_seconds=timings.hooks_empty_settle_seconds)
 
@@ -40,6 +69,11 @@ def delivery_store(config: Config, timings: Timings = Timings()) -> DeliveryStor
 
 
 def open_call_store(config: Config, timings: Timings = Timings()) -> OpenCallStore:
+    if config.storage.postgresql:
+        from .pg.calls import PgCallTable
+        return OpenCalls(table=PgCallTable(database(config)),
+                         flush_seconds=timings.open_calls_flush_seconds,
+                         error_report_seconds=timings.open_calls_error_report_seconds)
     return OpenCalls(config.state_dir / OPEN_CALLS_FILE,
                      flush_seconds=timings.open_calls_flush_seconds,
                      error_report_seconds=timings.open_calls_error_report_seconds)

@@ -25,6 +25,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     _HUB_KEEPALIVE.start(lambda: None)
 
 from receiver import receiver  # noqa: E402,F401  (the `receiver` fixture, for every test)
+from pg_support import pg_dsn, postgres  # noqa: E402,F401  (a real PostgreSQL, per test a database)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from .documents import ConfigError, ConfigIssue, schema_issues
 from .loading import load_config
 from .messages import format_path, schema_document, schema_validator
 from .model import (AccountConfig, ApiConfig, Config, DeliveryConfig, PayloadConfig,
-                    ReconcileConfig, SwitchConfig)
+                    ReconcileConfig, StorageConfig, SwitchConfig)
 from .semantics import parse_listen
 
 _HOOKS_FILE_NAMES = ("HOOKS_FILE_HEADER", "hooks_yaml", "load_hooks", "parse_hooks",
@@ -35,7 +35,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "AccountConfig", "ApiConfig", "Config", "ConfigError", "ConfigIssue", "DeliveryConfig",
-    "HOOKS_FILE_HEADER", "PayloadConfig", "ReconcileConfig", "SwitchConfig", "format_path",
+    "HOOKS_FILE_HEADER", "PayloadConfig", "ReconcileConfig", "StorageConfig", "SwitchConfig",
+    "format_path",
     "hooks_yaml", "load_config", "load_hooks", "parse_hooks", "parse_hooks_text",
     "parse_listen", "schema_document", "schema_issues", "schema_validator",
     "validate_changed_hooks", "validate_hooks", "write_hooks_file",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .documents import ConfigError, Document, read_document, sorted_issues
 from .model import (AccountConfig, ApiConfig, Config, DeliveryConfig, PayloadConfig,
-                    ReconcileConfig, SwitchConfig, trusted)
+                    ReconcileConfig, StorageConfig, SwitchConfig, trusted)
 from .semantics import config_problems, parse_listen
 
 
@@ -56,6 +56,7 @@ def _build_config(data: dict, path: Path) -> Config:
         payload=trusted(PayloadConfig, channel_variables=tuple(
             _section(data, "payload").get("channel_variables", ()))),
         reconcile=trusted(ReconcileConfig, **_section(data, "reconcile")),
+        storage=trusted(StorageConfig, **_section(data, "storage")),
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, TypeVar
 from ..netpolicy import DEFAULT_BLOCKED_NETWORKS
 from .messages import file_message, findings, format_path, fragment_validator
 from .semantics import (Problems, account_problems, api_problems, delivery_problems,
-                        format_listen)
+                        format_listen, storage_problems)
 
 T = TypeVar("T")
 
@@ -166,6 +166,31 @@ class ReconcileConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    """``storage``: embedded (files, one process) or postgresql (fleet mode)."""
+    backend: str = "embedded"            # embedded | postgresql
+    dsn: str | None = field(default=None, repr=False)   # may hold a password
+    pool_size: int = 10                  # connections to the database at most
+    connect_timeout_seconds: float = 5.0
+
+    def __post_init__(self):
+        check(self)
+
+    @property
+    def postgresql(self) -> bool:
+        return self.backend == "postgresql"
+
+    def __repr__(self) -> str:  # never show the password
+        from ..pg.dsn import redacted
+        return "StorageConfig(backend=%r, dsn=%r, pool_size=%r)" % (
+            self.backend, redacted(self.dsn) if self.dsn else None, self.pool_size)
+
+
+def _storage_document(storage: StorageConfig) -> dict:
+    return {k: v for k, v in _as_document(storage).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class _Rules:
     pointer: str                             # the part of config.schema.json
     document: Callable[[Any], dict] = _as_document
@@ -181,6 +206,7 @@ _RULES = {
     DeliveryConfig: _Rules("/properties/delivery", semantics=delivery_problems),
     PayloadConfig: _Rules("/properties/payload"),
     ReconcileConfig: _Rules("/properties/reconcile"),
+    StorageConfig: _Rules("/properties/storage", _storage_document, storage_problems),
 }
 
 
@@ -198,3 +224,4 @@ class Config:
     delivery: DeliveryConfig = DeliveryConfig()
     payload: PayloadConfig = PayloadConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
+    storage: StorageConfig = StorageConfig()

@@ -109,6 +109,17 @@ def api_problems(api: dict) -> Problems:
     yield from _tokens("admin_tokens", api.get("admin_tokens"))
 
 
+def storage_problems(storage: dict) -> Problems:
+    from ..pg.dsn import dsn_problem      # pure: no driver
+    dsn = storage.get("dsn")
+    if storage.get("backend") == "postgresql" and dsn is None:
+        yield ("dsn",), "backend postgresql needs a dsn (postgresql://user@host:port/db)"
+    if isinstance(dsn, str):
+        problem = dsn_problem(dsn)
+        if problem:
+            yield ("dsn",), problem
+
+
 def account_problems(account: dict) -> Problems:
     yield from _tokens("auth_tokens", account.get("auth_tokens"))
 
@@ -135,6 +146,7 @@ def config_problems(data: dict) -> Problems:
             "api.blocked_networks is the old name of delivery.blocked_networks (which now "
             "also applies when delivering); keep only delivery.blocked_networks")
     yield from _under(("delivery",), delivery_problems(delivery))
+    yield from _under(("storage",), storage_problems(_mapping(data, "storage")))
     for index, account in items(data, "accounts"):
         yield from _under(("accounts", index), account_problems(account))
 

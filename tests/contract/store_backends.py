@@ -3,21 +3,23 @@
 Each entry builds a backend on real storage under ``tmp_path`` and knows the few
 backend-specific moves a suite needs (break commits like a full disk, corrupt the
 storage).  The suites themselves speak only the interfaces (eslhook/stores.py).
-Adding a backend (PostgreSQL, issue 14) = one class and one entry per list.
+Adding a backend = one class and one entry per list; a class naming ``fixtures``
+gets those pytest fixtures as keyword arguments (PostgreSQL: ``pg_dsn``, a database
+of its own on the server the suite starts, tests/pg_support.py).
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pytest
 
 from eslhook.accounts import AccountDirectory
 from eslhook.calls import OpenCalls
 from eslhook.calls_store import OpenCallStore
-from eslhook.config import AccountConfig
+from eslhook.config import AccountConfig, StorageConfig
 from eslhook.delivery import spool as spool_module
 from eslhook.delivery.spool import Spool
 from eslhook.delivery.store import DeliveryStore
@@ -26,6 +28,9 @@ from eslhook.hooks.repository import HookRepository
 from eslhook.hooks.store import HookStore
 from eslhook.supervise import Deadline
 from eslhook.threads import in_threadpool
+
+if TYPE_CHECKING:
+    from eslhook.pg.database import Database
 
 ACME = "4c9f2c2e7f5a40b1a6c1c9d0e8f7a6b5"
 OTHER = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
@@ -37,7 +42,10 @@ def backend_fixture(backends: list):
     it), on storage under tmp_path, closing whatever the test opened."""
     @pytest.fixture(params=backends, ids=lambda backend: backend.name)
     def backend(request, tmp_path, monkeypatch):
-        made = request.param(tmp_path, monkeypatch)
+        # a backend's own fixtures by name (PostgreSQL: pg_dsn, a database of its own)
+        extra = {name: request.getfixturevalue(name)
+                 for name in getattr(request.param, "fixtures", ())}
+        made = request.param(tmp_path, monkeypatch, **extra)
         yield made
         made.close_all()
     return backend
@@ -72,7 +80,38 @@ class YamlHooks:
             store.stop(Deadline.after(1))
 
 
-HOOK_BACKENDS = [YamlHooks]
+def open_database(storage: StorageConfig) -> "Database":
+    from eslhook.pg.database import open_database as opened   # the driver: only here
+    return opened(storage)
+
+
+class PgHooks:
+    """PostgreSQL: each ``open()`` is another instance on the same database."""
+
+    name = "postgresql"
+    fixtures = ("pg_dsn",)
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_dsn: str):
+        self.storage = StorageConfig(backend="postgresql", dsn=pg_dsn, pool_size=4)
+        self.databases: list[Database] = []
+        self.opened: list[HookRepository] = []
+
+    def open(self) -> HookRepository:
+        from eslhook.pg.hooks import PgHookRepository
+        database = open_database(self.storage)
+        self.databases.append(database)
+        repository = PgHookRepository(database, ACCOUNTS)
+        self.opened.append(repository)
+        return repository
+
+    def close_all(self) -> None:
+        for repository in self.opened:
+            repository.stop(Deadline.after(1))
+        for database in self.databases:
+            database.close()
+
+
+HOOK_BACKENDS = [YamlHooks, PgHooks]
 
 
 # -- delivery stores ---------------------------------------------------------------
@@ -157,4 +196,43 @@ class JsonOpenCalls:
             calls.stop()
 
 
-OPEN_CALL_BACKENDS = [JsonOpenCalls]
+class PgOpenCalls:
+    """PostgreSQL's open_calls table; saving fails while the table is renamed away."""
+
+    name = "postgresql"
+    fixtures = ("pg_dsn",)
+    SAVE_SECONDS = 0.02
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_dsn: str):
+        self.storage = StorageConfig(backend="postgresql", dsn=pg_dsn, pool_size=4)
+        self.database = open_database(self.storage)
+        self.opened: list[OpenCalls] = []
+
+    def open(self, clock: Callable[[], float] | None = None) -> OpenCallStore:
+        from eslhook.pg.calls import PgCallTable
+        options = {"clock": clock} if clock is not None else {}
+        calls = OpenCalls(table=PgCallTable(self.database), flush_seconds=self.SAVE_SECONDS,
+                          **options)
+        self.opened.append(calls)
+        return calls
+
+    def _execute(self, sql: str) -> None:
+        with self.database.connection() as connection:
+            connection.execute(sql)
+
+    def break_saving(self) -> None:
+        self._execute("ALTER TABLE open_calls RENAME TO open_calls_away")
+
+    def mend_saving(self) -> None:
+        self._execute("ALTER TABLE open_calls_away RENAME TO open_calls")
+
+    def corrupt(self) -> None:
+        self._execute("""INSERT INTO open_calls VALUES ('sw1', 'x', '{"call_id": 7}')""")
+
+    def close_all(self) -> None:
+        for calls in self.opened:
+            calls.stop()
+        self.database.close()
+
+
+OPEN_CALL_BACKENDS = [JsonOpenCalls, PgOpenCalls]
