@@ -22,7 +22,7 @@ import falcon
 import gevent
 from gevent.pool import Pool
 
-from . import attempts, catalog, operator
+from . import attempts, catalog, operator, support
 from .context import ApiContext
 from .envelope import (ApiError, RequestIdMiddleware, handle_api_error, handle_unexpected,
                        serialize_http_error)
@@ -57,11 +57,26 @@ def install_attempts(app: falcon.App, context: ApiContext) -> None:
                     suffix="hook")
     versioned_route(app, "/accounts/{account_id}/webhooks/{hook_id}/replay",
                     attempts.Replay(context))
+    versioned_route(app, "/accounts/{account_id}/webhooks/{hook_id}/attempts/{attempt_id}"
+                    "/resend", support.Resend(context))
+    versioned_route(app, "/accounts/{account_id}/webhooks/{hook_id}/test",
+                    support.Test(context, bundled_samples()))
+
+
+def bundled_samples() -> dict[str, list[dict]]:
+    """The sample payloads of the bundled capture (mapped once per process)."""
+    global _SAMPLES
+    if _SAMPLES is None:
+        capture = gevent.get_hub().threadpool.apply(catalog.bundled_capture)
+        _SAMPLES = catalog.sample_payloads(capture)
+    return _SAMPLES
+
+
+_SAMPLES: dict[str, list[dict]] | None = None
 
 
 def install_catalog(app: falcon.App, context: ApiContext) -> None:
-    samples = gevent.get_hub().threadpool.apply(catalog.bundled_capture)
-    samples = catalog.sample_payloads(samples)
+    samples = bundled_samples()
     versioned_route(app, "/webhooks", catalog.HookTypes())
     versioned_route(app, "/webhooks/samples", catalog.Samples(samples))
     versioned_route(app, "/webhooks/samples/{sample_id}", catalog.Sample(samples))
