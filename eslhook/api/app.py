@@ -22,7 +22,7 @@ import falcon
 import gevent
 from gevent.pool import Pool
 
-from . import attempts, catalog, operator, support
+from . import api_auth, attempts, catalog, operator, support
 from .context import ApiContext
 from .envelope import (ApiError, RequestIdMiddleware, handle_api_error, handle_unexpected,
                        serialize_http_error)
@@ -83,8 +83,12 @@ def install_catalog(app: falcon.App, context: ApiContext) -> None:
     app.add_route("/openapi.json", catalog.OpenApi(catalog.openapi_document()))
 
 
+def install_api_auth(app: falcon.App, context: ApiContext) -> None:
+    versioned_route(app, "/api_auth", api_auth.ApiAuth(context))
+
+
 ROUTE_INSTALLERS: tuple[Installer, ...] = (install_webhooks, install_attempts, install_catalog,
-                                           operator.install)
+                                           install_api_auth, operator.install)
 
 
 class SecurityHeadersMiddleware:
