@@ -65,7 +65,8 @@ def kazoo_coerced(data: dict) -> dict:
     """A copy of ``data`` with the strings Kazoo's validator turns into the schema's
     type (kz_json_schema's fix_js_types): "2" for an integer field, "true" /
     "false" for a boolean one.  Monster UI sends its selects' values as strings."""
-    properties = schema_validator("webhook").schema["properties"]
+    schema: Any = schema_validator("webhook").schema
+    properties: dict = schema["properties"]
     coerced = dict(data)
     for name, value in data.items():
         kind = properties.get(name, {}).get("type") if isinstance(value, str) else None
