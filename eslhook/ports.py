@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from .delivery.rows import AttemptFilter
 from .hooks.model import Hook
+from .payload import Payload
 from .supervise import SupervisionStatus
 
 ATTEMPT_RESULTS = ("success", "failure")
@@ -142,7 +144,18 @@ class DeliveryControl(Protocol):
         ...
 
     def attempts(self, account_id: str, hook_id: str | None = None, *, page_size: int = 50,
-                 start_key: str | None = None) -> AttemptsPage:
-        """The attempt log of an account (or one of its hooks), newest first;
-        ValueError for a bad page_size or start_key."""
+                 start_key: str | None = None,
+                 only: AttemptFilter = AttemptFilter()) -> AttemptsPage:
+        """The attempt log of an account (or one of its hooks), newest first, the
+        records ``only`` lets through; ValueError for a bad page_size or start_key."""
+        ...
+
+    def resend(self, hook: Hook, attempt_id: int) -> str | None:
+        """Queue again the delivery of the hook's attempt ``attempt_id``; its
+        webhook-id, or None if that attempt is not (or no longer) in the log."""
+        ...
+
+    def test(self, hook: Hook, payload: Payload) -> bool:
+        """Send ``payload`` to the hook once, as a test; False if refused (stopped,
+        buffer full)."""
         ...

@@ -116,7 +116,7 @@ def test_an_extra_registry_entry_reaches_subscription_catalog_samples_and_hook_t
     assert events.hook_types(registry) == ("channel_create", "channel_answer", "channel_destroy",
                                            "channel_bridge", "webhook_disabled", "all")
     row = next(t for t in hook_types(registry) if t["id"] == "channel_bridge")
-    assert row == {"id": "channel_bridge", "name": "channel_bridge",
+    assert row == {"id": "channel_bridge", "name": BRIDGE.name,
                    "description": "Events when two channels are bridged"}
     assert events.hook_event_by_event_name(registry)["CHANNEL_BRIDGE"] == "channel_bridge"
     # sample.esl has no CHANNEL_BRIDGE yet: the id is listed, its list empty
@@ -127,18 +127,17 @@ def test_an_extra_registry_entry_reaches_subscription_catalog_samples_and_hook_t
 
 
 def test_the_catalog_answer_is_kazoos_descriptions_in_schema_order():
+    # the real types only, friendly names: "all" is for clients to add (Monster UI does)
     assert hook_types() == [
-        {"id": "channel_create", "name": "channel_create",
+        {"id": "channel_create", "name": "Channel create",
          "description": "Events when new calls start"},
-        {"id": "channel_answer", "name": "channel_answer",
+        {"id": "channel_answer", "name": "Channel answer",
          "description": "Events for when the channel is answered by the endpoint"},
-        {"id": "channel_destroy", "name": "channel_destroy",
+        {"id": "channel_destroy", "name": "Channel destroy",
          "description": "Events when calls end (with hangup_cause and hangup_code)"},
-        {"id": "webhook_disabled", "name": "webhook_disabled",
-         "description": "webhook_disabled"},
-        {"id": "all", "name": "all",
-         "description": "Every event above (eslhook: one hook for all events)"}]
-    assert tuple(t["id"] for t in hook_types()) == HOOK_TYPES
+        {"id": "webhook_disabled", "name": "Webhook disabled",
+         "description": "webhook_disabled"}]
+    assert tuple(t["id"] for t in hook_types()) + ("all",) == HOOK_TYPES
 
 
 def test_an_all_hook_hears_every_hook_event_of_the_registry():

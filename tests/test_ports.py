@@ -80,7 +80,7 @@ def test_delivery_queue_fits_the_delivery_control_port(method):
 
 
 def test_the_port_has_the_methods_the_api_calls():
-    assert sorted(port_methods()) == ["attempts", "replay", "resume_hook"]
+    assert sorted(port_methods()) == ["attempts", "replay", "resend", "resume_hook", "test"]
 
 
 def test_latency_counts_need_one_count_per_bucket_and_one_for_inf():

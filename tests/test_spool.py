@@ -322,7 +322,7 @@ def test_auto_disable_writes_hooks_yaml_announces_and_re_enable_delivers(tmp_pat
 
 def test_a_batch_larger_than_one_statement_commits_every_row_and_the_latest_change(tmp_path):
     from eslhook.delivery.spool_sql import ROWS_PER_STATEMENT, Batch, SpoolDb
-    from eslhook.delivery.rows import Delivery
+    from eslhook.delivery.rows import AttemptRecord, Delivery
     path = tmp_path / "spool.db"
     db = SpoolDb(str(path))
     hook = spool_hook("http://127.0.0.1:9/")
@@ -333,8 +333,9 @@ def test_a_batch_larger_than_one_statement_commits_every_row_and_the_latest_chan
     # a retried batch can carry an older and a newer change of the same row: newer wins
     updates = [(1, 2000.0, "pending", None, i) for i in range(1, count + 1)]
     updates += [(2, None, "delivered", 3000.0, i) for i in range(1, count + 1, 2)]
-    attempts = [(ACCOUNT, i, "w%d" % i, hook.id, "e%d" % i, "c%d" % i, "channel_create",
-                 hook.uri, "POST", 1, "failure", "timeout", None, "", 3, 1500.0)
+    attempts = [AttemptRecord(ACCOUNT, i, "w%d" % i, hook.id, "e%d" % i, "c%d" % i,
+                              "channel_create", hook.uri, "POST", 1, "failure", "timeout",
+                              None, "", 3, 1500.0)
                 for i in range(1, count + 1)]
     db.apply(Batch(updates=updates, attempts=attempts))
     db.close()
@@ -407,4 +408,52 @@ def test_a_state_dir_and_spool_files_an_older_version_left_readable_are_tightene
         assert modes(state) == {"state": "0o700", "delivery.sqlite3": "0o600",
                                 "delivery.sqlite3-wal": "0o600", "delivery.sqlite3-shm": "0o600"}
     finally:
+        db.close()
+
+
+# The spool's tables as the first releases made them (before trigger and the request
+# columns of the attempt log): a file left by one of them must open and keep its rows.
+_FIRST_SCHEMA = """
+CREATE TABLE deliveries (id INTEGER PRIMARY KEY, hook_id TEXT NOT NULL,
+    account_id TEXT NOT NULL, call_id TEXT NOT NULL, event_id TEXT, hook_event TEXT,
+    webhook_id TEXT NOT NULL, payload TEXT NOT NULL, created REAL NOT NULL,
+    attempts INTEGER NOT NULL, next_attempt REAL, state TEXT NOT NULL, finished REAL);
+CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL,
+    hook_id TEXT NOT NULL, delivery_id INTEGER NOT NULL, webhook_id TEXT NOT NULL,
+    event_id TEXT, call_id TEXT, hook_event TEXT, uri TEXT NOT NULL, method TEXT NOT NULL,
+    attempt INTEGER NOT NULL, result TEXT NOT NULL, reason TEXT NOT NULL,
+    response_code INTEGER, response_body TEXT, retries_left INTEGER NOT NULL,
+    timestamp REAL NOT NULL);
+"""
+
+
+def test_a_spool_from_before_the_request_columns_opens_and_keeps_its_rows(tmp_path):
+    from eslhook.delivery.rows import AttemptFilter
+    from eslhook.delivery.spool_sql import SpoolDb
+    path = tmp_path / "spool.db"
+    hook = spool_hook("http://127.0.0.1:9/")
+    with sqlite3.connect(path) as old:
+        old.executescript(_FIRST_SCHEMA)
+        old.execute("INSERT INTO deliveries VALUES (1, ?, ?, 'c1', 'e1', 'channel_create', "
+                    "'w1', '{\"call_id\": \"c1\"}', 1000.0, 1, 1010.0, 'pending', NULL)",
+                    (hook.id, ACCOUNT))
+        old.execute("INSERT INTO deliveries VALUES (2, ?, ?, 'c2', 'e2', 'channel_create', "
+                    "'w2', '{\"call_id\": \"c2\"}', 1001.0, 1, NULL, 'delivered', 1002.0)",
+                    (hook.id, ACCOUNT))
+        old.execute("INSERT INTO attempts (account_id, hook_id, delivery_id, webhook_id, "
+                    "event_id, call_id, hook_event, uri, method, attempt, result, reason, "
+                    "response_code, response_body, retries_left, timestamp) VALUES "
+                    "(?, ?, 2, 'w2', 'e2', 'c2', 'channel_create', ?, 'POST', 1, 'success', "
+                    "'ok', 200, 'fine', 0, 1002.0)", (ACCOUNT, hook.id, hook.uri))
+    for _ in range(2):        # the second open finds the columns there already
+        db = SpoolDb(str(path))
+        contents = db.contents()
+        assert (contents.next_id, contents.pending) == (3, 1)
+        assert [(r.id, r.trigger, r.payload) for r in db.lane(hook.id, "c1", 10)] == [
+            (1, "event", {"call_id": "c1"})]
+        shown = db.attempts_page(ACCOUNT, hook.id, 10, None,
+                                 AttemptFilter(created_from=1000.0)).attempts
+        assert [(a["response_body"], a["trigger"], a["request_headers"], a["request_body"],
+                 a["request_body_size"]) for a in shown] == [("fine", "event", "{}", "", 0)]
+        assert db.attempted_delivery(ACCOUNT, hook.id, int(shown[0]["id"])).webhook_id == "w2"
         db.close()

@@ -22,11 +22,12 @@ import falcon
 import gevent
 from gevent.pool import Pool
 
-from . import attempts, catalog, operator
+from . import api_auth, attempts, catalog, operator, support
 from .context import ApiContext
 from .envelope import (ApiError, RequestIdMiddleware, handle_api_error, handle_unexpected,
                        serialize_http_error)
 from ..supervise import TASK, Deadline, Supervisor, deadline_of
+from ..payload import ChannelPayload
 from .server import GuardedServer, ServerLimits
 from .webhooks import AccountWebhook, AccountWebhooks, DescendantWebhooks
 
@@ -57,19 +58,38 @@ def install_attempts(app: falcon.App, context: ApiContext) -> None:
                     suffix="hook")
     versioned_route(app, "/accounts/{account_id}/webhooks/{hook_id}/replay",
                     attempts.Replay(context))
+    versioned_route(app, "/accounts/{account_id}/webhooks/{hook_id}/attempts/{attempt_id}"
+                    "/resend", support.Resend(context))
+    versioned_route(app, "/accounts/{account_id}/webhooks/{hook_id}/test",
+                    support.Test(context, bundled_samples()))
+
+
+def bundled_samples() -> dict[str, list[ChannelPayload]]:
+    """The sample payloads of the bundled capture (mapped once per process)."""
+    global _SAMPLES
+    if _SAMPLES is None:
+        capture = gevent.get_hub().threadpool.apply(catalog.bundled_capture)
+        _SAMPLES = catalog.sample_payloads(capture)
+    return _SAMPLES
+
+
+_SAMPLES: dict[str, list[ChannelPayload]] | None = None
 
 
 def install_catalog(app: falcon.App, context: ApiContext) -> None:
-    capture = gevent.get_hub().threadpool.apply(catalog.bundled_capture)
-    samples = catalog.sample_payloads(capture)
+    samples = bundled_samples()
     versioned_route(app, "/webhooks", catalog.HookTypes())
     versioned_route(app, "/webhooks/samples", catalog.Samples(samples))
     versioned_route(app, "/webhooks/samples/{sample_id}", catalog.Sample(samples))
     app.add_route("/openapi.json", catalog.OpenApi(catalog.openapi_document()))
 
 
+def install_api_auth(app: falcon.App, context: ApiContext) -> None:
+    versioned_route(app, "/api_auth", api_auth.ApiAuth(context))
+
+
 ROUTE_INSTALLERS: tuple[Installer, ...] = (install_webhooks, install_attempts, install_catalog,
-                                           operator.install)
+                                           install_api_auth, operator.install)
 
 
 class SecurityHeadersMiddleware:

@@ -4,8 +4,16 @@
   every delivery attempt, newest first, in Crossbar's pagination (``page_size``,
   ``start_key`` in the query; ``start_key``/``next_start_key`` in the envelope).
   ``timestamp`` is gregorian seconds, as in Kazoo's attempts and in payloads.
+  Filters in the query: Crossbar's ``created_from`` / ``created_to`` (gregorian
+  seconds, both included), ``call_id``, ``result`` (success | failure);
+  ``paginate=false`` ("load all") returns up to ``MAX_PAGE_SIZE`` records, with
+  ``next_start_key`` when there are more.  Each record carries Kazoo's names
+  too: ``resp_status_code`` and ``retries`` (tries left, the next included,
+  as Monster UI reads it: it shows ``retries - 1``).
 - ``POST .../accounts/{A}/webhooks/{ID}/replay`` ``{"data": {"since", "until"}}``:
   send the hook's recorded deliveries of that window again (same ``webhook-id``).
+- ``POST .../webhooks/{ID}/attempts/{ATTEMPT}/resend`` and ``.../webhooks/{ID}/test``:
+  the support tools, in ``support.py``.
 
 Both need the running bridge's delivery queue, through the context's
 ``DeliveryControl`` port (eslhook/ports.py; 503 without one).  An account
@@ -15,13 +23,16 @@ the API.
 
 from __future__ import annotations
 
+import json
+
 from ..delivery.queue import REPLAY_LIMIT
+from ..delivery.rows import AttemptFilter
 from ..hooks.model import parse_utc
 from ..mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 from ..ports import DeliveryControl
 from .context import ApiContext
 from .envelope import ApiError, request_data, send, validation_error
-from .paging import page_envelope, page_request
+from .paging import MAX_PAGE_SIZE, page_envelope, page_request
 from .validation import add_error
 from .webhooks import find_hook
 
@@ -34,11 +45,45 @@ def is_attempt_key(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_ROWID
 
 
+RESULTS = ("success", "failure")
+_GREGORIAN_MAX = 10 ** 12          # year ~31,700: beyond any attempt, within a float
+
+
 def attempt_view(record: dict) -> dict:
-    """An attempt-log record with Kazoo's gregorian-seconds ``timestamp``."""
+    """An attempt-log record with Kazoo's gregorian-seconds ``timestamp``, Kazoo's
+    names beside eslhook's, the request headers as an object."""
     view = dict(record)
     view["timestamp"] = int(record["timestamp"]) + GREGORIAN_UNIX_OFFSET_SECONDS
+    view["resp_status_code"] = record["response_code"]
+    # Kazoo's counts this try too (Monster UI shows retries - 1 as "retries left")
+    view["retries"] = record["retries_left"] + 1
+    view["request_headers"] = json.loads(record["request_headers"] or "{}")
     return view
+
+
+def attempt_filter(req) -> AttemptFilter:
+    """The query's filters, or a 400 naming each bad one."""
+    errors: dict = {}
+    times: dict[str, float | None] = {}
+    for name in ("created_from", "created_to"):
+        text = req.get_param(name)
+        times[name] = None
+        if text is None:
+            continue
+        if not (text.isascii() and text.isdigit() and len(text) <= 13
+                and int(text) <= _GREGORIAN_MAX):
+            add_error(errors, name, "type", "Value must be gregorian seconds (an integer, "
+                      "as Kazoo's timestamps)", target="integer", value=text)
+            continue
+        times[name] = float(int(text) - GREGORIAN_UNIX_OFFSET_SECONDS)
+    result = req.get_param("result")
+    if result is not None and result not in RESULTS:
+        add_error(errors, "result", "enum", "Value must be one of: success, failure",
+                  target=list(RESULTS), value=result)
+    if errors:
+        raise validation_error(errors)
+    return AttemptFilter(times["created_from"], times["created_to"],
+                         req.get_param("call_id"), result)
 
 
 def running_delivery(ctx: ApiContext) -> DeliveryControl:
@@ -64,14 +109,14 @@ class Attempts:
 
     def _page(self, req, resp, account_id: str, hook_id: str | None) -> None:
         self.ctx.authorize(req, account_id)
-        page_size, start_key = page_request(req, is_attempt_key)
-        assert page_size is not None      # None (paginate=false) needs allow_all
+        page_size, start_key = page_request(req, is_attempt_key, allow_all=True)
+        only = attempt_filter(req)
         if hook_id is not None:
             find_hook(self.ctx, account_id, hook_id)      # 404 if not the account's
         delivery = running_delivery(self.ctx)
         try:
-            page = delivery.attempts(account_id, hook_id, page_size=page_size,
-                                     start_key=start_key)
+            page = delivery.attempts(account_id, hook_id, page_size=page_size or MAX_PAGE_SIZE,
+                                     start_key=start_key, only=only)
         except ValueError as exc:   # the queue's own checks; ours above should match them
             raise ApiError(400, "validation error", {"message": str(exc)}) from None
         first = page.attempts[0]["id"] if page.attempts else None

@@ -11,12 +11,22 @@ past the burst, every request of that address that needs a token gets 429
 with Retry-After *before its token is looked at*, a good one included;
 answering a good token would let the 429 tell a guesser it guessed right.
 Requests without any token guess nothing and are not counted.
+
+API keys (``accounts[].api_keys``, plain or ``sha256:``) are exchanged for a
+token by ``PUT /v2/api_auth`` (``api_auth.py``): ``TokenBook.issue`` makes a
+random one, valid ``ISSUED_TOKEN_SECONDS`` (Kazoo's default, 1 hour), for
+that account as its ``auth_tokens`` are.  Issued tokens live in memory only: a
+restart ends them and clients log in again, as they do when one expires.  At
+most ``MAX_ISSUED_TOKENS`` live at once (the oldest goes first).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -27,6 +37,8 @@ from .envelope import ApiError, request_json
 from .limits import FailureThrottle, client_key
 
 _BODY_METHODS = frozenset({"PUT", "POST", "PATCH"})
+ISSUED_TOKEN_SECONDS = 3600.0
+MAX_ISSUED_TOKENS = 10_000
 
 
 @dataclass(frozen=True)
@@ -54,17 +66,53 @@ def _digest(token_spec: str) -> bytes:
 class TokenBook:
     """Token digests -> account (None: admin)."""
 
-    def __init__(self, directory: AccountDirectory, admin_tokens: Iterable[str] = ()):
+    def __init__(self, directory: AccountDirectory, admin_tokens: Iterable[str] = (),
+                 clock=time.monotonic):
         self._entries: list[tuple[bytes, str | None]] = [
             (_digest(t), None) for t in admin_tokens]
+        self._api_keys: list[tuple[bytes, str]] = []
         for account in directory.accounts.values():
             self._entries += [(_digest(t), account.id) for t in account.auth_tokens]
+            self._api_keys += [(_digest(k), account.id) for k in account.api_keys]
+        # digest of an issued token -> (account id, expiry on ``clock``), oldest first
+        self._issued: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
+        self._clock = clock
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def account_of_api_key(self, api_key: str) -> str | None:
+        """The account whose API key this is (every key compared), or None."""
+        presented = hashlib.sha256(api_key.encode("utf-8")).digest()
+        found = None
+        for stored, account_id in self._api_keys:
+            if hmac.compare_digest(stored, presented):
+                found = account_id
+        return found
+
+    def issue(self, account_id: str) -> str:
+        """A new random token for the account, valid ISSUED_TOKEN_SECONDS."""
+        token = secrets.token_hex(32)
+        now = self._clock()
+        while self._issued and (len(self._issued) >= MAX_ISSUED_TOKENS
+                                or next(iter(self._issued.values()))[1] <= now):
+            self._issued.popitem(last=False)
+        self._issued[hashlib.sha256(token.encode("ascii")).digest()] = (
+            account_id, now + ISSUED_TOKEN_SECONDS)
+        return token
+
+    def _issued_account(self, presented: bytes) -> str | None:
+        # a 256-bit random token: a dict lookup's timing tells nothing usable
+        issued = self._issued.get(presented)
+        if issued is None or issued[1] <= self._clock():
+            return None
+        return issued[0]
+
     def identify(self, token: str) -> Principal | None:
         presented = hashlib.sha256(token.encode("utf-8")).digest()
+        issued = self._issued_account(presented)
+        if issued is not None:
+            return Principal(False, frozenset({issued}))
         admin, accounts = False, set()
         for stored, account_id in self._entries:   # every entry, match or not
             if hmac.compare_digest(stored, presented):

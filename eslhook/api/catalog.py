@@ -21,8 +21,12 @@ from ..source.parsing import parse_event
 from .envelope import ApiError, send
 
 def hook_types(registry: tuple[events.EventEntry, ...] = events.EVENTS) -> list[dict]:
-    """The /v2/webhooks answer (the schema's ``hook`` enum is tested to match)."""
-    return events.catalog(registry)
+    """The /v2/webhooks answer: the real hook types (the schema's ``hook`` enum but
+    ``all``, which clients such as Monster UI add themselves), each with its friendly
+    name and description, as Kazoo's."""
+    by_type = events.by_hook_event(registry)
+    return [{"id": kind, "name": by_type[kind].name, "description": by_type[kind].description}
+            for kind in events.hook_types(registry) if kind != events.ALL]
 
 
 SAMPLE_PREFIX = "webhooks_"

@@ -12,6 +12,7 @@ worded by ``eslhook/config/messages.py``, the walker hooks.yaml's share.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..config.messages import findings, kazoo_detail, kazoo_field, schema_validator
@@ -54,6 +55,26 @@ def _uri_errors(uri: str, policy: NetworkPolicy) -> dict:
     return {"uri": {"blocked_network": {
         "message": "the uri's host %s; it cannot be the target of a webhook" % verdict.reason,
         "target": verdict.network, "value": uri}}}
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,9}")
+_BOOLEANS = {"true": True, "false": False}
+
+
+def kazoo_coerced(data: dict) -> dict:
+    """A copy of ``data`` with the strings Kazoo's validator turns into the schema's
+    type (kz_json_schema's fix_js_types): "2" for an integer field, "true" /
+    "false" for a boolean one.  Monster UI sends its selects' values as strings."""
+    schema: Any = schema_validator("webhook").schema
+    properties: dict = schema["properties"]
+    coerced = dict(data)
+    for name, value in data.items():
+        kind = properties.get(name, {}).get("type") if isinstance(value, str) else None
+        if kind == "integer" and _INTEGER.fullmatch(value):
+            coerced[name] = int(value)
+        elif kind == "boolean" and value in _BOOLEANS:
+            coerced[name] = _BOOLEANS[value]
+    return coerced
 
 
 def add_error(errors: dict, field: str, kind: str, message: str, **detail: Any) -> None:

@@ -27,9 +27,10 @@ from .auth import Principal
 from .context import ApiContext
 from .envelope import ApiError, request_data, revision_of, send, validation_error
 from .paging import page_envelope, page_request
-from .validation import add_error, webhook_errors
+from .listing import listing_filter
+from .validation import add_error, kazoo_coerced, webhook_errors
 
-SUMMARY_FIELDS = ("id", "name", "uri", "hook", "enabled", "disable_reason")
+SUMMARY_FIELDS = ("id", "name", "uri", "hook", "enabled", "disable_reason", "group")
 # Never returned (signing keys); kept as they are when a client replaces or
 # patches the hook without naming them.
 HIDDEN_FIELDS = frozenset({"secret", "previous_secret"})
@@ -79,8 +80,9 @@ def shown_once(hook: Hook, data: dict) -> dict:
 
 
 def summary_view(hook: Hook) -> dict:
+    """Kazoo's listing row; ``group`` only when the hook has one, as Kazoo's view."""
     view = full_view(hook)
-    return {key: view[key] for key in SUMMARY_FIELDS}
+    return {key: view[key] for key in SUMMARY_FIELDS if key in view}
 
 
 def hook_revision(hook: Hook) -> str:
@@ -101,7 +103,7 @@ def writer(principal: Principal, data: dict, old: Hook | None) -> str | None:
 def build_hook(ctx: ApiContext, data: dict, *, account_id: str, hook_id: str,
                written_by: str | None) -> Hook:
     """A hook from request data, or a 400 naming every problem."""
-    data = dict(data)
+    data = kazoo_coerced(data)
     errors: dict = {}
     if data.get("account_id", account_id) != account_id:
         add_error(errors, "account_id", "immutable",
@@ -205,7 +207,9 @@ class AccountWebhooks:
     def on_get(self, req, resp, account_id):
         self.ctx.authorize(req, account_id)
         page_size, start_key = page_request(req, _HOOK_ID.fullmatch, allow_all=True)
-        hooks = [h for h in self.ctx.current_hooks() if h.account_id == account_id]
+        matches = listing_filter(req.params)
+        hooks = [h for h in self.ctx.current_hooks()
+                 if h.account_id == account_id and matches(full_view(h))]
         page, next_key = listing_page(hooks, page_size, start_key)
         send(req, resp, [summary_view(h) for h in page],
              extra=page_envelope(page[0].id if page else None, next_key))
@@ -236,10 +240,11 @@ class DescendantWebhooks:
 
 def reenable(ctx: ApiContext, req, resp, account_id: str, *, descendants: bool) -> None:
     """``{"data": {"re-enable": true}}``: enable the auto-disabled hooks (those
-    with a ``disable_reason``); hooks disabled without a reason stay off."""
+    with a ``disable_reason``); hooks disabled without a reason stay off.  Other
+    keys (Monster UI adds ``ui_metadata``) are ignored, as Kazoo does."""
     ctx.authorize(req, account_id)
     data = request_data(req, ctx.max_body_bytes)
-    if data.get("re-enable") is not True or len(data) != 1:
+    if data.get("re-enable") is not True:
         errors: dict = {}
         add_error(errors, "re-enable", "required" if "re-enable" not in data else "enum",
                   'this PATCH only re-enables auto-disabled hooks: send '

@@ -77,7 +77,8 @@ def _build_account(data: dict) -> AccountConfig:
     return trusted(AccountConfig, id=data["id"], name=data.get("name", ""),
                    realms=tuple(data.get("realms", ())),
                    parent_id=data.get("parent_id"),
-                   auth_tokens=tuple(data.get("auth_tokens", ())))
+                   auth_tokens=tuple(data.get("auth_tokens", ())),
+                   api_keys=tuple(data.get("api_keys", ())))
 
 
 def _build_delivery(data: dict, api: dict) -> DeliveryConfig:

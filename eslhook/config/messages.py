@@ -27,7 +27,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 KeyPath = tuple  # of str keys and int indexes, as jsonschema's absolute_path
-SECRET_KEYS = frozenset({"password", "auth_tokens", "admin_tokens", "secret",
+SECRET_KEYS = frozenset({"password", "auth_tokens", "api_keys", "admin_tokens", "secret",
                          "previous_secret", "dsn"})     # a dsn may hold a password
 
 

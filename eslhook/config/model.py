@@ -88,6 +88,7 @@ class AccountConfig:
     realms: tuple[str, ...] = ()
     parent_id: str | None = None
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    api_keys: tuple[str, ...] = field(default=(), repr=False)   # for PUT /v2/api_auth
 
     def __post_init__(self):
         check(self)

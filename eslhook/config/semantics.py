@@ -122,6 +122,7 @@ def storage_problems(storage: dict) -> Problems:
 
 def account_problems(account: dict) -> Problems:
     yield from _tokens("auth_tokens", account.get("auth_tokens"))
+    yield from _tokens("api_keys", account.get("api_keys"))
 
 
 # -- the whole eslhook.yaml -----------------------------------------------------------

@@ -2,17 +2,25 @@
 
 Pure builders (``attempt_record``, ``page_start``, ``replay_copies``) and the
 pruning loop the queue runs; the rows themselves live in the delivery store.
+
+A record keeps the request as sent: its headers, each value but those of
+``SHOWN_HEADERS`` replaced by ``REDACTED`` (signatures, Authorization, a hook's
+custom headers: anything a receiver may treat as a credential), and the first
+``REQUEST_BODY_KEPT_BYTES`` of its body.  The uri's userinfo password is redacted too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 import gevent
 
 from eslhook.delivery.policy import Decision, Outcome, RETRY, is_success
-from eslhook.delivery.rows import AttemptRecord, Delivery, DeliveryRow, FinishedDelivery
+from eslhook.delivery.rows import (
+    REPLAY, REQUEST_BODY_KEPT_BYTES, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery)
 from eslhook.delivery.store import DeliveryStore, DeliveryStoreError
 from eslhook.hooks.model import Hook
 
@@ -20,18 +28,43 @@ log = logging.getLogger("eslhook.delivery.queue")    # the operator's lines stay
 
 REPLAY_LIMIT = 10_000               # deliveries one replay call may re-send
 PRUNE_INTERVAL_SECONDS = 600.0
+# Header values the attempt log shows (lower case); every other value is REDACTED
+SHOWN_HEADERS = frozenset({"content-type", "user-agent", "x-hook-id", "x-account-id",
+                           "webhook-id", "webhook-timestamp"})
+REDACTED = "[redacted]"
+
+
+def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name: value if name.lower() in SHOWN_HEADERS else REDACTED
+            for name, value in headers.items()}
+
+
+def redacted_uri(uri: str) -> str:
+    """``uri`` with the password of its userinfo (``user:pass@host``) redacted."""
+    parts = urlsplit(uri)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return uri
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc="%s:%s@%s" % (user, REDACTED, host)))
 
 
 def attempt_record(delivery: Delivery, hook: Hook, outcome: Outcome, decision: Decision,
-                   now: float) -> AttemptRecord:
+                   now: float, sent_headers: Mapping[str, str] | None = None) -> AttemptRecord:
+    """The log's record of one attempt; ``sent_headers``: those added to the request's
+    own as it was sent (the signature's)."""
     request = delivery.request
+    headers = {**(request.headers if request is not None else {}), **(sent_headers or {})}
+    body = request.body if request is not None else b""
     return AttemptRecord(
         hook.account_id, delivery.id, delivery.webhook_id, hook.id, delivery.event_id,
-        delivery.call_id, delivery.hook_event, hook.uri,
+        delivery.call_id, delivery.hook_event, redacted_uri(hook.uri),
         request.method if request is not None else hook.http_verb.upper(),
         delivery.attempts, "success" if is_success(outcome) else "failure",
         outcome.reason, outcome.status, outcome.body_excerpt.decode("utf-8", "replace"),
-        decision.retries_left if decision.action == RETRY else 0, now)
+        decision.retries_left if decision.action == RETRY else 0, now, delivery.trigger,
+        json.dumps(redacted_headers(headers), ensure_ascii=False),
+        body[:REQUEST_BODY_KEPT_BYTES].decode("utf-8", "replace"), len(body))
 
 
 def page_start(page_size: object, start_key: object) -> int | None:
@@ -48,10 +81,10 @@ def page_start(page_size: object, start_key: object) -> int | None:
 
 
 def replay_copies(rows: Iterable[FinishedDelivery], hook: Hook, take_id: Callable[[], int],
-                  now: float) -> list[DeliveryRow]:
+                  now: float, trigger: str = REPLAY) -> list[DeliveryRow]:
     """New pending rows re-sending ``rows``: new ids, the same ``webhook-id``."""
     return [DeliveryRow(take_id(), hook.id, hook.account_id, row.call_id, row.event_id,
-                        row.hook_event, row.webhook_id, row.payload, now)
+                        row.hook_event, row.webhook_id, row.payload, now, trigger=trigger)
             for row in rows]
 
 

@@ -41,7 +41,8 @@ from eslhook.delivery.policy import (
 from eslhook.delivery.request import HttpRequest, build_request
 from eslhook.delivery.signing import make_webhook_id, webhook_headers
 from eslhook.delivery.rows import (
-    DELIVERED, DROPPED, EXPIRED, FAILED, AttemptPage, Delivery, SpoolContents, StoredDelivery)
+    EVENT, DELIVERED, DROPPED, EXPIRED, FAILED, RESEND, TEST, AttemptFilter, AttemptPage, Delivery,
+    DeliveryRow, SpoolContents, StoredDelivery)
 from eslhook.delivery.store import DeliveryStore
 from eslhook.hooks.model import Hook
 from eslhook.payload import Payload
@@ -163,7 +164,7 @@ class DeliveryQueue:
 
     # -- producer side (ESL reader greenlet): never blocks -------------------------
 
-    def submit(self, hook: Hook, payload: Payload) -> bool:
+    def submit(self, hook: Hook, payload: Payload, *, trigger: str = EVENT) -> bool:
         if not self._accepting:
             return self._drop("queue stopped", hook)
         # memory bound: resident deliveries, and those not committed yet (mostly the same;
@@ -177,7 +178,7 @@ class DeliveryQueue:
         event_id = payload.get("event_id")
         delivery = Delivery(self._take_id(), hook, payload, call_id, event_id,
                             payload.get("hook_event"),
-                            make_webhook_id(event_id, hook.id), self._clock())
+                            make_webhook_id(event_id, hook.id), self._clock(), trigger=trigger)
         self._store.added(delivery)      # write-ahead: committed within a few ms
         self._stats.submitted += 1
         self._add_pending(1)
@@ -370,15 +371,23 @@ class DeliveryQueue:
                 return Outcome(None, INVALID_PAYLOAD, error=str(exc))
         request = delivery.request
         signed = webhook_headers(hook, delivery.webhook_id, int(self._clock()), request.body)
+        delivery.sent_headers = signed
         return self._sender.send(request, signed)
 
     def _settle(self, lane: Lane, head: Delivery, hook: Hook, host: Hashable,
                 outcome: Outcome) -> None:
         now = self._clock()
         head.attempts += 1
-        decision = decide(outcome, Attempt(head.attempts, self._health.get(hook.id, HEALTHY)),
-                          hook, self._policies, now, self._rand())
-        self._store.attempted(attempt_record(head, hook, outcome, decision, now))
+        health = self._health.get(hook.id, HEALTHY)
+        if head.trigger == TEST:   # one try; a probe neither sickens nor disables the hook
+            decision = decide(outcome, Attempt(head.attempts, health),
+                              replace(hook, retries=0), self._policies, now, self._rand())
+            decision = decision._replace(health=health, disable=None)
+        else:
+            decision = decide(outcome, Attempt(head.attempts, health), hook, self._policies,
+                              now, self._rand())
+        self._store.attempted(attempt_record(head, hook, outcome, decision, now,
+                                             head.sent_headers))
         if self.on_attempt is not None:
             self.on_attempt(hook, outcome)
         if host is not None:
@@ -468,7 +477,7 @@ class DeliveryQueue:
         for row in rows:
             delivery = Delivery(row.id, hook, row.payload, row.call_id, row.event_id,
                                 row.hook_event, row.webhook_id, row.created, row.attempts,
-                                row.next_attempt)
+                                row.next_attempt, trigger=row.trigger)
             if now - row.created > self._config.max_age_seconds:
                 delivery.state, delivery.finished = EXPIRED, now
                 self._store.changed(delivery)
@@ -540,12 +549,33 @@ class DeliveryQueue:
     # -- attempt log and replay (for the REST API) -------------------------------------
 
     def attempts(self, account_id: str, hook_id: str | None = None, *, page_size: int = 50,
-                 start_key: str | None = None) -> AttemptPage:
-        """The attempt log of an account (or one of its hooks), newest first.
-        ``start_key``: the ``next_start_key`` of the previous page.  ValueError for a
-        bad page_size or start_key."""
+                 start_key: str | None = None,
+                 only: AttemptFilter = AttemptFilter()) -> AttemptPage:
+        """The attempt log of an account (or one of its hooks), newest first, the
+        records ``only`` lets through.  ``start_key``: the ``next_start_key`` of the
+        previous page.  ValueError for a bad page_size or start_key."""
         key = page_start(page_size, start_key)
-        return self._store.attempts_page(account_id, hook_id, page_size, key)
+        return self._store.attempts_page(account_id, hook_id, page_size, key, only)
+
+    def resend(self, hook: Hook, attempt_id: int) -> str | None:
+        """Send again the delivery the hook's attempt ``attempt_id`` was made for: a
+        new delivery (trigger ``resend``, the hook's retries), the same payload and
+        ``webhook-id``, after what its call has pending.  Its webhook-id, or None if
+        the attempt (or its delivery) is no longer kept."""
+        row = self._store.attempted_delivery(hook.account_id, hook.id, attempt_id)
+        if row is None:
+            return None
+        self._queue_copies(hook, replay_copies([row], hook, self._take_id, self._clock(),
+                                               RESEND))
+        log.info("resending delivery %s to hook %s (attempt %d)", row.webhook_id, hook.id,
+                 attempt_id)
+        return row.webhook_id
+
+    def test(self, hook: Hook, payload: Payload) -> bool:
+        """Send ``payload`` to the hook once (trigger ``test``: no retries, the hook's
+        health untouched), through the normal path: its network policy, signature,
+        host limits.  False when the queue refused it (stopped, buffer full)."""
+        return self.submit(hook, payload, trigger=TEST)
 
     def replay(self, hook: Hook, since: float, until: float) -> int:
         """Send again the deliveries of ``hook`` accepted in [since, until) (unix times)
@@ -557,6 +587,12 @@ class DeliveryQueue:
         if not rows:
             return 0
         copies = replay_copies(rows, hook, self._take_id, self._clock())
+        self._queue_copies(hook, copies)
+        log.info("replaying %d deliveries to hook %s", len(copies), hook.id)
+        return len(copies)
+
+    def _queue_copies(self, hook: Hook, copies: list[DeliveryRow]) -> None:
+        """New pending deliveries, durably in the store first, then their lanes."""
         self._store.insert_copies(copies)
         self._known_hooks.setdefault(hook.id, hook)
         self._add_pending(len(copies))
@@ -564,8 +600,6 @@ class DeliveryQueue:
             lane = self._lanes.spool_arrival((hook.id, call_id))
             if lane is not None:
                 self._load_soon(lane)
-        log.info("replaying %d deliveries to hook %s", len(copies), hook.id)
-        return len(copies)
 
     def follow_hooks(self, generation: Callable[[], int], interval: float = 0.5) -> None:
         """Call ``refresh_hooks`` whenever ``generation()`` (the hook store's) changes."""

@@ -21,7 +21,15 @@ DELIVERY_STATES = (PENDING, DELIVERED, FAILED, EXPIRED, DROPPED)
 # AttemptRecord's fields after account_id, delivery_id and webhook_id: what the API shows
 ATTEMPT_FIELDS = ("hook_id", "event_id", "call_id", "hook_event", "uri", "method", "attempt",
                   "result", "reason", "response_code", "response_body", "retries_left",
-                  "timestamp")
+                  "timestamp", "trigger", "request_headers", "request_body",
+                  "request_body_size")
+# Why a delivery was made: a call event, a replay of a window, a resend of one recorded
+# delivery, a test from the API (one attempt, no retries)
+EVENT, REPLAY, RESEND, TEST = "event", "replay", "resend", "test"
+TRIGGERS = (EVENT, REPLAY, RESEND, TEST)
+# The attempt log keeps the first 4 KiB of each request body (request_body_size says
+# how long it was): a day of attempts of a busy hook stays MBs, not GBs
+REQUEST_BODY_KEPT_BYTES = 4096
 
 
 @dataclass(eq=False)
@@ -40,12 +48,14 @@ class Delivery:
     state: str = PENDING
     finished: float | None = None
     request: Any = None                # HttpRequest, built by the first attempt
+    trigger: str = EVENT               # one of TRIGGERS
+    sent_headers: Mapping[str, str] | None = None   # the last attempt's signature headers
 
     def row(self) -> tuple:
         """DeliveryRow's fields, in order (the payload not encoded yet)."""
         return (self.id, self.hook.id, self.hook.account_id, self.call_id or "", self.event_id,
                 self.hook_event, self.webhook_id, self.payload, self.created, self.attempts,
-                self.next_attempt, self.state, self.finished)
+                self.next_attempt, self.state, self.finished, self.trigger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +74,19 @@ class DeliveryRow:
     next_attempt: float | None = None
     state: str = PENDING
     finished: float | None = None
+    trigger: str = EVENT
 
     def values(self) -> tuple:
         """The fields, in order (a missing call id as '')."""
         return (self.id, self.hook_id, self.account_id, self.call_id or "", self.event_id,
                 self.hook_event, self.webhook_id, self.payload, self.created, self.attempts,
-                self.next_attempt, self.state, self.finished)
+                self.next_attempt, self.state, self.finished, self.trigger)
 
 
 @dataclass(frozen=True, slots=True)
 class FinishedDelivery:
-    """A finished delivery, as ``window`` reads it for a replay."""
+    """A finished delivery, as ``window`` reads it for a replay (or
+    ``attempted_delivery`` for a resend)."""
     call_id: str | None
     event_id: str | None
     hook_event: str | None
@@ -102,6 +114,10 @@ class AttemptRecord(NamedTuple):
     response_body: str
     retries_left: int
     timestamp: float
+    trigger: str = EVENT
+    request_headers: str = "{}"        # JSON object; values redacted but a few (history.py)
+    request_body: str = ""             # its first REQUEST_BODY_KEPT_BYTES
+    request_body_size: int = 0         # the whole body's length in bytes
 
 
 @dataclass(frozen=True)
@@ -117,6 +133,22 @@ class StoredDelivery:
     created: float
     attempts: int
     next_attempt: float | None
+    trigger: str = EVENT
+
+
+@dataclass(frozen=True)
+class AttemptFilter:
+    """Which attempt-log records a page holds: accepted ``created_from`` <= timestamp
+    <= ``created_to`` (unix seconds, either open), of one call, of one result."""
+    created_from: float | None = None
+    created_to: float | None = None
+    call_id: str | None = None
+    result: str | None = None          # success | failure
+
+    def __post_init__(self) -> None:
+        if self.result not in (None, "success", "failure"):
+            raise ValueError("AttemptFilter.result: success or failure, not %r"
+                             % (self.result,))
 
 
 @dataclass(frozen=True)

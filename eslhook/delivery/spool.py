@@ -32,7 +32,7 @@ from gevent.lock import Semaphore
 from gevent.pool import Group
 
 from eslhook.delivery.rows import (
-    PENDING, AttemptPage, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery,
+    PENDING, AttemptFilter, AttemptPage, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery,
     SpoolContents, StoredDelivery)
 from eslhook.delivery.spool_sql import Batch, SpoolDb
 from eslhook.delivery.store import DeliveryStoreError
@@ -237,8 +237,14 @@ class Spool:
             return ended + self._call(SpoolDb.count_lane, hook_id, call_id)
 
     def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
-                      start_key: int | None) -> AttemptPage:
-        return self._call(SpoolDb.attempts_page, account_id, hook_id, page_size, start_key)
+                      start_key: int | None,
+                      only: AttemptFilter = AttemptFilter()) -> AttemptPage:
+        return self._call(SpoolDb.attempts_page, account_id, hook_id, page_size, start_key,
+                          only)
+
+    def attempted_delivery(self, account_id: str, hook_id: str,
+                           attempt_id: int) -> FinishedDelivery | None:
+        return self._call(SpoolDb.attempted_delivery, account_id, hook_id, attempt_id)
 
     def window(self, hook_id: str, since: float, until: float,
                limit: int) -> list[FinishedDelivery]:
@@ -362,7 +368,8 @@ def _merge_held(rows: list[StoredDelivery], held: list[Delivery],
     if len(rows) >= limit:
         held = [d for d in held if d.id < rows[-1].id]
     stored = [StoredDelivery(d.id, d.hook.id, d.call_id, d.event_id, d.hook_event,
-                             d.webhook_id, d.payload, d.created, d.attempts, d.next_attempt)
+                             d.webhook_id, d.payload, d.created, d.attempts, d.next_attempt,
+                             d.trigger)
               for d in held]
     return sorted(rows + stored, key=lambda row: row.id)
 

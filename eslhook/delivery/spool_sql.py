@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 from eslhook.delivery.request import encode_json
 from eslhook.delivery.rows import (
-    ATTEMPT_FIELDS, AttemptPage, AttemptRecord, DeliveryRow, FinishedDelivery, SpoolContents,
+    ATTEMPT_FIELDS, AttemptFilter, AttemptPage, AttemptRecord, DeliveryRow, FinishedDelivery, SpoolContents,
     StoredDelivery)
 from eslhook.delivery.store import DeliveryStoreUnusable
 from eslhook.statedir import private_dir, private_file, tighten_existing
@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempts INTEGER NOT NULL,
     next_attempt REAL,                 -- unix time; NULL: as soon as possible
     state TEXT NOT NULL,
-    finished REAL
+    finished REAL,
+    trigger TEXT NOT NULL DEFAULT 'event'   -- rows.TRIGGERS
 );
 CREATE INDEX IF NOT EXISTS deliveries_pending
     ON deliveries (hook_id, call_id, id) WHERE state = 'pending';
@@ -61,14 +62,40 @@ CREATE TABLE IF NOT EXISTS attempts (
     response_code INTEGER,
     response_body TEXT,
     retries_left INTEGER NOT NULL,
-    timestamp REAL NOT NULL
+    timestamp REAL NOT NULL,
+    trigger TEXT NOT NULL DEFAULT 'event',
+    request_headers TEXT NOT NULL DEFAULT '{}',   -- JSON, values redacted
+    request_body TEXT NOT NULL DEFAULT '',        -- its first REQUEST_BODY_KEPT_BYTES
+    request_body_size INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS attempts_by_account ON attempts (account_id, id);
 CREATE INDEX IF NOT EXISTS attempts_by_hook ON attempts (hook_id, id);
 CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (timestamp);
 """
 _DELIVERY_COLUMNS = ("id, hook_id, account_id, call_id, event_id, hook_event, webhook_id, "
-                     "payload, created, attempts, next_attempt, state, finished")
+                     "payload, created, attempts, next_attempt, state, finished, trigger")
+_DELIVERY_WIDTH = 14
+# Columns added since the first spool files: (table, column, definition).  A file made
+# before them gets them (ALTER TABLE ... ADD COLUMN, with their defaults) when opened,
+# and keeps every row.
+_ADDED_COLUMNS = (
+    ("deliveries", "trigger", "TEXT NOT NULL DEFAULT 'event'"),
+    ("attempts", "trigger", "TEXT NOT NULL DEFAULT 'event'"),
+    ("attempts", "request_headers", "TEXT NOT NULL DEFAULT '{}'"),
+    ("attempts", "request_body", "TEXT NOT NULL DEFAULT ''"),
+    ("attempts", "request_body_size", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns an older spool file lacks (one transaction)."""
+    missing = []
+    for table, column, definition in _ADDED_COLUMNS:
+        have = {row[1] for row in db.execute("PRAGMA table_info(%s)" % table)}
+        if column not in have:
+            missing.append("ALTER TABLE %s ADD COLUMN %s %s" % (table, column, definition))
+    if missing:
+        db.executescript("BEGIN; %s; COMMIT;" % "; ".join(missing))
 
 
 @dataclass
@@ -126,6 +153,7 @@ class SpoolDb:
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=NORMAL")
             self.connection.executescript(_SCHEMA)
+            _migrate(self.connection)
         except sqlite3.DatabaseError as exc:
             if _is_corruption(exc):
                 raise SpoolCorrupt(path, str(exc)) from None
@@ -158,7 +186,7 @@ class SpoolDb:
         db.execute("BEGIN")
         try:
             _insert_many(db, "INSERT OR REPLACE INTO deliveries (%s) VALUES "
-                         % _DELIVERY_COLUMNS, 13, inserts)
+                         % _DELIVERY_COLUMNS, _DELIVERY_WIDTH, inserts)
             _update_many(db, batch.updates)
             _insert_many(db, "INSERT INTO attempts (account_id, delivery_id, webhook_id, %s) "
                          "VALUES " % ", ".join(ATTEMPT_FIELDS), 3 + len(ATTEMPT_FIELDS),
@@ -190,10 +218,11 @@ class SpoolDb:
     def lane(self, hook_id: str, call_id: str | None, limit: int) -> list[StoredDelivery]:
         rows = self.connection.execute(
             "SELECT id, hook_id, call_id, event_id, hook_event, webhook_id, payload, created, "
-            "attempts, next_attempt FROM deliveries WHERE state = 'pending' AND hook_id = ? "
-            "AND call_id = ? ORDER BY id LIMIT ?", (hook_id, call_id or "", limit)).fetchall()
+            "attempts, next_attempt, trigger FROM deliveries WHERE state = 'pending' "
+            "AND hook_id = ? AND call_id = ? ORDER BY id LIMIT ?",
+            (hook_id, call_id or "", limit)).fetchall()
         return [StoredDelivery(r[0], r[1], r[2] or None, r[3], r[4], r[5], json.loads(r[6]),
-                               r[7], r[8], r[9]) for r in rows]
+                               r[7], r[8], r[9], r[10]) for r in rows]
 
     def count_lane(self, hook_id: str, call_id: str | None) -> int:
         return self.connection.execute(
@@ -208,14 +237,17 @@ class SpoolDb:
         return cursor.rowcount
 
     def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
-                      start_key: int | None) -> AttemptPage:
-        where, args = ["account_id = ?"], [account_id]   # type: tuple[list[str], list[object]]
-        if hook_id is not None:
-            where.append("hook_id = ?")
-            args.append(hook_id)
-        if start_key is not None:
-            where.append("id <= ?")
-            args.append(start_key)
+                      start_key: int | None,
+                      only: AttemptFilter = AttemptFilter()) -> AttemptPage:
+        where: list[str] = ["account_id = ?"]
+        args: list[object] = [account_id]
+        for clause, value in (("hook_id = ?", hook_id), ("id <= ?", start_key),
+                              ("timestamp >= ?", only.created_from),
+                              ("timestamp <= ?", only.created_to),
+                              ("call_id = ?", only.call_id), ("result = ?", only.result)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
         rows = self.connection.execute(
             "SELECT id, %s FROM attempts WHERE %s ORDER BY id DESC LIMIT ?"
             % (", ".join(ATTEMPT_FIELDS), " AND ".join(where)),
@@ -234,9 +266,20 @@ class SpoolDb:
             "WHERE hook_id = ? AND created >= ? AND created < ? AND state != 'pending' "
             "ORDER BY id LIMIT ?", (hook_id, since, until, limit)).fetchall()]
 
+    def attempted_delivery(self, account_id: str, hook_id: str,
+                           attempt_id: int) -> FinishedDelivery | None:
+        """The delivery the attempt ``attempt_id`` of the hook was made for, if both
+        are still kept (pruning drops them after attempt_log_days)."""
+        row = self.connection.execute(
+            "SELECT d.call_id, d.event_id, d.hook_event, d.webhook_id, d.payload "
+            "FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+            "WHERE a.id = ? AND a.account_id = ? AND a.hook_id = ?",
+            (attempt_id, account_id, hook_id)).fetchone()
+        return FinishedDelivery(*row) if row is not None else None
+
     def insert_copies(self, rows: list[DeliveryRow]) -> None:
         self.connection.executemany("INSERT INTO deliveries (%s) VALUES (%s)"
-                                    % (_DELIVERY_COLUMNS, ",".join("?" * 13)),
+                                    % (_DELIVERY_COLUMNS, ",".join("?" * _DELIVERY_WIDTH)),
                                     [row.values() for row in rows])
 
     def prune(self, before: float) -> tuple[int, int]:

@@ -37,7 +37,7 @@ from typing import Iterable, Protocol
 from eslhook.supervise import Deadline, Supervisor
 
 from eslhook.delivery.rows import (
-    AttemptPage, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery, SpoolContents,
+    AttemptFilter, AttemptPage, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery, SpoolContents,
     StoredDelivery)
 
 __all__ = ["DeliveryStore", "DeliveryStoreError", "DeliveryStoreUnusable"]
@@ -124,10 +124,18 @@ class DeliveryStore(Protocol):
         ...
 
     def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
-                      start_key: int | None) -> AttemptPage:
+                      start_key: int | None,
+                      only: AttemptFilter = AttemptFilter()) -> AttemptPage:
         """The account's (or one hook's) attempt log, newest first, from the record
-        ``start_key`` (None: the newest) on.  Each record a dict: ``id`` (a string
-        that names the record as a start_key) and ``rows.ATTEMPT_FIELDS``."""
+        ``start_key`` (None: the newest) on, the records ``only`` lets through.  Each
+        record a dict: ``id`` (a string that names the record as a start_key) and
+        ``rows.ATTEMPT_FIELDS``."""
+        ...
+
+    def attempted_delivery(self, account_id: str, hook_id: str,
+                           attempt_id: int) -> FinishedDelivery | None:
+        """The delivery that the hook's attempt ``attempt_id`` was made for (its
+        payload, webhook-id...), or None if either is no longer kept."""
         ...
 
     def window(self, hook_id: str, since: float, until: float,

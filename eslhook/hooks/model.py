@@ -49,6 +49,10 @@ class Hook:
     # (eslhook/netpolicy.py): "account" (an account token; the tenant policy), or
     # absent / "operator" (hooks.yaml, an admin token).  Set by the API, never by a client.
     written_by: str | None = None
+    # Kept for Kazoo's clients: Monster UI's ui_metadata (a JSON object, as sent) and
+    # the group its webhooks app lists the hook under
+    ui_metadata: Mapping[str, Any] | None = None
+    group: str | None = None
 
     def __post_init__(self):
         # the schema (schemas/webhook.schema.json) gives the friendly errors;
@@ -122,7 +126,7 @@ def network_policy_of(written_by: str | None) -> str:
 
 SECRET_FIELDS = ("secret", "previous_secret")
 _OMIT_WHEN_NONE = frozenset({"disable_reason", "secret", "previous_secret",
-                             "previous_secret_expires", "written_by"})
+                             "previous_secret_expires", "written_by", "ui_metadata", "group"})
 SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24
 

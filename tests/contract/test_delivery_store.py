@@ -13,7 +13,8 @@ from store_backends import (
     ACME, DELIVERY_BACKENDS, OTHER, backend_fixture, numbered_hook)
 
 from eslhook.delivery.rows import (
-    ATTEMPT_FIELDS, DELIVERED, DROPPED, FAILED, AttemptRecord, Delivery, DeliveryRow)
+    ATTEMPT_FIELDS, DELIVERED, DROPPED, FAILED, AttemptFilter, AttemptRecord, Delivery,
+    DeliveryRow)
 from eslhook.delivery.store import DeliveryStoreError, DeliveryStoreUnusable
 
 HOOK, OTHER_HOOK = numbered_hook(1), numbered_hook(2, account_id=OTHER)
@@ -156,6 +157,61 @@ def test_the_attempt_log_pages_newest_first_per_account_and_hook(store):
                                   "reason", "retries_left", "timestamp")} == {
         "hook_id": HOOK.id, "call_id": "call-a", "uri": HOOK.uri, "method": "POST",
         "result": "failure", "reason": "timeout", "retries_left": 1, "timestamp": T0 + 6}
+
+
+def test_the_attempt_log_filters_by_time_call_and_result_and_pages_within_them(store):
+    items = [delivery(n, call_id="call-%d" % (n % 2)) for n in range(1, 9)]
+    for n, item in enumerate(items):
+        store.added(item)
+        store.attempted(record(item, result="success" if n % 3 == 0 else "failure",
+                               timestamp=T0 + 10 * n))
+
+    def events(page_size=50, start_key=None, **only):
+        page = store.attempts_page(ACME, None, page_size, start_key, AttemptFilter(**only))
+        return [a["event_id"] for a in page.attempts], page.next_start_key
+
+    # both bounds included, as Crossbar's created_from / created_to
+    assert events(created_from=T0 + 20, created_to=T0 + 50)[0] == [
+        "event-6", "event-5", "event-4", "event-3"]
+    assert events(created_to=T0 + 10)[0] == ["event-2", "event-1"]
+    assert events(call_id="call-0")[0] == ["event-8", "event-6", "event-4", "event-2"]
+    assert events(result="success")[0] == ["event-7", "event-4", "event-1"]
+    assert events(call_id="call-1", result="failure")[0] == ["event-5", "event-3"]
+    assert events(call_id="nobody")[0] == []
+    first, key = events(page_size=2, call_id="call-0")
+    assert first == ["event-8", "event-6"] and key is not None
+    assert events(page_size=2, start_key=int(key), call_id="call-0") == (
+        ["event-4", "event-2"], None)
+
+
+def test_an_attempt_keeps_its_trigger_request_and_names_its_delivery(backend, store):
+    item = delivery(1)
+    store.added(item)
+    store.attempted(record(item)._replace(
+        trigger="resend", request_headers='{"X-Hook-ID": "h", "Authorization": "[redacted]"}',
+        request_body='{"n": 1}', request_body_size=9000))
+    store = reopened(backend, store)
+    shown = store.attempts_page(ACME, None, 10, None).attempts[0]
+    assert (shown["trigger"], shown["request_body"], shown["request_body_size"]) == (
+        "resend", '{"n": 1}', 9000)
+    assert json.loads(shown["request_headers"]) == {"X-Hook-ID": "h",
+                                                    "Authorization": "[redacted]"}
+    sent = store.attempted_delivery(ACME, HOOK.id, int(shown["id"]))
+    assert sent is not None and sent.webhook_id == "msg_1"
+    assert json.loads(sent.payload) == {"call_id": "call-a", "n": 1}
+    # another account's or another hook's attempt id names nothing
+    assert store.attempted_delivery(OTHER, HOOK.id, int(shown["id"])) is None
+    assert store.attempted_delivery(ACME, OTHER_HOOK.id, int(shown["id"])) is None
+    assert store.attempted_delivery(ACME, HOOK.id, int(shown["id"]) + 1) is None
+
+
+def test_a_pending_copys_trigger_comes_back_with_its_lane(backend, store):
+    store.insert_copies([DeliveryRow(5, HOOK.id, ACME, "call-a", None, None, "msg_5", "{}",
+                                     T0, trigger="test")])
+    store.added(delivery(6))
+    store = reopened(backend, store)
+    assert [(row.id, row.trigger) for row in store.lane(HOOK.id, "call-a", 10)] == [
+        (5, "test"), (6, "event")]
 
 
 def test_a_replay_window_holds_finished_deliveries_and_copies_are_pending(backend, store):
