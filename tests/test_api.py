@@ -148,7 +148,7 @@ def test_kazoo_re_enable_curl_without_content_type_is_read_as_json(api):
 
 def test_hook_types_and_samples_need_no_token(api):
     types = assert_success(api.call("GET", "/v2/webhooks", token=None), token=None)["data"]
-    kinds = schema_validator("webhook").schema["properties"]["hook"]["enum"]
+    kinds = schema_validator("webhook").schema["properties"]["hook"]["then"]["enum"]
     assert [t["id"] for t in types] == kinds
     assert all(t["name"] == t["id"] and t["description"] for t in types)
     ids = assert_success(api.call("GET", "/v1/webhooks/samples", token=None), token=None)["data"]
@@ -252,7 +252,7 @@ def test_several_failures_are_all_reported(api):
                                "target": 1, "value": ""}},
         "hook": {"enum": {"message": "Value not found in enumerated list of values",
                           "target": schema_validator("webhook").schema["properties"]
-                          ["hook"]["enum"], "value": "nope"}},
+                          ["hook"]["then"]["enum"], "value": "nope"}},
         "retries": {"maximum": {"message": "Value must be at most 10", "target": 10,
                                 "value": 11}}}
 

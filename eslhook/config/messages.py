@@ -28,7 +28,7 @@ from referencing import Registry, Resource
 
 KeyPath = tuple  # of str keys and int indexes, as jsonschema's absolute_path
 SECRET_KEYS = frozenset({"password", "auth_tokens", "admin_tokens", "secret",
-                         "previous_secret"})
+                         "previous_secret", "custom_request_headers"})
 
 
 def _schema_resources() -> dict[str, dict]:

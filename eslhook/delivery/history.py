@@ -14,7 +14,7 @@ import gevent
 from eslhook.delivery.policy import Decision, Outcome, RETRY, is_success
 from eslhook.delivery.rows import AttemptRecord, Delivery, DeliveryRow, FinishedDelivery
 from eslhook.delivery.store import DeliveryStore, DeliveryStoreError
-from eslhook.hooks.model import Hook
+from eslhook.hooks.model import Hook, masked_uri
 
 log = logging.getLogger("eslhook.delivery.queue")    # the operator's lines stay where they were
 
@@ -27,7 +27,7 @@ def attempt_record(delivery: Delivery, hook: Hook, outcome: Outcome, decision: D
     request = delivery.request
     return AttemptRecord(
         hook.account_id, delivery.id, delivery.webhook_id, hook.id, delivery.event_id,
-        delivery.call_id, delivery.hook_event, hook.uri,
+        delivery.call_id, delivery.hook_event, masked_uri(hook.uri),
         request.method if request is not None else hook.http_verb.upper(),
         delivery.attempts, "success" if is_success(outcome) else "failure",
         outcome.reason, outcome.status, outcome.body_excerpt.decode("utf-8", "replace"),
