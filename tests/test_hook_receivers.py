@@ -284,3 +284,14 @@ def test_a_bad_event_list_is_a_400(api, value):
 def test_openssl_is_available_for_the_tls_tests():
     # the mTLS tests skip without openssl: make that visible where it is installed
     assert subprocess.run(["openssl", "version"], capture_output=True).returncode == 0
+
+
+def test_the_index_matches_each_listed_event_and_no_other():
+    from eslhook.hooks.index import HookIndex
+    accounts = AccountDirectory((AccountConfig(id=ACCOUNT, name="A"),))
+    hook = make_hook(hook=["channel_create", "channel_destroy"])
+    index = HookIndex([hook], accounts)
+    matched = {event: index.match({"account_id": ACCOUNT, "hook_event": event})
+               for event in ("channel_create", "channel_answer", "channel_destroy")}
+    assert matched == {"channel_create": (hook,), "channel_answer": (),
+                       "channel_destroy": (hook,)}

@@ -97,7 +97,7 @@ class HttpSender:
         policies = Policies.from_config(config)
         self._policies = {name: policies.named(name) for name in (TENANT, OPERATOR)}
         self._resolver = resolver or gevent.socket.getaddrinfo
-        self._pools: dict[tuple[PoolKey, str], ConnectionPool] = {}
+        self._pools: dict[tuple[PoolKey, str, TlsFiles | None], ConnectionPool] = {}
         self._closed = False
 
     def send(self, request: HttpRequest,
