@@ -37,7 +37,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import gevent
 import gevent.socket
@@ -152,8 +152,9 @@ class HttpSender:
         # the socket timeout must not cut a hook's longer timeout_seconds short:
         # the gevent.Timeout in send() bounds every attempt
         network_timeout = max(self._config.timeout_seconds, TIMEOUT_RANGE[1])
-        options = dict(size=self._per_host, connection_timeout=self._config.connect_timeout_seconds,
-                       network_timeout=network_timeout)
+        options: dict[str, Any] = dict(
+            size=self._per_host, connection_timeout=self._config.connect_timeout_seconds,
+            network_timeout=network_timeout)
         pool: _TlsPool | _PlainPool
         if scheme == "https":
             pool = _TlsPool(host, port, host, port, ssl_options=self._ssl_options(tls),
