@@ -295,3 +295,14 @@ def test_the_index_matches_each_listed_event_and_no_other():
                for event in ("channel_create", "channel_answer", "channel_destroy")}
     assert matched == {"channel_create": (hook,), "channel_answer": (),
                        "channel_destroy": (hook,)}
+
+
+def test_hooks_yaml_errors_never_quote_a_uri_password():
+    text = yaml.safe_dump({"webhooks": [{
+        "id": "0" * 32, "account_id": ACCOUNT, "name": "n", "hook": "all",
+        "uri": "ftp://u:hunter2@h/"}]})
+    accounts = AccountDirectory((AccountConfig(id=ACCOUNT, name="A"),))
+    with pytest.raises(ConfigError) as error:
+        parse_hooks_text(text, accounts, "hooks.yaml")
+    assert [i.path for i in error.value.issues] == ["webhooks[0].uri"]
+    assert "hunter2" not in str(error.value)

@@ -130,9 +130,14 @@ def is_secret(path: KeyPath) -> bool:
     return any(part in SECRET_KEYS for part in path)
 
 
+def _has_userinfo(path: KeyPath, value) -> bool:
+    """A hook uri with user:password@ is not quoted either."""
+    return bool(path) and path[-1] == "uri" and isinstance(value, str) and "@" in value
+
+
 def _shown(path: KeyPath, value) -> str:
     """The offending value for a message, unless it may be a secret."""
-    if is_secret(path) or isinstance(value, (dict, list)):
+    if is_secret(path) or isinstance(value, (dict, list)) or _has_userinfo(path, value):
         return ""
     return " (got %r)" % (value,)
 
