@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .accounts import AccountDirectory
 from .config import ConfigError, load_config
-from .hooks.model import Hook
+from .hooks.model import Hook, uri_has_userinfo
 from .hooks.yaml_file import load_hooks
 
 DEFAULT_CONFIG = "conf/eslhook.yaml"
@@ -66,14 +66,15 @@ def run(args: argparse.Namespace) -> int:
 
 def readable_secrets_warning(path: Path, hooks: list[Hook]) -> str | None:
     """Why a hooks file holding signing secrets is readable by more than its owner."""
-    with_secrets = sum(1 for h in hooks if h.secret or h.previous_secret)
+    with_secrets = sum(1 for h in hooks if h.secret or h.previous_secret
+                       or h.custom_request_headers or uri_has_userinfo(h.uri))
     mode = stat.S_IMODE(os.stat(path).st_mode)
     readers = [who for who, bit in (("its group", stat.S_IRGRP), ("everyone", stat.S_IROTH))
                if mode & bit]
     if not with_secrets or not readers:
         return None
-    return ("%s is readable by %s (mode %04o) and holds the signing secret%s of %s: "
-            "chmod 600 %s (eslhook writes it 0600)" % (
+    return ("%s is readable by %s (mode %04o) and holds the signing secret%s or "
+            "receiver credentials of %s: chmod 600 %s (eslhook writes it 0600)" % (
                 path, " and ".join(readers), mode, "s" * (with_secrets != 1),
                 _count(with_secrets, "hook", "hooks"), path))
 

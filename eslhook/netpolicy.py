@@ -250,11 +250,33 @@ class UriParts:
     port: int           # explicit or the scheme's default
     explicit_port: bool
     path: str           # request-target: path and query
+    # userinfo as written (percent-encoded), Kazoo's http://user:pass@host/ form
+    username: str | None = None
+    password: str | None = None
+    uri: str = ""       # the whole uri as given
+
+    def with_password(self, password: str) -> str:
+        """The uri with its userinfo's password replaced (e.g. masked)."""
+        return self._with_userinfo("%s:%s@" % (self.username, password))
+
+    def without_userinfo(self) -> str:
+        """The uri as requests are made to it: the userinfo becomes a header."""
+        return self._with_userinfo("")
+
+    def _with_userinfo(self, userinfo: str) -> str:
+        if self.username is None:
+            return self.uri
+        start = self.uri.index("//") + 2
+        end = self.uri.index("@", start + len(self.username))
+        if self.password is not None:
+            end = start + len(self.username) + 1 + len(self.password)
+        return self.uri[:start] + userinfo + self.uri[end + 1:]
 
 
 def parse_uri(uri: str) -> UriParts:
     """A hook uri's parts, or ValueError saying what cannot be sent (no http(s), no
-    host, a port outside 1..65535, control characters, NUL, spaces)."""
+    host, a port outside 1..65535, control characters, NUL, spaces).  A userinfo
+    (``user:password@``) is taken apart, never quoted in an error."""
     if not isinstance(uri, str):
         raise ValueError("must be a string")
     bad = _CONTROL.search(uri)
@@ -268,18 +290,20 @@ def parse_uri(uri: str) -> UriParts:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise ValueError("must be http:// or https://")
-    if "@" in parts.netloc:
-        raise ValueError("must not carry user credentials (user@host)")
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    username, colon, password = userinfo.partition(":")
+    if at and not username:
+        raise ValueError("the userinfo (user:password@) must name a user")
     host = parts.hostname or ""
     if not host:
         raise ValueError("must name a host")
-    if "[" in parts.netloc:
+    if "[" in hostport:
         if not _is_ipv6(host):
             raise ValueError("a bracketed host must be an IPv6 address (got [%s])" % host)
     elif not _HOST_NAME.fullmatch(host):
         raise ValueError("host %r: only letters, digits, '-', '_' and '.' (IDNA-encode an "
                          "international name)" % host)
-    after_host = parts.netloc.rsplit("]", 1)[-1]
+    after_host = hostport.rsplit("]", 1)[-1]
     port_text = after_host.partition(":")[2]
     if ":" in after_host and not (port_text.isascii() and port_text.isdigit()):
         raise ValueError("port must be a number 1..65535 (got %r)" % port_text)
@@ -288,7 +312,8 @@ def parse_uri(uri: str) -> UriParts:
         raise ValueError("port must be 1..65535 (got %d)" % port)
     default = 443 if scheme == "https" else 80
     path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    return UriParts(scheme, host, port or default, port is not None, path)
+    return UriParts(scheme, host, port or default, port is not None, path,
+                    username if at else None, password if colon else None, uri)
 
 
 def uri_problem(uri: str) -> str | None:

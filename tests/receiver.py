@@ -75,7 +75,7 @@ class _NoDelayHandler(WSGIHandler):
 
 class Receiver:
     def __init__(self, host: str = "127.0.0.1", *, certfile: str | None = None,
-                 keyfile: str | None = None):
+                 keyfile: str | None = None, client_ca: str | None = None):
         self.requests: list[ReceivedRequest] = []
         self.default_reply = Reply()
         self.responder: Callable[[ReceivedRequest], Reply] | None = None
@@ -84,7 +84,8 @@ class Receiver:
         self.max_active = 0             # the most answered at once (proves parallel senders)
         self._arrival = Event()
         self._stopping = Event()
-        ssl_args = {"ssl_context": _server_tls_context(certfile, keyfile)} if certfile else {}
+        ssl_args = ({"ssl_context": _server_tls_context(certfile, keyfile, client_ca)}
+                    if certfile else {})
         self._server = WSGIServer((host, 0), self._app, log=None, error_log=None,
                                   handler_class=_NoDelayHandler, **ssl_args)
         self._server.start()
@@ -149,9 +150,14 @@ class Receiver:
             yield reply.body[index:index + 1]
 
 
-def _server_tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+def _server_tls_context(certfile: str, keyfile: str | None,
+                        client_ca: str | None) -> ssl.SSLContext:
+    """``client_ca``: require a client certificate it signed (an mTLS receiver)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certfile, keyfile)
+    if client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
     return context
 
 

@@ -148,7 +148,7 @@ def test_kazoo_re_enable_curl_without_content_type_is_read_as_json(api):
 
 def test_hook_types_and_samples_need_no_token(api):
     types = assert_success(api.call("GET", "/v2/webhooks", token=None), token=None)["data"]
-    kinds = schema_validator("webhook").schema["properties"]["hook"]["enum"]
+    kinds = schema_validator("webhook").schema["properties"]["hook"]["then"]["enum"]
     # the real types, with friendly names; "all" is the clients' to add (Monster UI does)
     assert [t["id"] for t in types] == [kind for kind in kinds if kind != "all"]
     assert all(t["name"] != t["id"] and t["name"] and t["description"] for t in types)
@@ -254,7 +254,7 @@ def test_several_failures_are_all_reported(api):
                                "target": 1, "value": ""}},
         "hook": {"enum": {"message": "Value not found in enumerated list of values",
                           "target": schema_validator("webhook").schema["properties"]
-                          ["hook"]["enum"], "value": "nope"}},
+                          ["hook"]["then"]["enum"], "value": "nope"}},
         "retries": {"maximum": {"message": "Value must be at most 10", "target": 10,
                                 "value": 11}}}
 

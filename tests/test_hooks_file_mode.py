@@ -63,7 +63,8 @@ def test_check_config_warns_about_a_world_readable_hooks_file_with_secrets(tmp_p
     warning, summary = result.stdout.splitlines()
     path = tmp_path / "hooks.yaml"
     assert warning == ("warning: %s is readable by its group and everyone (mode 0644) and "
-                       "holds the signing secret of 1 hook: chmod 600 %s (eslhook writes "
+                       "holds the signing secret or receiver credentials of 1 hook: "
+                       "chmod 600 %s (eslhook writes "
                        "it 0600)" % (path, path))
     assert summary.startswith("ok: ") and SECRET not in result.stdout + result.stderr
 

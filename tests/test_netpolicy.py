@@ -108,7 +108,7 @@ def test_literal_addresses_are_read_as_a_resolver_reads_them(host, address):
     ("http:///x", "must name a host"), ("http://:80/x", "must name a host"),
     ("http://[v1.x]/", "a bracketed host must be an IPv6 address (got [v1.x])"),
     ("http://[::1/", "is not a valid URL: Invalid IPv6 URL"),
-    ("http://u:p@x/", "must not carry user credentials (user@host)"),
+    ("http://:p@x/", "the userinfo (user:password@) must name a user"),
     ("ftp://x/", "must be http:// or https://"),
     ("http://ex%41mple.com/", "host 'ex%41mple.com': only letters, digits, '-', '_' and '.' "
                               "(IDNA-encode an international name)"),

@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from ..config.messages import findings, kazoo_detail, kazoo_field, schema_validator
-from ..hooks.model import SECRET_FIELDS, secret_problem
+from ..hooks.model import SECRET_FIELDS, masked_uri, secret_problem
 from ..netpolicy import NetworkPolicy, saved_uri_verdict, uri_problem
 
 # Recorded by the server from the token, never taken from a client.
@@ -42,7 +42,18 @@ def webhook_errors(data: dict, policy: NetworkPolicy) -> dict:
     uri = data.get("uri")
     if isinstance(uri, str) and "uri" not in errors:
         errors.update(_uri_errors(uri, policy))
+    _hide_write_only_values(errors)
     return errors
+
+
+def _hide_write_only_values(errors: dict) -> None:
+    """A header value is never echoed, nor a uri's password (writeonly.py)."""
+    for name, checks in errors.items():
+        for detail in checks.values():
+            if name.startswith("custom_request_headers"):
+                detail.pop("value", None)
+            elif name == "uri" and isinstance(detail.get("value"), str):
+                detail["value"] = masked_uri(detail["value"])
 
 
 def _uri_errors(uri: str, policy: NetworkPolicy) -> dict:

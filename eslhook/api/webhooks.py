@@ -21,7 +21,7 @@ import falcon
 
 from ..config import ConfigError
 from ..delivery.signing import generate_secret, rotated
-from ..hooks.model import WRITTEN_BY_ACCOUNT, Hook, network_policy_of
+from ..hooks.model import TLS_FILE_FIELDS, WRITTEN_BY_ACCOUNT, Hook, network_policy_of
 from ..hooks.repository import HooksConflict
 from .auth import Principal
 from .context import ApiContext
@@ -29,12 +29,13 @@ from .envelope import ApiError, request_data, revision_of, send, validation_erro
 from .paging import page_envelope, page_request
 from .listing import listing_filter
 from .validation import add_error, kazoo_coerced, webhook_errors
+from .writeonly import check_tls_writer, masked_view, unmasked
 
 SUMMARY_FIELDS = ("id", "name", "uri", "hook", "enabled", "disable_reason", "group")
 # Never returned (signing keys); kept as they are when a client replaces or
 # patches the hook without naming them.
 HIDDEN_FIELDS = frozenset({"secret", "previous_secret"})
-SERVER_KEPT_FIELDS = HIDDEN_FIELDS | {"previous_secret_expires"}
+SERVER_KEPT_FIELDS = HIDDEN_FIELDS | {"previous_secret_expires", *TLS_FILE_FIELDS}
 # Never returned either: set from the token on every write (see writer())
 NOT_SHOWN_FIELDS = HIDDEN_FIELDS | {"written_by"}
 # "secret": "generate" asks for a new random secret, shown in that response only
@@ -44,10 +45,12 @@ _HOOK_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def full_view(hook: Hook) -> dict:
-    """The whole hook with every default filled in, secrets left out."""
+    """The whole hook with every default filled in, secrets left out (write-only
+    values masked: writeonly.py)."""
     view = dict(hook.to_dict(), custom_data=dict(hook.custom_data),
                 disable_reason=hook.disable_reason)
-    return {key: value for key, value in view.items() if key not in NOT_SHOWN_FIELDS}
+    return masked_view({key: value for key, value in view.items()
+                        if key not in NOT_SHOWN_FIELDS})
 
 
 def _keep_server_fields(old: Hook, new: Hook, data: dict) -> Hook:
@@ -59,8 +62,8 @@ def _keep_server_fields(old: Hook, new: Hook, data: dict) -> Hook:
 def changed_hook(old: Hook, new: Hook, data: dict) -> Hook:
     """The hook a POST/PATCH stores: secrets not named are kept; a new ``secret``
     rotates (the old one signs too for 24 h, as ``previous_secret``); ``null``
-    stops signing altogether."""
-    new = _keep_server_fields(old, new, data)
+    stops signing altogether.  Masked write-only values sent back keep old's."""
+    new = _keep_server_fields(old, unmasked(new, old), data)
     if "secret" not in data or "previous_secret" in data or new.secret == old.secret:
         return new
     if new.secret is None:
@@ -218,8 +221,10 @@ class AccountWebhooks:
         principal = self.ctx.authorize(req, account_id)
         data = dict(request_data(req, self.ctx.max_body_bytes))
         data.pop("id", None)
-        hook = build_hook(self.ctx, data, account_id=account_id, hook_id=uuid.uuid4().hex,
-                          written_by=writer(principal, data, None))
+        check_tls_writer(principal, data, None)
+        hook = unmasked(build_hook(self.ctx, data, account_id=account_id,
+                                   hook_id=uuid.uuid4().hex,
+                                   written_by=writer(principal, data, None)), None)
         update_store(self.ctx, lambda hooks: (hooks + [hook], None))
         resp.location = "%s/%s" % (req.path.rstrip("/"), hook.id)
         send(req, resp, shown_once(hook, data), status=201, revision=hook_revision(hook))
@@ -283,14 +288,18 @@ class AccountWebhook:
         data = request_data(req, self.ctx.max_body_bytes)
         new = build_hook(self.ctx, data, account_id=account_id, hook_id=hook_id,
                          written_by=writer(principal, data, None))
-        self._replace(req, resp, account_id, hook_id, data,
-                      lambda old: changed_hook(old, new, data))
+        def replaced(old: Hook) -> Hook:
+            check_tls_writer(principal, data, old)
+            return changed_hook(old, new, data)
+
+        self._replace(req, resp, account_id, hook_id, data, replaced)
 
     def on_patch(self, req, resp, account_id, hook_id):
         principal = self.ctx.authorize(req, account_id)
         data = request_data(req, self.ctx.max_body_bytes)
 
         def merged(old: Hook) -> Hook:
+            check_tls_writer(principal, data, old)
             current = full_view(old)
             if current["disable_reason"] is None:
                 del current["disable_reason"]

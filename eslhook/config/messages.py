@@ -28,7 +28,8 @@ from referencing import Registry, Resource
 
 KeyPath = tuple  # of str keys and int indexes, as jsonschema's absolute_path
 SECRET_KEYS = frozenset({"password", "auth_tokens", "api_keys", "admin_tokens", "secret",
-                         "previous_secret", "dsn"})     # a dsn may hold a password
+                         "previous_secret", "custom_request_headers",
+                         "dsn"})     # a dsn may hold a password
 
 
 def _schema_resources() -> dict[str, dict]:
@@ -135,9 +136,14 @@ def is_secret(path: KeyPath) -> bool:
     return any(part in SECRET_KEYS for part in path)
 
 
+def _has_userinfo(path: KeyPath, value) -> bool:
+    """A hook uri with user:password@ is not quoted either."""
+    return bool(path) and path[-1] == "uri" and isinstance(value, str) and "@" in value
+
+
 def _shown(path: KeyPath, value) -> str:
     """The offending value for a message, unless it may be a secret."""
-    if is_secret(path) or isinstance(value, (dict, list)):
+    if is_secret(path) or isinstance(value, (dict, list)) or _has_userinfo(path, value):
         return ""
     return " (got %r)" % (value,)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 from typing import Callable, Iterable, Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 import gevent
 
@@ -22,7 +21,7 @@ from eslhook.delivery.policy import Decision, Outcome, RETRY, is_success
 from eslhook.delivery.rows import (
     REPLAY, REQUEST_BODY_KEPT_BYTES, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery)
 from eslhook.delivery.store import DeliveryStore, DeliveryStoreError
-from eslhook.hooks.model import Hook
+from eslhook.hooks.model import Hook, masked_uri
 
 log = logging.getLogger("eslhook.delivery.queue")    # the operator's lines stay where they were
 
@@ -39,16 +38,6 @@ def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
             for name, value in headers.items()}
 
 
-def redacted_uri(uri: str) -> str:
-    """``uri`` with the password of its userinfo (``user:pass@host``) redacted."""
-    parts = urlsplit(uri)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return uri
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc="%s:%s@%s" % (user, REDACTED, host)))
-
-
 def attempt_record(delivery: Delivery, hook: Hook, outcome: Outcome, decision: Decision,
                    now: float, sent_headers: Mapping[str, str] | None = None) -> AttemptRecord:
     """The log's record of one attempt; ``sent_headers``: those added to the request's
@@ -58,7 +47,7 @@ def attempt_record(delivery: Delivery, hook: Hook, outcome: Outcome, decision: D
     body = request.body if request is not None else b""
     return AttemptRecord(
         hook.account_id, delivery.id, delivery.webhook_id, hook.id, delivery.event_id,
-        delivery.call_id, delivery.hook_event, redacted_uri(hook.uri),
+        delivery.call_id, delivery.hook_event, masked_uri(hook.uri),
         request.method if request is not None else hook.http_verb.upper(),
         delivery.attempts, "success" if is_success(outcome) else "failure",
         outcome.reason, outcome.status, outcome.body_excerpt.decode("utf-8", "replace"),

@@ -3,8 +3,10 @@ response parser.
 
 ``HttpSender.send(request, extra_headers)`` returns an ``Outcome`` and never
 raises for HTTP or network failures.  One keep-alive pool per (scheme, host,
-port), bounded to ``max_connections_per_host`` connections; ``gevent.Timeout``
-bounds the whole attempt so a receiver that trickles bytes cannot hold it.
+port), network policy and TLS identity (the hook's CA and client certificate),
+bounded to ``max_connections_per_host`` connections; ``gevent.Timeout`` (the
+hook's ``timeout_seconds``, else the config's) bounds the whole attempt so a
+receiver that trickles bytes cannot hold it.
 
 Why not ``HTTPClient.request``: it merges and validates every header through
 its case-insensitive ``Headers`` type twice per request, which was the largest
@@ -46,7 +48,8 @@ from eslhook.config import DeliveryConfig
 from eslhook.delivery.policy import (
     BAD_RESPONSE_CODE, BODY_EXCERPT_BYTES, CONNECTION_ERROR, CONNECTION_REFUSED,
     INVALID_REQUEST, REFUSED, SUCCESS, TIMEOUT, Outcome, parse_retry_after)
-from eslhook.delivery.request import HttpRequest
+from eslhook.delivery.request import HttpRequest, TlsFiles
+from eslhook.hooks.model import TIMEOUT_RANGE, masked_uri
 from eslhook.netpolicy import (
     OPERATOR, TENANT, Address, NetworkPolicy, Policies, literal_address, parse_uri)
 
@@ -94,7 +97,7 @@ class HttpSender:
         policies = Policies.from_config(config)
         self._policies = {name: policies.named(name) for name in (TENANT, OPERATOR)}
         self._resolver = resolver or gevent.socket.getaddrinfo
-        self._pools: dict[tuple[PoolKey, str], ConnectionPool] = {}
+        self._pools: dict[tuple[PoolKey, str, TlsFiles | None], ConnectionPool] = {}
         self._closed = False
 
     def send(self, request: HttpRequest,
@@ -111,16 +114,21 @@ class HttpSender:
                             % (request.network_policy,))
         if self._closed:
             return _outcome(started, None, CONNECTION_ERROR, error="sender closed")
-        deadline = gevent.Timeout(self._config.timeout_seconds)
+        timeout = request.timeout_seconds or self._config.timeout_seconds
+        deadline = gevent.Timeout(timeout)
         deadline.start()
         try:
-            pool = self._pool(target.key, request.network_policy)
+            try:
+                pool = self._pool(target.key, request.network_policy, request.tls)
+            except (OSError, ValueError) as exc:    # the hook's TLS files (SSLError too)
+                return _outcome(started, None, INVALID_REQUEST, error=(
+                    "the hook's TLS files cannot be used: %s" % _describe(exc)))
             return _exchange(pool, head + request.body, request.method, started)
         except gevent.Timeout as exc:
             if exc is not deadline:
                 raise
             return _outcome(started, None, TIMEOUT, error="no complete response within %gs"
-                            % self._config.timeout_seconds)
+                            % timeout)
         finally:
             deadline.close()
 
@@ -130,25 +138,40 @@ class HttpSender:
         for pool in pools:
             pool.close()
 
-    def _pool(self, key: PoolKey, policy: str) -> ConnectionPool:
-        pool = self._pools.get((key, policy))
+    def _pool(self, key: PoolKey, policy: str, tls: TlsFiles | None) -> ConnectionPool:
+        # per TLS identity too: one hook's connection never carries another's client cert
+        pool_key = (key, policy, tls if key[0] == "https" else None)
+        pool = self._pools.get(pool_key)
         if pool is None:
-            pool = self._pools[(key, policy)] = self._new_pool(key, self._policies[policy])
+            pool = self._pools[pool_key] = self._new_pool(key, self._policies[policy], tls)
         return pool
 
-    def _new_pool(self, key: PoolKey, policy: NetworkPolicy) -> ConnectionPool:
+    def _new_pool(self, key: PoolKey, policy: NetworkPolicy,
+                  tls: TlsFiles | None) -> ConnectionPool:
         scheme, host, port = key
-        options: _PoolOptions
-        options = dict(size=self._per_host, connection_timeout=self._config.connect_timeout_seconds,
-                       network_timeout=self._config.timeout_seconds)
+        # the socket timeout must not cut a hook's longer timeout_seconds short:
+        # the gevent.Timeout in send() bounds every attempt
+        network_timeout = max(self._config.timeout_seconds, TIMEOUT_RANGE[1])
+        options: _PoolOptions = dict(
+            size=self._per_host, connection_timeout=self._config.connect_timeout_seconds,
+            network_timeout=network_timeout)
         pool: _TlsPool | _PlainPool
         if scheme == "https":
-            ssl_options = {"ca_certs": self._ca_file} if self._ca_file else None
-            pool = _TlsPool(host, port, host, port, ssl_options=ssl_options, **options)
+            pool = _TlsPool(host, port, host, port, ssl_options=self._ssl_options(tls),
+                            **options)
         else:
             pool = _PlainPool(host, port, host, port, **options)
         pool.network_policy, pool.resolver = policy, self._resolver
         return pool
+
+    def _ssl_options(self, tls: TlsFiles | None) -> dict | None:
+        """A hook's CA bundle replaces the default trust; its client certificate is
+        presented to receivers that ask (mTLS)."""
+        ca_file = (tls.ca_file if tls else None) or self._ca_file
+        options: dict = {"ca_certs": ca_file} if ca_file else {}
+        if tls is not None and tls.cert_file:
+            options.update(certfile=tls.cert_file, keyfile=tls.key_file)
+        return options or None
 
 
 class Refused(Exception):
@@ -333,7 +356,7 @@ def _parse_target(url: str) -> Target:
     try:
         parts = parse_uri(url)
     except ValueError as exc:
-        raise ValueError("uri %r: %s" % (url, exc)) from None
+        raise ValueError("uri %r: %s" % (masked_uri(url), exc)) from None
     scheme, host, port, path = parts.scheme, parts.host, parts.port, parts.path
     if not _REQUEST_TARGET.fullmatch(path) or path.startswith("//"):
         raise ValueError("uri %r: the path cannot be sent as a request target" % url)

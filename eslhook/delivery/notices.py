@@ -6,7 +6,7 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final, Iterable, Mapping
 
-from eslhook.hooks.model import Hook
+from eslhook.hooks.model import Hook, masked_uri
 from eslhook.mapping import GREGORIAN_UNIX_OFFSET_SECONDS
 from eslhook.payload import DisabledNotice
 
@@ -22,13 +22,13 @@ def disabled_notice(hook: Hook, reason: str, now: float) -> DisabledNotice:
     return {"hook_event": DISABLED_EVENT, "account_id": hook.account_id,
             "event_id": "webhook_disabled-%s" % uuid.uuid4().hex,
             "timestamp": int(now) + GREGORIAN_UNIX_OFFSET_SECONDS, "hook_id": hook.id,
-            "hook_name": hook.name, "hook_uri": hook.uri, "disable_reason": reason}
+            "hook_name": hook.name, "hook_uri": masked_uri(hook.uri), "disable_reason": reason}
 
 
 def notice_targets(hooks: Iterable[Hook], disabled: Hook) -> list[Hook]:
     """The account's other enabled hooks of type webhook_disabled or all."""
     return [h for h in hooks if h.account_id == disabled.account_id and h.id != disabled.id
-            and h.enabled and h.hook in (DISABLED_EVENT, "all")]
+            and h.enabled and DISABLED_EVENT in h.events]
 
 
 def disable_change(hook_id: str, reason: str) -> Change[Hook | None]:

@@ -5,31 +5,92 @@ Encoding follows Kazoo's webhooks (``webhooks_util:do_fire`` and
 the payload; ``get`` sends the payload as a query string, ``post``/``put`` send
 it url-encoded (``form-data``) or as JSON.  Nested objects become
 ``key[sub]=v``, lists ``key[]=v``, booleans ``true``/``false``.
+
+What the hook adds to every request (``HookParts``, worked out once per hook
+object, not per delivery): a userinfo in its uri becomes ``Authorization: Basic``
+(percent-decoded, as HTTP clients do) and leaves the url; its
+``custom_request_headers`` follow eslhook's own headers (they cannot name those:
+``hooks.model.RESERVED_HEADERS``); its timeout and TLS files travel with the
+request to the sender.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
-from urllib.parse import quote_plus, urlsplit, urlunsplit
+from urllib.parse import quote_plus, unquote_to_bytes, urlsplit, urlunsplit
 
 import orjson
 
 from eslhook.hooks.model import Hook
-from eslhook.netpolicy import OPERATOR
+from eslhook.netpolicy import OPERATOR, parse_uri
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"
+
+
+PARTS_CACHE_SIZE = 4096            # hooks whose HookParts are remembered
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A hook's own TLS trust and client identity (PEM file paths); pools are per value."""
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
 
 
 @dataclass(frozen=True)
 class HttpRequest:
     method: str                       # "GET" | "POST" | "PUT"
     url: str
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] = field(repr=False)    # may hold credentials
     body: bytes = b""
     network_policy: str = OPERATOR    # where it may connect (eslhook/netpolicy.py)
+    timeout_seconds: float | None = None   # None: the delivery config's
+    tls: TlsFiles | None = None
+
+
+@dataclass(frozen=True)
+class HookParts:
+    """What a hook contributes to each of its requests."""
+    url: str                              # the uri without its userinfo
+    headers: tuple[tuple[str, str], ...]  # Authorization from the userinfo, custom headers
+    tls: TlsFiles | None
+
+
+_parts: dict[int, tuple[Hook, HookParts]] = {}
+
+
+def hook_parts(hook: Hook) -> HookParts:
+    """``HookParts`` of ``hook``, remembered per hook object (a hook edit makes a new
+    object)."""
+    entry = _parts.get(id(hook))
+    if entry is not None and entry[0] is hook:
+        return entry[1]
+    parts = _hook_parts(hook)
+    if len(_parts) >= PARTS_CACHE_SIZE:
+        _parts.clear()
+    _parts[id(hook)] = (hook, parts)
+    return parts
+
+
+def _hook_parts(hook: Hook) -> HookParts:
+    try:
+        uri = parse_uri(hook.uri)
+    except ValueError:      # the sender says what is wrong with it (an invalid request)
+        return HookParts(hook.uri, tuple(hook.custom_request_headers.items()), None)
+    headers = []
+    if uri.username is not None:
+        credentials = unquote_to_bytes(uri.username) + b":" + unquote_to_bytes(uri.password or "")
+        headers.append(("Authorization", "Basic " + base64.b64encode(credentials).decode("ascii")))
+    headers += hook.custom_request_headers.items()
+    tls = None
+    if hook.tls_ca_file or hook.tls_client_cert_file:
+        tls = TlsFiles(hook.tls_ca_file, hook.tls_client_cert_file, hook.tls_client_key_file)
+    return HookParts(uri.without_userinfo(), tuple(headers), tls)
 
 
 def merge_custom_data(hook: Hook, payload: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -49,6 +110,7 @@ def build_request(hook: Hook, payload: Mapping[str, Any], *, user_agent: str) ->
     verb/format is unknown or the payload holds a value that cannot be encoded.
     """
     data = merge_custom_data(hook, payload)
+    parts = hook_parts(hook)
     headers = {
         "X-Hook-ID": _header_value("hook id", hook.id),
         "X-Account-ID": _header_value("payload account_id",
@@ -57,8 +119,10 @@ def build_request(hook: Hook, payload: Mapping[str, Any], *, user_agent: str) ->
     }
     verb = hook.http_verb
     if verb == "get":
-        return HttpRequest("GET", append_query(hook.uri, encode_form(data)), headers,
-                           network_policy=hook.network_policy)
+        headers.update(parts.headers)
+        return HttpRequest("GET", append_query(parts.url, encode_form(data)), headers,
+                           network_policy=hook.network_policy,
+                           timeout_seconds=hook.timeout_seconds, tls=parts.tls)
     if verb not in ("post", "put"):
         raise ValueError("hook %s: http_verb: unknown verb %r" % (hook.id, verb))
     if hook.format == "form-data":
@@ -69,7 +133,9 @@ def build_request(hook: Hook, payload: Mapping[str, Any], *, user_agent: str) ->
         headers["Content-Type"] = JSON_CONTENT_TYPE
     else:
         raise ValueError("hook %s: format: unknown body format %r" % (hook.id, hook.format))
-    return HttpRequest(verb.upper(), hook.uri, headers, body, hook.network_policy)
+    headers.update(parts.headers)
+    return HttpRequest(verb.upper(), parts.url, headers, body, hook.network_policy,
+                       hook.timeout_seconds, parts.tls)
 
 
 def _header_value(what: str, value: str) -> str:

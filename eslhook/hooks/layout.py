@@ -37,7 +37,8 @@ REQUIRED_FIELDS = ("id", "account_id", "name", "uri", "hook")
 FIELD_ORDER = tuple(f.name for f in fields(Hook))
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Hook)
                              if f.name not in REQUIRED_FIELDS}
-_DEFAULTS["custom_data"] = {}
+_DEFAULTS["custom_data"] = _DEFAULTS["custom_request_headers"] = {}
+_MAPPINGS = ("custom_data", "custom_request_headers")
 KEY_LINE = "webhooks:\n"
 EMPTY_LINE = "webhooks: []\n"
 _DASH = re.compile(r" *- +")
@@ -192,7 +193,9 @@ def stored_fields(hook: Hook) -> dict[str, Any]:
 
 def _value(hook: Hook, name: str) -> Any:
     value = getattr(hook, name)
-    return dict(value) if name == "custom_data" else value
+    if name in _MAPPINGS:
+        return dict(value)
+    return list(value) if isinstance(value, tuple) else value    # hook: [a, b]
 
 
 def new_entry(hook: Hook, dash: int = 2, key: int = 4,
@@ -239,9 +242,9 @@ def apply_changes(entry: CommentedMap, old: Hook, new: Hook) -> None:
         before, after = _value(old, name), _value(new, name)
         if before == after:
             continue
-        if after is None or (name == "custom_data" and not after):
+        if after is None or (name in _MAPPINGS and not after):
             entry.pop(name, None)
-        elif name == "custom_data" and isinstance(entry.get(name), CommentedMap):
+        elif name in _MAPPINGS and isinstance(entry.get(name), CommentedMap):
             _edit_mapping(entry[name], after)
         elif name in entry:
             entry[name] = _scalar(after)
@@ -269,6 +272,8 @@ def _scalar(value: Any) -> Any:
     """Quote a string YAML 1.1 (PyYAML) would read as a bool, number or date."""
     if isinstance(value, dict):
         return {_scalar(k): _scalar(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scalar(v) for v in value]
     if isinstance(value, str) and \
             _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG:
         return SingleQuotedScalarString(value)

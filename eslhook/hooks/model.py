@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .. import events
-from ..netpolicy import OPERATOR, TENANT
+from ..netpolicy import OPERATOR, TENANT, parse_uri
 
 # All three from the registry (eslhook/events.py): the call events, the
 # announcements eslhook makes itself (a webhook_disabled hook, or an "all" one,
@@ -30,7 +30,7 @@ class Hook:
     account_id: str
     name: str
     uri: str
-    hook: str                    # one of HOOK_EVENTS or "all"
+    hook: str | tuple[str, ...]  # one of HOOK_TYPES, or several of HOOK_EVENTS/NOTICE_EVENTS
     http_verb: str = "post"
     format: str = "form-data"
     retries: int = 2             # retries after the first try, 0..10
@@ -38,6 +38,15 @@ class Hook:
     include_subaccounts: bool = False
     include_internal_legs: bool = True
     custom_data: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # -- how requests reach the receiver (README "Hook reference"; delivery/request.py) --
+    # Sent with every request; the values are write-only through the API (repr=False).
+    custom_request_headers: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False)
+    timeout_seconds: float | None = None     # per attempt, 1..60; None: delivery's
+    # PEM files on the eslhook machine: only hooks.yaml or an admin token may set them
+    tls_ca_file: str | None = None           # trust only this CA bundle for the receiver
+    tls_client_cert_file: str | None = None  # client certificate chain (mTLS)
+    tls_client_key_file: str | None = None   # its key, unless the cert file holds it
     disable_reason: str | None = None
     # Standard Webhooks signing key, "whsec_" + base64; never logged (repr=False).
     secret: str | None = field(default=None, repr=False)
@@ -57,8 +66,12 @@ class Hook:
     def __post_init__(self):
         # the schema (schemas/webhook.schema.json) gives the friendly errors;
         # this only keeps a hook built in code from being nonsense
+        given: object = self.hook           # typed str | tuple, but a file or the API
+        if isinstance(given, list):         # gives a list
+            object.__setattr__(self, "hook", tuple(given))
         for name, ok, allowed in (
-                ("hook", self.hook in HOOK_TYPES, ", ".join(HOOK_TYPES)),
+                ("hook", hook_value_ok(self.hook), "%s, or a list of several of them but "
+                 "all" % ", ".join(HOOK_TYPES)),
                 ("http_verb", self.http_verb in HTTP_VERBS, ", ".join(HTTP_VERBS)),
                 ("format", self.format in BODY_FORMATS, ", ".join(BODY_FORMATS)),
                 ("retries", type(self.retries) is int and 0 <= self.retries <= 10, "0..10"),
@@ -74,8 +87,16 @@ class Hook:
                 and parse_utc(self.previous_secret_expires) is None:
             raise ValueError("Hook.previous_secret_expires: must be an ISO 8601 time with "
                              "its zone (got %r)" % (self.previous_secret_expires,))
-        if not isinstance(self.custom_data, MappingProxyType):  # keep it read-only
-            object.__setattr__(self, "custom_data", MappingProxyType(dict(self.custom_data)))
+        for name in ("custom_data", "custom_request_headers"):   # keep them read-only
+            if not isinstance(getattr(self, name), MappingProxyType):
+                object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        for name, problem in receiver_problems(self):
+            raise ValueError("Hook.%s: %s" % (name, problem))
+
+    def __repr__(self) -> str:   # the uri's password is never shown
+        return "Hook(%s)" % ", ".join(
+            "%s=%r" % (f.name, masked_uri(self.uri) if f.name == "uri" else getattr(self, f.name))
+            for f in fields(self) if f.repr)
 
     @property
     def network_policy(self) -> str:
@@ -84,6 +105,8 @@ class Hook:
 
     @property
     def events(self) -> tuple[str, ...]:
+        if isinstance(self.hook, tuple):
+            return self.hook
         return HOOK_EVENTS + NOTICE_EVENTS if self.hook == events.ALL else (self.hook,)
 
     @classmethod
@@ -104,9 +127,11 @@ class Hook:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "custom_data":
+            if f.name in _MAPPING_FIELDS:
                 if value:
                     out[f.name] = dict(value)
+            elif isinstance(value, tuple):
+                out[f.name] = list(value)
             elif not (f.name in _OMIT_WHEN_NONE and value is None):
                 out[f.name] = value
         return out
@@ -126,7 +151,10 @@ def network_policy_of(written_by: str | None) -> str:
 
 SECRET_FIELDS = ("secret", "previous_secret")
 _OMIT_WHEN_NONE = frozenset({"disable_reason", "secret", "previous_secret",
-                             "previous_secret_expires", "written_by", "ui_metadata", "group"})
+                             "previous_secret_expires", "written_by", "ui_metadata", "group",
+                             "timeout_seconds", "tls_ca_file", "tls_client_cert_file",
+                             "tls_client_key_file"})
+_MAPPING_FIELDS = ("custom_data", "custom_request_headers")
 SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24
 
@@ -154,3 +182,90 @@ def secret_problem(secret: str | None) -> str | None:
     if len(key) < MIN_SECRET_BYTES:
         return "must decode to at least %d bytes (got %d)" % (MIN_SECRET_BYTES, len(key))
     return None
+
+
+def hook_value_ok(value: Any) -> bool:
+    """``hook``: one hook type (or ``all``), or a list of distinct event names."""
+    if isinstance(value, str):
+        return value in HOOK_TYPES
+    return (isinstance(value, tuple) and len(value) > 0 and len(set(value)) == len(value)
+            and all(isinstance(name, str) and name in HOOK_TYPES and name != events.ALL
+                    for name in value))
+
+
+# -- what a hook adds to its requests: headers, userinfo, timeout, TLS files --------
+
+# Header names eslhook writes itself or that frame the message: a hook cannot set them
+# (lower case).  Authorization and anything else a receiver asks for are the hook's.
+RESERVED_HEADERS = frozenset({
+    "host", "content-length", "content-type", "transfer-encoding", "connection",
+    "keep-alive", "te", "trailer", "upgrade", "expect", "proxy-connection", "user-agent",
+    "x-hook-id", "x-account-id", "webhook-id", "webhook-timestamp", "webhook-signature"})
+MAX_CUSTOM_HEADERS = 32
+MAX_HEADER_VALUE_CHARS = 4096
+TIMEOUT_RANGE = (1, 60)
+TLS_FILE_FIELDS = ("tls_ca_file", "tls_client_cert_file", "tls_client_key_file")
+MASK = "********"          # what the API shows for a write-only value
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def header_problem(name: Any, value: Any) -> str | None:
+    """What is wrong with one custom request header (the value is never quoted)."""
+    if not isinstance(name, str) or not name or not set(name) <= _TOKEN_CHARS:
+        return "header name %r: must be an HTTP token (letters, digits, -, ...)" % (name,)
+    if name.lower() in RESERVED_HEADERS:
+        return "header %s: eslhook sets it itself; a hook cannot" % name
+    if not isinstance(value, str) or len(value) > MAX_HEADER_VALUE_CHARS:
+        return "header %s: the value must be a string of at most %d characters" % (
+            name, MAX_HEADER_VALUE_CHARS)
+    if not all(char == "\t" or " " <= char <= "~" for char in value):
+        return "header %s: the value must be printable ASCII (no CR, LF, NUL)" % name
+    return None
+
+
+def receiver_problems(hook: Hook) -> list[tuple[str, str]]:
+    """(field, problem) for the fields of ``hook`` that decide how requests reach the
+    receiver; [] when they are usable.  Shared by Hook, hooks.yaml and the API."""
+    problems = []
+    headers = hook.custom_request_headers
+    if len(headers) > MAX_CUSTOM_HEADERS:
+        problems.append(("custom_request_headers", "at most %d headers" % MAX_CUSTOM_HEADERS))
+    found = [header_problem(name, value) for name, value in headers.items()]
+    problems += [("custom_request_headers", p) for p in found if p]
+    lower = [str(name).lower() for name in headers]
+    if len(set(lower)) != len(lower):
+        problems.append(("custom_request_headers", "a header named twice (names are "
+                         "case-insensitive)"))
+    if "authorization" in lower and uri_has_userinfo(hook.uri):
+        problems.append(("custom_request_headers", "an Authorization header and user:password@ "
+                         "in the uri: give one (the uri's makes Basic auth)"))
+    timeout = hook.timeout_seconds
+    low, high = TIMEOUT_RANGE
+    if timeout is not None and (type(timeout) not in (int, float) or not low <= timeout <= high):
+        problems.append(("timeout_seconds", "must be a number %d..%d" % TIMEOUT_RANGE))
+    for name in TLS_FILE_FIELDS:
+        path = getattr(hook, name)
+        if path is not None and not (isinstance(path, str) and path.startswith("/")):
+            problems.append((name, "must be an absolute file path"))
+    if hook.tls_client_key_file and not hook.tls_client_cert_file:
+        problems.append(("tls_client_key_file", "needs tls_client_cert_file"))
+    return problems
+
+
+def uri_has_userinfo(uri: str) -> bool:
+    try:
+        return parse_uri(uri).username is not None
+    except ValueError:
+        return False
+
+
+def masked_uri(uri: str) -> str:
+    """``uri`` with the password of its userinfo shown as MASK (``http://u:********@h/``)."""
+    try:
+        parts = parse_uri(uri)
+    except ValueError:
+        return uri if "@" not in uri else "(a uri that cannot be shown)"
+    if parts.password is None:
+        return uri
+    return parts.with_password(MASK)

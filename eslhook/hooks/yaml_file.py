@@ -105,10 +105,27 @@ def hooks_problems(data: dict, accounts: "AccountDirectory") -> Problems:
         problem = _uri_problem_past_schema(item.get("uri"))
         if problem:
             yield ("webhooks", index, "uri"), problem
+        yield from (((("webhooks", index, name), problem))
+                    for name, problem in _receiver_problems_past_schema(item))
         account_id = item.get("account_id")
         if isinstance(account_id, str) and account_id not in accounts:
             yield ("webhooks", index, "account_id"), "unknown account %r%s" % (
                 account_id, known_accounts(accounts.accounts))
+
+
+def _receiver_problems_past_schema(item: dict) -> list[tuple[str, str]]:
+    """What ``model.receiver_problems`` finds that the schema cannot (a reserved or
+    twice-named header, an Authorization beside a userinfo, a key without its cert)."""
+    try:
+        Hook.from_dict(item)
+    except (TypeError, ValueError) as exc:
+        match = re.fullmatch(r"Hook\.(\w+): (.*)", str(exc), re.S)
+        if match and match.group(1) in _PAST_SCHEMA_FIELDS:
+            return [(match.group(1), match.group(2))]
+    return []
+
+
+_PAST_SCHEMA_FIELDS = ("custom_request_headers", "tls_client_key_file")
 
 
 def _uri_problem_past_schema(uri) -> str | None:
