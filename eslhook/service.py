@@ -123,7 +123,8 @@ class Bridge:
 
     def map_event(self, event: Mapping[str, str], switch: str) -> dict | None:
         return channel_payload(event, switch=switch, accounts=self.accounts,
-                               channel_variables=self.channel_variables)
+                               channel_variables=self.channel_variables,
+                               settings=self.config.payload)
 
     def dispatch(self, payload: dict, core_uuid: str | None) -> None:
         """Record, match and submit one payload (real, or synthesised by reconciliation)."""

@@ -109,6 +109,15 @@ def api_problems(api: dict) -> Problems:
     yield from _tokens("admin_tokens", api.get("admin_tokens"))
 
 
+def payload_problems(payload: dict) -> Problems:
+    pattern = payload.get("emergency_numbers")
+    if isinstance(pattern, str):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            yield ("emergency_numbers",), "not a regular expression: %s" % exc
+
+
 def account_problems(account: dict) -> Problems:
     yield from _tokens("auth_tokens", account.get("auth_tokens"))
 
@@ -135,6 +144,7 @@ def config_problems(data: dict) -> Problems:
             "api.blocked_networks is the old name of delivery.blocked_networks (which now "
             "also applies when delivering); keep only delivery.blocked_networks")
     yield from _under(("delivery",), delivery_problems(delivery))
+    yield from _under(("payload",), payload_problems(_mapping(data, "payload")))
     for index, account in items(data, "accounts"):
         yield from _under(("accounts", index), account_problems(account))
 

@@ -1,0 +1,144 @@
+"""The payload keys Kazoo integrations read beyond the call's identity (pure, no I/O).
+
+``mapping.channel_payload`` builds a payload's core (who, where, when, how it
+ended); the keys here come each from named FreeSWITCH channel variables, most of
+them the ones Kazoo's own ecallmgr sets (``ecallmgr_*``), with what FreeSWITCH
+itself says when no ecallmgr ran:
+
+- ``custom_application_vars``: the ``cav_*`` variables, prefix stripped
+  (mod_kazoo's ``Custom-Application-Vars.xml``).
+- ``custom_channel_vars``: the ``ecallmgr_*`` variables, prefix stripped (as
+  Kazoo's Custom-Channel-Vars), plus the variables matching the configured
+  globs under their own names.
+- ``authorizing_id`` / ``authorizing_type``: ``ecallmgr_Authorizing-ID`` /
+  ``-Type`` when set; else a digest-authenticated leg is ``device``
+  ``<sip_auth_username>@<sip_auth_realm>``; else a gateway leg
+  (``sip_gateway_name``) is ``resource`` with the gateway's name.
+- ``owner_id``: the directory variable ``owner_id``, else ``ecallmgr_Owner-ID``.
+- ``local_resource_id`` / ``local_resource_used``, on legs through a resource
+  only (``sip_gateway_name``, else ``ecallmgr_Resource-ID``): the resource, and
+  false when ``ecallmgr_Global-Resource`` says it was a global one.
+- ``call_forwarded`` (always): a Diversion or History-Info header came in.
+- ``inception``: ``ecallmgr_Inception``.
+- ``emergency_resource_used`` (always): the configured variable is true, or
+  the destination number matches the configured pattern.
+- ``reseller_id`` (the account tree's) and ``cluster_id`` (config).
+
+Kept apart from ``mapping.py`` so each module fits its job: this one grows
+with every key Kazoo adds, that one holds the per-event dispatch.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+
+from .accounts import AccountDirectory
+from .channelvars import VARIABLE_PREFIX, channel_variable_prefixes, find_channel_variables
+from .config import PayloadConfig
+
+Get = Callable[[str], "str | None"]
+
+TRUE_FLAGS = frozenset(("1", "true", "yes", "on"))
+CAV_PREFIX = "cav_"
+ECALLMGR_PREFIX = "ecallmgr_"
+KAZOO_VARIABLE_GLOBS = (CAV_PREFIX + "*", ECALLMGR_PREFIX + "*")
+FORWARDING_HEADERS = ("variable_sip_h_Diversion", "variable_sip_h_History-Info")
+DEFAULT_SETTINGS = PayloadConfig()
+
+
+def is_true(value: str | None) -> bool:
+    return bool(value) and value.lower() in TRUE_FLAGS   # type: ignore[union-attr]
+
+
+def matching_variables(event: Mapping[str, str], globs: tuple[str, ...]) -> dict[str, str]:
+    """Channel variables (name without ``variable_``) matching any glob, non-empty."""
+    if not globs:
+        return {}
+    # A picked plain event names the candidates without parsing its whole
+    # block (framing.PickedPlainEvent); any other mapping is scanned whole.
+    names_with = getattr(event, "names_with", None)
+    names = event if names_with is None else names_with(channel_variable_prefixes(globs))
+    get = event.get
+    found = {}
+    for name in find_channel_variables(names, globs):
+        value = get(name)
+        if value:
+            found[name[len(VARIABLE_PREFIX):]] = value
+    return found
+
+
+def add_custom_variables(payload: dict, event: Mapping[str, str],
+                         globs: tuple[str, ...]) -> None:
+    """``custom_application_vars`` and ``custom_channel_vars``, when any."""
+    applications: dict[str, str] = {}
+    channels: dict[str, str] = {}
+    for name, value in matching_variables(event, KAZOO_VARIABLE_GLOBS).items():
+        if name.startswith(CAV_PREFIX):
+            applications[name[len(CAV_PREFIX):]] = value
+        else:
+            channels[name[len(ECALLMGR_PREFIX):]] = value
+    channels.update(matching_variables(event, globs))
+    if applications:
+        payload["custom_application_vars"] = applications
+    if channels:
+        payload["custom_channel_vars"] = channels
+
+
+def _authorizing(get: Get) -> tuple[str | None, str | None]:
+    """(type, id) FreeSWITCH itself tells: a digest device, else a gateway."""
+    user, realm = get("variable_sip_auth_username"), get("variable_sip_auth_realm")
+    if user and realm:
+        return "device", "%s@%s" % (user, realm)
+    gateway = get("variable_sip_gateway_name")
+    if gateway:
+        return "resource", gateway
+    return None, None
+
+
+def add_kazoo_keys(payload: dict, get: Get, settings: PayloadConfig,
+                   accounts: AccountDirectory) -> None:
+    """Every key of the module docstring but the custom variables."""
+    kind, ident = get("variable_ecallmgr_Authorizing-Type"), get("variable_ecallmgr_Authorizing-ID")
+    if not (kind and ident):
+        derived_kind, derived_id = _authorizing(get)
+        kind, ident = kind or derived_kind, ident or derived_id
+    if ident:
+        payload["authorizing_id"] = ident
+    if kind:
+        payload["authorizing_type"] = kind
+    owner = get("variable_owner_id") or get("variable_ecallmgr_Owner-ID")
+    if owner:
+        payload["owner_id"] = owner
+    resource = get("variable_sip_gateway_name") or get("variable_ecallmgr_Resource-ID")
+    if resource:
+        is_global = is_true(get("variable_ecallmgr_Global-Resource"))
+        if not is_global:
+            payload["local_resource_id"] = resource
+        payload["local_resource_used"] = not is_global
+    payload["call_forwarded"] = any(get(name) for name in FORWARDING_HEADERS)
+    inception = get("variable_ecallmgr_Inception")
+    if inception:
+        payload["inception"] = inception
+    payload["emergency_resource_used"] = _is_emergency(get, settings)
+    account_id = payload.get("account_id")
+    reseller = accounts.reseller_of(account_id) if account_id else None
+    if reseller:
+        payload["reseller_id"] = reseller
+    if settings.cluster_id:
+        payload["cluster_id"] = settings.cluster_id
+
+
+def _is_emergency(get: Get, settings: PayloadConfig) -> bool:
+    if is_true(get(VARIABLE_PREFIX + settings.emergency_variable)):
+        return True
+    if settings.emergency_numbers is None:
+        return False
+    number = get("Caller-Destination-Number")
+    return bool(number) and _pattern(settings.emergency_numbers)(number) is not None
+
+
+@functools.lru_cache(maxsize=16)
+def _pattern(pattern: str) -> Callable[[str], "re.Match[str] | None"]:
+    return re.compile(pattern).fullmatch
