@@ -152,8 +152,8 @@ def test_hook_types_and_samples_need_no_token(api):
     assert [t["id"] for t in types] == kinds
     assert all(t["name"] == t["id"] and t["description"] for t in types)
     ids = assert_success(api.call("GET", "/v1/webhooks/samples", token=None), token=None)["data"]
-    assert ids == ["webhooks_channel_answer", "webhooks_channel_create",
-                   "webhooks_channel_destroy"]
+    assert ids == ["webhooks_channel_answer", "webhooks_channel_bridge",
+                   "webhooks_channel_create", "webhooks_channel_destroy"]
     expected = sample_payloads(bundled_capture())
     for sample_id in ids:
         got = api.call("GET", "/v2/webhooks/samples/" + sample_id, token=None)
@@ -212,7 +212,7 @@ VALIDATION_CASES = [
      {"message": "Value must be at least 0", "target": 0, "value": -1}),
     ("retries a string", {**NEW_HOOK, "retries": "3"}, "retries", "type",
      {"message": "Value did not match type(s): integer", "target": "integer", "value": "3"}),
-    ("unknown hook", {**NEW_HOOK, "hook": "channel_bridge"}, "hook", "enum", None),
+    ("unknown hook", {**NEW_HOOK, "hook": "channel_park"}, "hook", "enum", None),
     ("unknown verb", {**NEW_HOOK, "http_verb": "delete"}, "http_verb", "enum", None),
     ("ftp uri", {**NEW_HOOK, "uri": "ftp://127.0.0.1/x"}, "uri", "pattern", None),
     ("empty name", {**NEW_HOOK, "name": ""}, "name", "minLength",

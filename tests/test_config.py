@@ -373,7 +373,8 @@ BAD_HOOKS = [
     ("missing account", hook_yaml(account_id=None), "webhooks[0].account_id", 2,
      "required key is missing"),
     ("unknown event", hook_yaml(hook="channel_hangup"), "webhooks[0].hook", 6,
-     "must be one of: channel_create, channel_answer, channel_destroy, webhook_disabled, all"),
+     "must be one of: channel_create, channel_answer, channel_bridge, channel_destroy, "
+     "webhook_disabled, all"),
     ("bad verb", hook_yaml(http_verb="delete"), "webhooks[0].http_verb", 7,
      "must be one of: get, post, put"),
     ("bad format", hook_yaml(format="xml"), "webhooks[0].format", 7,
