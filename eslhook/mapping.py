@@ -11,9 +11,15 @@ The keys Kazoo integrations read beyond these are in ``mapping_keys.py``.
 
 ``from`` and ``to`` are the leg's own and stable over its webhooks: on an
 outbound leg FreeSWITCH sets ``sip_from_uri`` / ``sip_to_uri`` only once
-answered, and ``presence_id`` there names the callee, so that leg's ``from``
-is its caller's number at ``sip_from_host`` (both set from CHANNEL_CREATE on)
-and its ``to`` its request URI; URI parameters (``;line=...``) are cut.
+answered (a gateway's From user is its username), and ``presence_id`` there
+names the callee, so that leg's ``from`` is its caller's number at
+``sip_from_host`` (port cut: a gateway leg's changes) and its ``to`` its
+request URI, all set from CHANNEL_CREATE on; URI parameters (``;line=...``)
+are cut.  The caller's number is one FreeSWITCH does not rewrite: the
+origination / effective variables, else on a bridge's B-leg (it has
+``Other-Type: originator`` from its first event) ``Caller-Caller-ID-Number``,
+set once from the A-leg, else (an originated leg, whose Caller-Caller-ID-*
+a CALL_UPDATE rewrites to the far end) ``Caller-Orig-Caller-ID-Number``.
 
 This runs for every event (thousands per second), so each header is read
 once through ``event.get`` and the whole event is only scanned when
@@ -98,7 +104,10 @@ TO_SOURCES = ("variable_sip_to_uri", "variable_sip_invite_to_uri")   # then requ
 FROM_SOURCES = ("variable_sip_from_uri", "variable_presence_id",
                 "variable_sip_invite_from_uri", "variable_sip_loopback_from_uri")
 # An outbound leg's (module docstring): "<number>@<sip_from_host>", else these.
-OUTBOUND_FROM_NUMBER_SOURCES = ("Caller-Orig-Caller-ID-Number", "Caller-Caller-ID-Number")
+OUTBOUND_FROM_NUMBER_SOURCES = ("variable_origination_caller_id_number",
+                                "variable_effective_caller_id_number")
+B_LEG_FROM_NUMBER_SOURCES = ("Caller-Caller-ID-Number", "Caller-Orig-Caller-ID-Number")
+ORIGINATED_FROM_NUMBER_SOURCES = ("Caller-Orig-Caller-ID-Number", "Caller-Caller-ID-Number")
 OUTBOUND_FROM_SOURCES = ("variable_sip_invite_from_uri", "variable_sip_loopback_from_uri")
 FIRST_PRESENT_SOURCES = (
     ("call_id", ("Unique-ID",)),
@@ -273,10 +282,22 @@ def _without_parameters(uri: str | None) -> str | None:
     return uri[4:] if uri.startswith("sip:") else uri
 
 
+def _without_port(host: str | None) -> str | None:
+    if host and host.rpartition(":")[2].isdigit() and (host.count(":") == 1 or "]:" in host):
+        return host.rpartition(":")[0]
+    return host
+
+
+def _outbound_caller_number(get) -> str | None:
+    return (_first(get, OUTBOUND_FROM_NUMBER_SOURCES)
+            or _first(get, B_LEG_FROM_NUMBER_SOURCES if get("Other-Type") == "originator"
+                      else ORIGINATED_FROM_NUMBER_SOURCES))
+
+
 def _add_from_to(payload: dict, get, request: str | None) -> None:
     """The leg's ``from`` and ``to`` (module docstring: outbound legs)."""
     if get("Call-Direction") == "outbound":
-        number, host = _first(get, OUTBOUND_FROM_NUMBER_SOURCES), get("variable_sip_from_host")
+        number, host = _outbound_caller_number(get), _without_port(get("variable_sip_from_host"))
         from_uri = ("%s@%s" % (number, host) if number and host
                     else _first(get, OUTBOUND_FROM_SOURCES))
         to_uri = request
