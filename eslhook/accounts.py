@@ -20,7 +20,7 @@ class AccountDirectory:
         self.accounts = {a.id: a for a in accounts}
         self.account_variable = account_variable
         self.default_account_id = default_account_id
-        self.by_realm = {}
+        self.by_realm: dict[str, str] = {}
         for account in self.accounts.values():
             for realm in account.realms:
                 self.by_realm.setdefault(realm.lower(), account.id)

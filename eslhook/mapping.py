@@ -41,7 +41,8 @@ from .accounts import AccountDirectory
 from .channelvars import VARIABLE_PREFIX
 from .config import PayloadConfig
 from .events import HOOK_EVENT_BY_EVENT_NAME  # the dispatch, from the registry
-from .mapping_keys import DEFAULT_SETTINGS, add_custom_variables, add_kazoo_keys, is_true
+from .mapping_keys import (DEFAULT_SETTINGS, add_custom_variables, add_kazoo_keys, is_true,
+                           kazoo_variables)
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ BILLING_MILLISECONDS = "variable_billmsec"
 BILLING_SECONDS = "variable_billsec"
 
 ECALLMGR_ACCOUNT_VARIABLE = "variable_ecallmgr_Account-ID"
+NO_VARIABLES: tuple[dict[str, str], dict[str, str]] = ({}, {})   # never written to
 REALM_SOURCES = ("variable_domain_name", "variable_sip_req_host",
                  "variable_sip_to_host", "variable_sip_from_host")
 
@@ -296,7 +298,7 @@ def _outbound_caller_number(get) -> str | None:
 
 def _add_from_to(payload: dict, get, request: str | None) -> None:
     """The leg's ``from`` and ``to`` (module docstring: outbound legs)."""
-    if get("Call-Direction") == "outbound":
+    if payload.get("call_direction") == "outbound":   # Call-Direction, read once
         number, host = _outbound_caller_number(get), _without_port(get("variable_sip_from_host"))
         from_uri = ("%s@%s" % (number, host) if number and host
                     else _first(get, OUTBOUND_FROM_SOURCES))
@@ -321,7 +323,7 @@ def channel_payload(event: Mapping[str, str], *, switch: str,
     ``settings.channel_variables``); ``settings``: the config's ``payload``.
     """
     get = event.get
-    hook_event = HOOK_EVENT_BY_EVENT_NAME.get(get("Event-Name"))
+    hook_event = HOOK_EVENT_BY_EVENT_NAME.get(get("Event-Name") or "")
     if hook_event is None:
         return None
     payload: dict = {"hook_event": hook_event}
@@ -346,7 +348,8 @@ def channel_payload(event: Mapping[str, str], *, switch: str,
                 break
     channel_name = get("Channel-Name") or ""
     payload["is_internal_leg"] = _is_internal_leg(get, channel_name)
-    add_kazoo_keys(payload, get, settings, accounts)
+    applications, ecallmgr = kazoo_variables(event) if settings.kazoo_variables else NO_VARIABLES
+    add_kazoo_keys(payload, get, ecallmgr, settings, accounts)
     if hook_event == "channel_destroy":
         _add_destroy_fields(payload, get, channel_name)
     elif hook_event == "channel_bridge":
@@ -358,5 +361,6 @@ def channel_payload(event: Mapping[str, str], *, switch: str,
     core_uuid, sequence = get("Core-UUID"), get("Event-Sequence")
     if core_uuid and sequence:
         payload["event_id"] = "%s-%s" % (core_uuid, sequence)
-    add_custom_variables(payload, event, channel_variables or settings.channel_variables)
+    add_custom_variables(payload, event, applications, ecallmgr,
+                         channel_variables or settings.channel_variables)
     return payload

@@ -69,59 +69,61 @@ def matching_variables(event: Mapping[str, str], globs: tuple[str, ...]) -> dict
     return found
 
 
-def add_custom_variables(payload: dict, event: Mapping[str, str],
-                         globs: tuple[str, ...]) -> None:
-    """``custom_application_vars`` and ``custom_channel_vars``, when any."""
+def kazoo_variables(event: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(``cav_*``, ``ecallmgr_*``) variables, each without its prefix: one scan
+    for both, and the ``ecallmgr_*`` keys below are read from it (a get of a
+    plain event's header costs as much as a dict entry here)."""
     applications: dict[str, str] = {}
-    channels: dict[str, str] = {}
+    ecallmgr: dict[str, str] = {}
     for name, value in matching_variables(event, KAZOO_VARIABLE_GLOBS).items():
         if name.startswith(CAV_PREFIX):
             applications[name[len(CAV_PREFIX):]] = value
         else:
-            channels[name[len(ECALLMGR_PREFIX):]] = value
-    channels.update(matching_variables(event, globs))
+            ecallmgr[name[len(ECALLMGR_PREFIX):]] = value
+    return applications, ecallmgr
+
+
+def add_custom_variables(payload: dict, event: Mapping[str, str], applications: dict[str, str],
+                         ecallmgr: dict[str, str], globs: tuple[str, ...]) -> None:
+    """``custom_application_vars`` and ``custom_channel_vars``, when any."""
     if applications:
         payload["custom_application_vars"] = applications
+    channels = dict(ecallmgr)
+    channels.update(matching_variables(event, globs))
     if channels:
         payload["custom_channel_vars"] = channels
 
 
-def _authorizing(get: Get) -> tuple[str | None, str | None]:
-    """(type, id) FreeSWITCH itself tells: a digest device, else a gateway."""
-    user, realm = get("variable_sip_auth_username"), get("variable_sip_auth_realm")
-    if user and realm:
-        return "device", "%s@%s" % (user, realm)
-    gateway = get("variable_sip_gateway_name")
-    if gateway:
-        return "resource", gateway
-    return None, None
-
-
-def add_kazoo_keys(payload: dict, get: Get, settings: PayloadConfig,
-                   accounts: AccountDirectory) -> None:
+def add_kazoo_keys(payload: dict, get: Get, ecallmgr: dict[str, str],
+                   settings: PayloadConfig, accounts: AccountDirectory) -> None:
     """Every key of the module docstring but the custom variables."""
-    kind, ident = get("variable_ecallmgr_Authorizing-Type"), get("variable_ecallmgr_Authorizing-ID")
+    kind, ident = ecallmgr.get("Authorizing-Type"), ecallmgr.get("Authorizing-ID")
+    gateway = get("variable_sip_gateway_name")
     if not (kind and ident):
-        derived_kind, derived_id = _authorizing(get)
-        kind, ident = kind or derived_kind, ident or derived_id
+        # what FreeSWITCH itself tells: a digest device, else a gateway
+        user, realm = get("variable_sip_auth_username"), get("variable_sip_auth_realm")
+        if user and realm:
+            kind, ident = kind or "device", ident or "%s@%s" % (user, realm)
+        elif gateway:
+            kind, ident = kind or "resource", ident or gateway
     if ident:
         payload["authorizing_id"] = ident
     if kind:
         payload["authorizing_type"] = kind
-    owner = get("variable_owner_id") or get("variable_ecallmgr_Owner-ID")
+    owner = get("variable_owner_id") or ecallmgr.get("Owner-ID")
     if owner:
         payload["owner_id"] = owner
-    resource = get("variable_sip_gateway_name") or get("variable_ecallmgr_Resource-ID")
+    resource = gateway or ecallmgr.get("Resource-ID")
     if resource:
-        is_global = is_true(get("variable_ecallmgr_Global-Resource"))
+        is_global = is_true(ecallmgr.get("Global-Resource"))
         if not is_global:
             payload["local_resource_id"] = resource
         payload["local_resource_used"] = not is_global
-    payload["call_forwarded"] = any(get(name) for name in FORWARDING_HEADERS)
-    inception = get("variable_ecallmgr_Inception")
+    payload["call_forwarded"] = bool(get(FORWARDING_HEADERS[0]) or get(FORWARDING_HEADERS[1]))
+    inception = ecallmgr.get("Inception")
     if inception:
         payload["inception"] = inception
-    payload["emergency_resource_used"] = _is_emergency(get, settings)
+    payload["emergency_resource_used"] = _is_emergency(get, ecallmgr, settings)
     account_id = payload.get("account_id")
     reseller = accounts.reseller_of(account_id) if account_id else None
     if reseller:
@@ -130,13 +132,16 @@ def add_kazoo_keys(payload: dict, get: Get, settings: PayloadConfig,
         payload["cluster_id"] = settings.cluster_id
 
 
-def _is_emergency(get: Get, settings: PayloadConfig) -> bool:
-    if is_true(get(VARIABLE_PREFIX + settings.emergency_variable)):
+def _is_emergency(get: Get, ecallmgr: dict[str, str], settings: PayloadConfig) -> bool:
+    name = settings.emergency_variable
+    flag = (ecallmgr.get(name[len(ECALLMGR_PREFIX):]) if name.startswith(ECALLMGR_PREFIX)
+            else get(VARIABLE_PREFIX + name))
+    if is_true(flag):
         return True
     if settings.emergency_numbers is None:
         return False
     number = get("Caller-Destination-Number")
-    return bool(number) and _pattern(settings.emergency_numbers)(number) is not None
+    return number is not None and _pattern(settings.emergency_numbers)(number) is not None
 
 
 @functools.lru_cache(maxsize=16)

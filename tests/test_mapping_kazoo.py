@@ -181,3 +181,18 @@ def test_reseller_is_the_nearest_flagged_ancestor_else_the_top_of_the_tree():
     got = mapped(flagged, variable_account_id=leaf)
     assert (got["account_id"], got["reseller_id"]) == (leaf, mid)
     assert "reseller_id" not in mapped()                  # no account, no reseller
+
+
+def test_kazoo_variables_off_sends_only_the_globs_and_what_freeswitch_tells():
+    event = {"Event-Name": "CHANNEL_CREATE", "variable_cav_campaign": "spring",
+             "variable_ecallmgr_Owner-ID": "o2", "variable_my_var": "x",
+             "variable_sip_auth_username": "1010", "variable_sip_auth_realm": "pbx"}
+    on = channel_payload(event, switch="fs1", accounts=NONE, channel_variables=("my_*",))
+    assert on["custom_application_vars"] == {"campaign": "spring"}
+    assert on["custom_channel_vars"] == {"Owner-ID": "o2", "my_var": "x"}
+    assert on["owner_id"] == "o2"
+    off = channel_payload(event, switch="fs1", accounts=NONE, channel_variables=("my_*",),
+                          settings=PayloadConfig(kazoo_variables=False))
+    assert "custom_application_vars" not in off and "owner_id" not in off
+    assert off["custom_channel_vars"] == {"my_var": "x"}
+    assert off["authorizing_id"] == "1010@pbx"

@@ -152,6 +152,9 @@ class DeliveryConfig:
 @dataclass(frozen=True)
 class PayloadConfig:
     channel_variables: tuple[str, ...] = ()   # globs, e.g. "cc_*"
+    # Kazoo's cav_* / ecallmgr_* variables (custom_application_vars, custom_channel_vars
+    # and the keys read from ecallmgr_*); false saves their scan of every event
+    kazoo_variables: bool = True
     # emergency_resource_used: this channel variable is true, or the leg's
     # destination number matches this regular expression (whole number)
     emergency_variable: str = "ecallmgr_Emergency-Resource"
