@@ -171,7 +171,8 @@ def _account_for_host(accounts: AccountDirectory, host: str | None) -> str | Non
     return account_id
 
 
-def resolve_account(event: Mapping[str, str], accounts: AccountDirectory) -> str | None:
+def resolve_account(event: Mapping[str, str], accounts: AccountDirectory,
+                    ecallmgr: Mapping[str, str] | None = None) -> str | None:
     """The account a channel belongs to, or None when unassigned.
 
     First that applies:
@@ -188,8 +189,10 @@ def resolve_account(event: Mapping[str, str], accounts: AccountDirectory) -> str
     owner); the realm and the default still get their chance.
     """
     get = event.get
-    for name in (VARIABLE_PREFIX + accounts.account_variable, ECALLMGR_ACCOUNT_VARIABLE):
-        account_id = get(name)
+    for account_id in (get(VARIABLE_PREFIX + accounts.account_variable),
+                       # ``ecallmgr``: the event's ecallmgr_* variables, already found
+                       get(ECALLMGR_ACCOUNT_VARIABLE) if ecallmgr is None
+                       else ecallmgr.get("Account-ID")):
         if account_id and account_id in accounts:
             return account_id
     for name in REALM_SOURCES:
@@ -333,7 +336,14 @@ def channel_payload(event: Mapping[str, str], *, switch: str,
     timestamp = _gregorian_seconds(get)
     if timestamp is not None:
         payload["timestamp"] = timestamp
-    account_id = resolve_account(event, accounts)
+    # first: a plain event's picker then learns the two prefixes before any
+    # single ecallmgr_ name (resolve_account's), which they already cover
+    if settings.kazoo_variables:
+        applications, ecallmgr = kazoo_variables(event)
+        account_id = resolve_account(event, accounts, ecallmgr)
+    else:
+        applications, ecallmgr = NO_VARIABLES
+        account_id = resolve_account(event, accounts)
     if account_id is not None:
         payload["account_id"] = account_id
     request = _first(get, REQUEST_SOURCES)
@@ -348,7 +358,6 @@ def channel_payload(event: Mapping[str, str], *, switch: str,
                 break
     channel_name = get("Channel-Name") or ""
     payload["is_internal_leg"] = _is_internal_leg(get, channel_name)
-    applications, ecallmgr = kazoo_variables(event) if settings.kazoo_variables else NO_VARIABLES
     add_kazoo_keys(payload, get, ecallmgr, settings, accounts)
     if hook_event == "channel_destroy":
         _add_destroy_fields(payload, get, channel_name)

@@ -16,6 +16,7 @@ import pytest
 from eslhook.accounts import AccountDirectory
 from eslhook.config import AccountConfig, PayloadConfig
 from eslhook.mapping import GREGORIAN_UNIX_OFFSET_SECONDS, channel_payload
+from eslhook.mapping_keys import kazoo_variables
 from eslhook.source.framing import HeaderPicker, parse_event, split_frames
 
 CAPTURES = Path(__file__).resolve().parent / "captures"
@@ -233,3 +234,24 @@ def test_billing_seconds_round_billmsec_up_and_timestamps_round_up(json_legs):
     assert of(json_legs, 1, "A", DESTROY)["billing_seconds"] == 2      # billmsec 2000
     assert of(json_legs, 10, "B", DESTROY)["billing_seconds"] == 1     # billmsec 520
     assert of(json_legs, 3, "A", DESTROY)["billing_seconds"] == 0      # never answered
+
+
+# -- the cav_/ecallmgr_ scan against the obvious loop ---------------------------------
+
+def reference_kazoo_variables(event) -> tuple[dict[str, str], dict[str, str]]:
+    found: tuple[dict[str, str], dict[str, str]] = ({}, {})
+    for name in event:
+        for prefix, into in (("variable_cav_", found[0]), ("variable_ecallmgr_", found[1])):
+            if name.startswith(prefix) and event[name]:
+                into[name[len(prefix):]] = event[name]
+    return found
+
+
+@pytest.mark.parametrize("name", ["json-bridge-calls.esl", "plain-bridge-calls.esl",
+                                  "json-single-calls.esl", "plain-single-calls.esl"])
+def test_kazoo_variables_are_what_the_obvious_loop_finds(name):
+    picker = HeaderPicker()
+    for frame in split_frames((CAPTURES / name).read_bytes()):
+        for event in (parse_event(frame), parse_event(frame, picker)):
+            if event is not None:
+                assert kazoo_variables(event) == reference_kazoo_variables(event)
