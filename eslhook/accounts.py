@@ -28,6 +28,8 @@ class AccountDirectory:
         for account in self.accounts.values():
             if account.parent_id:
                 self._children.setdefault(account.parent_id, []).append(account.id)
+        # worked out once: the mapping asks for every event
+        self._resellers = {a: self._find_reseller(a) for a in self.accounts}
 
     @classmethod
     def from_config(cls, config: Config) -> "AccountDirectory":
@@ -51,6 +53,19 @@ class AccountDirectory:
             parent = self.accounts.get(parent_id)
             parent_id = parent.parent_id if parent else None
         return chain
+
+    def reseller_of(self, account_id: str) -> str | None:
+        """The account's reseller_id: its nearest ancestor flagged ``reseller``,
+        else the top of its tree (Kazoo falls back to the master account)."""
+        return self._resellers.get(account_id)
+
+    def _find_reseller(self, account_id: str) -> str:
+        chain = self.ancestors(account_id)
+        for ancestor in chain:
+            known = self.accounts.get(ancestor)
+            if known is not None and known.reseller:
+                return ancestor
+        return chain[-1] if chain else account_id
 
     def descendants(self, account_id: str) -> list[str]:
         out, stack, seen = [], list(self._children.get(account_id, ())), {account_id}

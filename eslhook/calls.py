@@ -41,7 +41,7 @@ from typing import Protocol
 from gevent.event import Event
 from gevent.pool import Group
 
-from .calls_store import IN_MEMORY_ONLY, KEPT_FIELDS, OpenCall, kept_fields
+from .calls_store import IN_MEMORY_ONLY, KEPT_FIELDS, NOT_OPENING_EVENTS, OpenCall, kept_fields
 from .payload import ChannelPayload
 from .statedir import private_dir
 from .supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor, deadline_of
@@ -128,6 +128,9 @@ class OpenCalls:
                 self._dirty = True
             return
         if call is None:
+            if payload["hook_event"] in NOT_OPENING_EVENTS:
+                payload["sequence"] = 1     # like a destroy never seen open
+                return
             call = calls[call_id] = OpenCall(call_id, switch, core_uuid,
                                              first_seen=self.clock())
         call.epoch = self._epochs.get(switch, 0)

@@ -12,7 +12,8 @@ What every backend promises (the contract suite checks each):
 - ``observe`` runs on the hub for every payload and never blocks.  Each payload
   of a call gets the next ``sequence`` (1, 2, 3...), its destroy too; a destroy
   closes the call, and the call is then remembered as ended for at least
-  ``remember_ended_for`` seconds.
+  ``remember_ended_for`` seconds.  A ``channel_bridge`` of a call not open
+  does not open it (its sequence is 1, like a destroy of a call never seen).
 - ``mark(switch)`` starts a new epoch of the switch; a call carries the epoch of
   its latest event (``OpenCall.epoch``), so reconciliation can tell events before
   a read of the switch's list from those after it.
@@ -45,6 +46,9 @@ KEPT_FIELDS = ("call_direction", "account_id", "request", "to", "from", "call_id
                "callee_id_name", "callee_id_number", "is_internal_leg", "switch",
                "custom_channel_vars")
 IN_MEMORY_ONLY = ("epoch", "first_seen")    # OpenCall's fields no store keeps
+# A bridge is not a new call: one the store does not know stays unknown, so
+# reconciliation announces it from the switch's list (channel_create first).
+NOT_OPENING_EVENTS = frozenset(("channel_bridge",))
 
 
 @dataclass

@@ -54,6 +54,10 @@ EVENTS: tuple[EventEntry, ...] = (
     EventEntry("CHANNEL_ANSWER", "channel_answer", True, "Channel answer",
                "Events for when the channel is answered by the endpoint",
                sample_event_name="CHANNEL_ANSWER"),
+    # Kazoo's channel_bridge; FreeSWITCH sends it for the A-leg only (the leg
+    # running ``bridge``), once per successful bridge
+    EventEntry("CHANNEL_BRIDGE", "channel_bridge", True, "Channel bridge",
+               "Events when channel is bridged", sample_event_name="CHANNEL_BRIDGE"),
     # CHANNEL_HANGUP_COMPLETE, not CHANNEL_DESTROY: only it carries the final
     # variables (billsec, hangup cause, SIP status) the payload reports
     EventEntry("CHANNEL_HANGUP_COMPLETE", "channel_destroy", True, "Channel destroy",

@@ -1,11 +1,25 @@
 """Channel events -> Kazoo-style webhook payloads (pure, no I/O).
 
 ``channel_payload(event, ...)`` turns the headers of one CHANNEL_CREATE,
-CHANNEL_ANSWER or CHANNEL_HANGUP_COMPLETE event (a ``Mapping[str, str]``
-from ``eslhook.source.parsing.parse_event``, plain or json alike) into the
-dict a hook receives.  Every payload key lists its sources in the tables
-below, first present wins; an empty value counts as absent, and a key
-whose sources are all absent is left out of the payload.
+CHANNEL_ANSWER, CHANNEL_BRIDGE or CHANNEL_HANGUP_COMPLETE event (a
+``Mapping[str, str]`` from ``eslhook.source.parsing.parse_event``, plain or
+json alike) into the dict a hook receives.  Every payload key lists its
+sources in the tables below (the orders are mod_kazoo's field definitions,
+then eslhook's fallback), first present wins; an empty value counts as
+absent, and a key whose sources are all absent is left out of the payload.
+The keys Kazoo integrations read beyond these are in ``mapping_keys.py``.
+
+``from`` and ``to`` are the leg's own and stable over its webhooks: on an
+outbound leg FreeSWITCH sets ``sip_from_uri`` / ``sip_to_uri`` only once
+answered (a gateway's From user is its username), and ``presence_id`` there
+names the callee, so that leg's ``from`` is its caller's number at
+``sip_from_host`` (port cut: a gateway leg's changes) and its ``to`` its
+request URI, all set from CHANNEL_CREATE on; URI parameters (``;line=...``)
+are cut.  The caller's number is one FreeSWITCH does not rewrite: the
+origination / effective variables, else on a bridge's B-leg (it has
+``Other-Type: originator`` from its first event) ``Caller-Caller-ID-Number``,
+set once from the A-leg, else (an originated leg, whose Caller-Caller-ID-*
+a CALL_UPDATE rewrites to the far end) ``Caller-Orig-Caller-ID-Number``.
 
 This runs for every event (thousands per second), so each header is read
 once through ``event.get`` and the whole event is only scanned when
@@ -24,11 +38,17 @@ import logging
 from collections.abc import Callable, Mapping
 
 from .accounts import AccountDirectory
-from .channelvars import VARIABLE_PREFIX, channel_variable_prefixes, find_channel_variables
+from .channelvars import VARIABLE_PREFIX
+from .config import PayloadConfig
 from .events import HOOK_EVENT_BY_EVENT_NAME  # the dispatch, from the registry
-from .payload import CallerKey, ChannelPayload, SecondsKey
+from .mapping_keys import (DEFAULT_SETTINGS, add_custom_variables, add_kazoo_keys, is_true,
+                           kazoo_variables)
+from .payload import BridgeKey, CallerKey, ChannelPayload, SecondsKey
 
 logger = logging.getLogger(__name__)
+
+# An event's header lookup (``event.get``), bound once per event.
+HeaderGetter = Callable[[str], str | None]
 
 # Seconds from 0000-01-01 (proleptic gregorian, Erlang's calendar) to 1970.
 GREGORIAN_UNIX_OFFSET_SECONDS = 62_167_219_200
@@ -80,16 +100,21 @@ SIP_STATUS_BY_HANGUP_CAUSE = {
 }
 DEFAULT_REFUSE_SIP_STATUS = 480
 
-# An event's header lookup (``event.get``), bound once per event.
-HeaderGetter = Callable[[str], str | None]
-
 # Payload key -> event headers to try, first non-empty wins.
+REQUEST_SOURCES = ("variable_sip_req_uri", "variable_sip_invite_req_uri",
+                   "variable_sip_loopback_req_uri", "variable_sip_to_uri",
+                   "variable_sip_invite_to_uri",
+                   "Caller-Destination-Number")     # eslhook's: a leg without SIP
+TO_SOURCES = ("variable_sip_to_uri", "variable_sip_invite_to_uri")   # then request's
+FROM_SOURCES = ("variable_sip_from_uri", "variable_presence_id",
+                "variable_sip_invite_from_uri", "variable_sip_loopback_from_uri")
+# An outbound leg's (module docstring): "<number>@<sip_from_host>", else these.
+OUTBOUND_FROM_NUMBER_SOURCES = ("variable_origination_caller_id_number",
+                                "variable_effective_caller_id_number")
+B_LEG_FROM_NUMBER_SOURCES = ("Caller-Caller-ID-Number", "Caller-Orig-Caller-ID-Number")
+ORIGINATED_FROM_NUMBER_SOURCES = ("Caller-Orig-Caller-ID-Number", "Caller-Caller-ID-Number")
+OUTBOUND_FROM_SOURCES = ("variable_sip_invite_from_uri", "variable_sip_loopback_from_uri")
 FIRST_PRESENT_SOURCES: tuple[tuple[CallerKey, tuple[str, ...]], ...] = (
-    ("request", ("variable_sip_req_uri", "variable_sip_loopback_req_uri",
-                 "Caller-Destination-Number")),
-    ("to", ("variable_sip_to_uri", "variable_sip_invite_to_uri")),  # then request
-    ("from", ("variable_sip_from_uri", "variable_presence_id",
-              "variable_sip_invite_from_uri")),
     ("call_id", ("Unique-ID",)),
     ("sip_call_id", ("variable_sip_call_id",)),
     ("other_leg_call_id", ("Other-Leg-Unique-ID", "variable_bridge_uuid",
@@ -102,23 +127,40 @@ FIRST_PRESENT_SOURCES: tuple[tuple[CallerKey, tuple[str, ...]], ...] = (
                           "Caller-Caller-ID-Number")),
     ("callee_id_name", ("variable_origination_callee_id_name",
                         "variable_effective_callee_id_name",
-                        "Caller-Callee-ID-Name")),
+                        "Caller-Callee-ID-Name", "Other-Leg-Caller-ID-Name")),
     ("callee_id_number", ("variable_origination_callee_id_number",
                           "variable_effective_callee_id_number",
-                          "Caller-Callee-ID-Number")),
+                          "Caller-Callee-ID-Number", "Other-Leg-Caller-ID-Number")),
 )
 
-# channel_destroy only: payload key -> integer-valued channel variable.
+# channel_bridge only (Kazoo's webhooks_channel_util): payload key -> sources.
+BRIDGE_SOURCES: tuple[tuple[BridgeKey, tuple[str, ...]], ...] = (
+    ("other_leg_destination_number", ("Other-Leg-Destination-Number",)),
+    ("original_number", ("variable_ecallmgr_Original-Number",
+                         "Caller-RDNIS", "Caller-Destination-Number")),  # then eslhook's
+)
+
+# channel_destroy only: hangup_cause's sources (mod_kazoo's hangup-cause.xml:
+# while ``bridge`` runs, the bridge's cause comes before the leg's own).
+HANGUP_CAUSE_SOURCES_IN_BRIDGE = ("variable_originate_failed_cause",
+                                  "variable_bridge_hangup_cause",
+                                  "variable_hangup_cause", "Hangup-Cause")
+HANGUP_CAUSE_SOURCES = ("variable_originate_failed_cause", "variable_hangup_cause",
+                        "variable_bridge_hangup_cause", "Hangup-Cause")
+# payload key -> integer-valued channel variable.
 DESTROY_SECONDS_SOURCES: tuple[tuple[SecondsKey, str], ...] = (
     ("duration_seconds", "variable_duration"),
-    ("billing_seconds", "variable_billsec"),
     ("ringing_seconds", "variable_progresssec"),
 )
+# billing_seconds: ceil(billmsec / 1000) as mod_kazoo's call-duration.xml;
+# billsec (FreeSWITCH's floor) only when billmsec is missing.
+BILLING_MILLISECONDS = "variable_billmsec"
+BILLING_SECONDS = "variable_billsec"
 
 ECALLMGR_ACCOUNT_VARIABLE = "variable_ecallmgr_Account-ID"
+NO_VARIABLES: tuple[dict[str, str], dict[str, str]] = ({}, {})   # never written to
 REALM_SOURCES = ("variable_domain_name", "variable_sip_req_host",
                  "variable_sip_to_host", "variable_sip_from_host")
-TRUE_FLAGS = frozenset(("1", "true"))
 
 
 def _account_for_host(accounts: AccountDirectory, host: str | None) -> str | None:
@@ -133,7 +175,8 @@ def _account_for_host(accounts: AccountDirectory, host: str | None) -> str | Non
     return account_id
 
 
-def resolve_account(event: Mapping[str, str], accounts: AccountDirectory) -> str | None:
+def resolve_account(event: Mapping[str, str], accounts: AccountDirectory,
+                    ecallmgr: Mapping[str, str] | None = None) -> str | None:
     """The account a channel belongs to, or None when unassigned.
 
     First that applies:
@@ -150,8 +193,10 @@ def resolve_account(event: Mapping[str, str], accounts: AccountDirectory) -> str
     owner); the realm and the default still get their chance.
     """
     get = event.get
-    for name in (VARIABLE_PREFIX + accounts.account_variable, ECALLMGR_ACCOUNT_VARIABLE):
-        account_id = get(name)
+    for account_id in (get(VARIABLE_PREFIX + accounts.account_variable),
+                       # ``ecallmgr``: the event's ecallmgr_* variables, already found
+                       get(ECALLMGR_ACCOUNT_VARIABLE) if ecallmgr is None
+                       else ecallmgr.get("Account-ID")):
         if account_id and account_id in accounts:
             return account_id
     for name in REALM_SOURCES:
@@ -159,25 +204,6 @@ def resolve_account(event: Mapping[str, str], accounts: AccountDirectory) -> str
         if account_id is not None:
             return account_id
     return accounts.default_account_id
-
-
-def custom_channel_variables(event: Mapping[str, str],
-                             globs: tuple[str, ...]) -> dict[str, str]:
-    """Channel variables (name without ``variable_``) matching any glob."""
-    if not globs:
-        return {}
-    globs = tuple(globs)
-    # A picked plain event names the candidates without parsing its whole
-    # block (parsing.PickedPlainEvent); any other mapping is scanned whole.
-    names_with = getattr(event, "names_with", None)
-    names = event if names_with is None else names_with(channel_variable_prefixes(globs))
-    get = event.get
-    found = {}
-    for name in find_channel_variables(names, globs):
-        value = get(name)
-        if value:
-            found[name[len(VARIABLE_PREFIX):]] = value
-    return found
 
 
 def _int_header(get: HeaderGetter, name: str) -> int | None:
@@ -197,7 +223,8 @@ def _gregorian_seconds(get: HeaderGetter) -> int | None:
     micros = _int_header(get, "Event-Date-Timestamp")
     if micros is None:
         return None
-    return micros // 1_000_000 + GREGORIAN_UNIX_OFFSET_SECONDS
+    # rounded up, as mod_kazoo's timestamp.xml
+    return -(-micros // 1_000_000) + GREGORIAN_UNIX_OFFSET_SECONDS
 
 
 def _was_answered(get: HeaderGetter) -> bool:
@@ -205,8 +232,7 @@ def _was_answered(get: HeaderGetter) -> bool:
     return bool(answered) and answered != "0"
 
 
-def _hangup_code(get: HeaderGetter, hangup_cause: str | None,
-                 channel_name: str) -> str | None:
+def _hangup_code(get: HeaderGetter, hangup_cause: str | None, channel_name: str) -> str | None:
     """The SIP status that ended the leg (``sip:486``), or None if unknown.
 
     What FreeSWITCH received comes first.  On a SIP leg without it,
@@ -227,8 +253,17 @@ def _hangup_code(get: HeaderGetter, hangup_cause: str | None,
     return "sip:%d" % SIP_STATUS_BY_HANGUP_CAUSE.get(hangup_cause, DEFAULT_REFUSE_SIP_STATUS)
 
 
+def _first(get: HeaderGetter, names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = get(name)
+        if value:
+            return value
+    return None
+
+
 def _add_destroy_fields(payload: ChannelPayload, get: HeaderGetter, channel_name: str) -> None:
-    cause = get("variable_hangup_cause") or get("Hangup-Cause")
+    in_bridge = get("variable_current_application") == "bridge"
+    cause = _first(get, HANGUP_CAUSE_SOURCES_IN_BRIDGE if in_bridge else HANGUP_CAUSE_SOURCES)
     if cause:
         payload["hangup_cause"] = cause
     code = _hangup_code(get, cause, channel_name)
@@ -238,19 +273,62 @@ def _add_destroy_fields(payload: ChannelPayload, get: HeaderGetter, channel_name
         seconds = _int_header(get, name)
         if seconds is not None:
             payload[key] = seconds
+    millis = _int_header(get, BILLING_MILLISECONDS)
+    billing = -(-millis // 1000) if millis is not None else _int_header(get, BILLING_SECONDS)
+    if billing is not None:
+        payload["billing_seconds"] = billing
 
 
 def _is_internal_leg(get: HeaderGetter, channel_name: str) -> bool:
-    loopback_flag = get("variable_is_loopback")
-    if loopback_flag and loopback_flag.lower() in TRUE_FLAGS:
-        return True
-    return channel_name.startswith("loopback/")
+    return is_true(get("variable_is_loopback")) or channel_name.startswith("loopback/")
+
+
+def _without_parameters(uri: str | None) -> str | None:
+    """``1003@h:5070;line=x`` -> ``1003@h:5070`` (a ``sip:`` scheme is cut too)."""
+    if not uri:
+        return None
+    uri = uri.split(";", 1)[0].strip("<>")
+    return uri[4:] if uri.startswith("sip:") else uri
+
+
+def _without_port(host: str | None) -> str | None:
+    if host and host.rpartition(":")[2].isdigit() and (host.count(":") == 1 or "]:" in host):
+        return host.rpartition(":")[0]
+    return host
+
+
+def _outbound_caller_number(get: HeaderGetter) -> str | None:
+    return (_first(get, OUTBOUND_FROM_NUMBER_SOURCES)
+            or _first(get, B_LEG_FROM_NUMBER_SOURCES if get("Other-Type") == "originator"
+                      else ORIGINATED_FROM_NUMBER_SOURCES))
+
+
+def _add_from_to(payload: ChannelPayload, get: HeaderGetter, request: str | None) -> None:
+    """The leg's ``from`` and ``to`` (module docstring: outbound legs)."""
+    if payload.get("call_direction") == "outbound":   # Call-Direction, read once
+        number, host = _outbound_caller_number(get), _without_port(get("variable_sip_from_host"))
+        from_uri = ("%s@%s" % (number, host) if number and host
+                    else _first(get, OUTBOUND_FROM_SOURCES))
+        to_uri = request
+    else:
+        from_uri = _first(get, FROM_SOURCES)
+        to_uri = _first(get, TO_SOURCES) or request
+    to_uri, from_uri = _without_parameters(to_uri), _without_parameters(from_uri)
+    if to_uri:
+        payload["to"] = to_uri
+    if from_uri:
+        payload["from"] = from_uri
 
 
 def channel_payload(event: Mapping[str, str], *, switch: str,
                     accounts: AccountDirectory,
-                    channel_variables: tuple[str, ...] = ()) -> ChannelPayload | None:
-    """The webhook payload for a channel event, None if not a mapped event."""
+                    channel_variables: tuple[str, ...] = (),
+                    settings: PayloadConfig = DEFAULT_SETTINGS) -> ChannelPayload | None:
+    """The webhook payload for a channel event, None if not a mapped event.
+
+    ``channel_variables``: globs for ``custom_channel_vars`` (when empty,
+    ``settings.channel_variables``); ``settings``: the config's ``payload``.
+    """
     get = event.get
     hook_event = HOOK_EVENT_BY_EVENT_NAME.get(get("Event-Name") or "")
     if hook_event is None:
@@ -262,27 +340,40 @@ def channel_payload(event: Mapping[str, str], *, switch: str,
     timestamp = _gregorian_seconds(get)
     if timestamp is not None:
         payload["timestamp"] = timestamp
-    account_id = resolve_account(event, accounts)
+    # first: a plain event's picker then learns the two prefixes before any
+    # single ecallmgr_ name (resolve_account's), which they already cover
+    if settings.kazoo_variables:
+        applications, ecallmgr = kazoo_variables(event)
+        account_id = resolve_account(event, accounts, ecallmgr)
+    else:
+        applications, ecallmgr = NO_VARIABLES
+        account_id = resolve_account(event, accounts)
     if account_id is not None:
         payload["account_id"] = account_id
+    request = _first(get, REQUEST_SOURCES)
+    if request:
+        payload["request"] = request
+    _add_from_to(payload, get, request)
     for key, names in FIRST_PRESENT_SOURCES:
         for name in names:      # inline: a call per key was ~2 % of an event
             value = get(name)
             if value:
                 payload[key] = value
                 break
-    if "to" not in payload and "request" in payload:
-        payload["to"] = payload["request"]
     channel_name = get("Channel-Name") or ""
     payload["is_internal_leg"] = _is_internal_leg(get, channel_name)
+    add_kazoo_keys(payload, get, ecallmgr, settings, accounts)
     if hook_event == "channel_destroy":
         _add_destroy_fields(payload, get, channel_name)
+    elif hook_event == "channel_bridge":
+        for bridge_key, names in BRIDGE_SOURCES:
+            value = _first(get, names)
+            if value:
+                payload[bridge_key] = value
     payload["switch"] = switch
     core_uuid, sequence = get("Core-UUID"), get("Event-Sequence")
     if core_uuid and sequence:
         payload["event_id"] = "%s-%s" % (core_uuid, sequence)
-    if channel_variables:
-        custom = custom_channel_variables(event, channel_variables)
-        if custom:
-            payload["custom_channel_vars"] = custom
+    add_custom_variables(payload, event, applications, ecallmgr,
+                         channel_variables or settings.channel_variables)
     return payload

@@ -20,7 +20,7 @@ from typing import Literal, Required, TypedDict, final
 
 # "from" is a keyword, hence the functional form.
 ChannelPayload = TypedDict("ChannelPayload", {
-    "hook_event": Required[str],    # channel_create, channel_answer, channel_destroy
+    "hook_event": Required[str],    # channel_create, _answer, _bridge, _destroy
     "call_direction": str,          # inbound / outbound (FreeSWITCH's Call-Direction)
     "timestamp": int,               # gregorian seconds
     "account_id": str,
@@ -35,6 +35,21 @@ ChannelPayload = TypedDict("ChannelPayload", {
     "callee_id_name": str,
     "callee_id_number": str,
     "is_internal_leg": bool,
+    # what Kazoo integrations read beyond the call's identity (mapping_keys.py):
+    "authorizing_id": str,
+    "authorizing_type": str,        # device / resource, or ecallmgr_Authorizing-Type
+    "owner_id": str,
+    "local_resource_id": str,
+    "local_resource_used": bool,
+    "call_forwarded": bool,
+    "inception": str,
+    "emergency_resource_used": bool,
+    "reseller_id": str,
+    "cluster_id": str,
+    "custom_application_vars": dict[str, str],
+    # channel_bridge only:
+    "other_leg_destination_number": str,
+    "original_number": str,
     # channel_destroy only:
     "hangup_cause": str,
     "hangup_code": str,             # "sip:486"
@@ -53,6 +68,8 @@ ChannelPayload = TypedDict("ChannelPayload", {
 CallerKey = Literal["request", "to", "from", "call_id", "sip_call_id", "other_leg_call_id",
                     "caller_id_name", "caller_id_number", "callee_id_name",
                     "callee_id_number"]
+# The keys of a channel_bridge (mapping.BRIDGE_SOURCES).
+BridgeKey = Literal["other_leg_destination_number", "original_number"]
 # The integer keys of a channel_destroy (mapping.DESTROY_SECONDS_SOURCES).
 SecondsKey = Literal["duration_seconds", "billing_seconds", "ringing_seconds"]
 

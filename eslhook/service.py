@@ -124,7 +124,8 @@ class Bridge:
 
     def map_event(self, event: Mapping[str, str], switch: str) -> ChannelPayload | None:
         return channel_payload(event, switch=switch, accounts=self.accounts,
-                               channel_variables=self.channel_variables)
+                               channel_variables=self.channel_variables,
+                               settings=self.config.payload)
 
     def dispatch(self, payload: ChannelPayload, core_uuid: str | None) -> None:
         """Record, match and submit one payload (real, or synthesised by reconciliation)."""

@@ -153,8 +153,8 @@ def test_hook_types_and_samples_need_no_token(api):
     assert [t["id"] for t in types] == [kind for kind in kinds if kind != "all"]
     assert all(t["name"] != t["id"] and t["name"] and t["description"] for t in types)
     ids = assert_success(api.call("GET", "/v1/webhooks/samples", token=None), token=None)["data"]
-    assert ids == ["webhooks_channel_answer", "webhooks_channel_create",
-                   "webhooks_channel_destroy"]
+    assert ids == ["webhooks_channel_answer", "webhooks_channel_bridge",
+                   "webhooks_channel_create", "webhooks_channel_destroy"]
     expected = sample_payloads(bundled_capture())
     for sample_id in ids:
         got = api.call("GET", "/v2/webhooks/samples/" + sample_id, token=None)
@@ -214,7 +214,7 @@ VALIDATION_CASES = [
     # "3" is coerced, as Kazoo's validator does; a non-numeric string is not
     ("retries a string", {**NEW_HOOK, "retries": "three"}, "retries", "type",
      {"message": "Value did not match type(s): integer", "target": "integer", "value": "three"}),
-    ("unknown hook", {**NEW_HOOK, "hook": "channel_bridge"}, "hook", "enum", None),
+    ("unknown hook", {**NEW_HOOK, "hook": "channel_park"}, "hook", "enum", None),
     ("unknown verb", {**NEW_HOOK, "http_verb": "delete"}, "http_verb", "enum", None),
     ("ftp uri", {**NEW_HOOK, "uri": "ftp://127.0.0.1/x"}, "uri", "pattern", None),
     ("empty name", {**NEW_HOOK, "name": ""}, "name", "minLength",

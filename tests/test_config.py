@@ -125,6 +125,33 @@ def test_the_contract_example_loads_into_the_dataclasses(tmp_path):
     assert directory.account_for_realm("ACME.example.com") == ACME
 
 
+def test_payload_keys_and_the_reseller_flag_load(tmp_path):
+    config = load_config(write(tmp_path, "eslhook.yaml", MINIMAL + textwrap.dedent(f"""\
+        accounts:
+          - id: {ACME}
+            reseller: true
+          - id: {SUB}
+            parent_id: {ACME}
+        payload:
+          emergency_numbers: "9(11|33)"
+          emergency_variable: is_emergency
+          cluster_id: eu-1
+        """)))
+    assert config.payload == PayloadConfig(emergency_numbers="9(11|33)",
+                                           emergency_variable="is_emergency", cluster_id="eu-1")
+    assert [a.reseller for a in config.accounts] == [True, False]
+    assert AccountDirectory.from_config(config).reseller_of(SUB) == ACME
+
+
+def test_an_emergency_pattern_that_is_no_regex_is_one_issue(tmp_path):
+    issue = only_issue(load_config, write(tmp_path, "c.yaml", MINIMAL
+                                          + "payload:\n  emergency_numbers: '9(11'\n"))
+    assert (issue.path, issue.line) == ("payload.emergency_numbers", 4)
+    assert "not a regular expression" in issue.message
+    with pytest.raises(ValueError, match="PayloadConfig.emergency_numbers"):
+        PayloadConfig(emergency_numbers="9(11")
+
+
 def test_defaults_fill_everything_but_the_switch_name(tmp_path):
     config = load_config(write(tmp_path, "eslhook.yaml", MINIMAL))
     assert config.switches == (SwitchConfig(name="fs1"),)
@@ -373,7 +400,8 @@ BAD_HOOKS = [
     ("missing account", hook_yaml(account_id=None), "webhooks[0].account_id", 2,
      "required key is missing"),
     ("unknown event", hook_yaml(hook="channel_hangup"), "webhooks[0].hook", 6,
-     "must be one of: channel_create, channel_answer, channel_destroy, webhook_disabled, all"),
+     "must be one of: channel_create, channel_answer, channel_bridge, channel_destroy, "
+     "webhook_disabled, all"),
     ("bad verb", hook_yaml(http_verb="delete"), "webhooks[0].http_verb", 7,
      "must be one of: get, post, put"),
     ("bad format", hook_yaml(format="xml"), "webhooks[0].format", 7,

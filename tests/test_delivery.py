@@ -92,7 +92,9 @@ def test_headers(receiver, queues):
     deliver(queues, hook, dict(PAYLOAD, account_id="11112222333344445555666677778888"))
     [got] = receiver.wait_for(1, timeout=5)
     assert got.header("x-hook-id") == hook.id
-    assert got.header("x-account-id") == "11112222333344445555666677778888"
+    # a sub-account's call (an include_subaccounts hook): the header is the hook's account
+    assert got.header("x-account-id") == hook.account_id
+    assert got.json["account_id"] == "11112222333344445555666677778888"
     assert got.header("user-agent") == "eslhook/" + __version__
     assert got.header("content-length") == str(len(got.body))
 

@@ -21,8 +21,8 @@ from eslhook.source.framing import split_frames
 from eslhook.source.parsing import parse_event
 from eslhook.source.switch import ReconnectPolicy, SwitchSource
 
-BRIDGE = EventEntry("CHANNEL_BRIDGE", "channel_bridge", True, "Channel bridge",
-                    "Events when two channels are bridged", sample_event_name="CHANNEL_BRIDGE")
+PARK = EventEntry("CHANNEL_PARK", "channel_park", True, "Channel park",
+                  "Events when a channel is parked", sample_event_name="CHANNEL_PARK")
 
 
 def bundled_capture_path():
@@ -62,7 +62,7 @@ def test_every_hook_type_is_accepted_by_the_schema_and_the_model_and_nothing_els
     for kind in events.hook_types():
         assert not list(validator.iter_errors(dict(base, hook=kind)))
         Hook(id="0" * 32, account_id="1" * 32, name="n", uri=base["uri"], hook=kind)
-    for wrong in ("HEARTBEAT", "CHANNEL_CREATE", "heartbeat", "channel_bridge"):
+    for wrong in ("HEARTBEAT", "CHANNEL_CREATE", "heartbeat", "channel_park"):
         assert list(validator.iter_errors(dict(base, hook=wrong)))
         with pytest.raises(ValueError):
             Hook(id="0" * 32, account_id="1" * 32, name="n", uri=base["uri"], hook=wrong)
@@ -99,7 +99,7 @@ def test_lookups_by_esl_name_and_by_hook_event():
     assert "HEARTBEAT" not in events.hook_event_by_event_name()
     assert events.hook_event_by_event_name() == {
         "CHANNEL_CREATE": "channel_create", "CHANNEL_ANSWER": "channel_answer",
-        "CHANNEL_HANGUP_COMPLETE": "channel_destroy"}
+        "CHANNEL_BRIDGE": "channel_bridge", "CHANNEL_HANGUP_COMPLETE": "channel_destroy"}
 
 
 @pytest.mark.parametrize("entry", [
@@ -116,20 +116,22 @@ def test_event_entry_refuses_nonsense(entry):
 # -- one entry is all the readers need ---------------------------------------
 
 def test_an_extra_registry_entry_reaches_subscription_catalog_samples_and_hook_types():
-    registry = EVENTS + (BRIDGE,)
+    registry = EVENTS + (PARK,)
     command = events.subscription_command("json", registry)
     assert command.split() == ["event", "json", "CHANNEL_CREATE", "CHANNEL_ANSWER",
-                               "CHANNEL_HANGUP_COMPLETE", "HEARTBEAT", "CHANNEL_BRIDGE"]
+                               "CHANNEL_BRIDGE", "CHANNEL_HANGUP_COMPLETE", "HEARTBEAT",
+                               "CHANNEL_PARK"]
     # call events first, then eslhook's own, then "all": as the schema enum reads
-    assert events.hook_types(registry) == ("channel_create", "channel_answer", "channel_destroy",
-                                           "channel_bridge", "webhook_disabled", "all")
-    row = next(t for t in hook_types(registry) if t["id"] == "channel_bridge")
-    assert row == {"id": "channel_bridge", "name": BRIDGE.name,
-                   "description": "Events when two channels are bridged"}
-    assert events.hook_event_by_event_name(registry)["CHANNEL_BRIDGE"] == "channel_bridge"
-    # sample.esl has no CHANNEL_BRIDGE yet: the id is listed, its list empty
+    assert events.hook_types(registry) == ("channel_create", "channel_answer", "channel_bridge",
+                                           "channel_destroy", "channel_park",
+                                           "webhook_disabled", "all")
+    row = next(t for t in hook_types(registry) if t["id"] == "channel_park")
+    assert row == {"id": "channel_park", "name": PARK.name,
+                   "description": "Events when a channel is parked"}
+    assert events.hook_event_by_event_name(registry)["CHANNEL_PARK"] == "channel_park"
+    # sample.esl has no CHANNEL_PARK: the id is listed, its list empty
     samples = sample_payloads(bundled_capture(), registry)
-    assert samples["webhooks_channel_bridge"] == []
+    assert samples["webhooks_channel_park"] == []
     assert samples["webhooks_channel_create"] == sample_payloads(bundled_capture())[
         "webhooks_channel_create"]
 
@@ -141,6 +143,8 @@ def test_the_catalog_answer_is_kazoos_descriptions_in_schema_order():
          "description": "Events when new calls start"},
         {"id": "channel_answer", "name": "Channel answer",
          "description": "Events for when the channel is answered by the endpoint"},
+        {"id": "channel_bridge", "name": "Channel bridge",
+         "description": "Events when channel is bridged"},
         {"id": "channel_destroy", "name": "Channel destroy",
          "description": "Events when calls end (with hangup_cause and hangup_code)"},
         {"id": "webhook_disabled", "name": "Webhook disabled",

@@ -86,7 +86,7 @@ def test_busy_sip_call_maps_to_the_whole_expected_destroy_payload(by_leg):
     assert destroy(by_leg, BUSY) == {
         "hook_event": "channel_destroy",
         "call_direction": "inbound",
-        "timestamp": 1795908340 + 62167219200,   # Event-Date-Timestamp 1795908340...
+        "timestamp": 1795908341 + 62167219200,   # Event-Date-Timestamp 1795908340.3..., up
         "request": "1001@127.0.0.1:5080",
         "to": "1001@127.0.0.1:5080",
         "from": "+15551234567@127.0.0.1:5070",
@@ -95,6 +95,8 @@ def test_busy_sip_call_maps_to_the_whole_expected_destroy_payload(by_leg):
         "caller_id_name": "Alice Example",
         "caller_id_number": "+15551234567",
         "is_internal_leg": False,
+        "call_forwarded": False,
+        "emergency_resource_used": False,
         "hangup_cause": "USER_BUSY",
         "hangup_code": "sip:486",
         "duration_seconds": 0,
@@ -109,7 +111,7 @@ def test_create_of_sip_call_maps_to_the_whole_expected_payload(by_leg):
     assert payload(by_leg[(FS_BYE, "CHANNEL_CREATE")]) == {
         "hook_event": "channel_create",
         "call_direction": "inbound",
-        "timestamp": 63963127534,   # 1795908334827796 us -> gregorian seconds
+        "timestamp": 63963127535,   # 1795908334827796 us -> gregorian seconds, rounded up
         "request": "1000@127.0.0.1:5080",
         "to": "1000@127.0.0.1:5080",
         "from": "+15551234567@127.0.0.1:5070",
@@ -118,6 +120,8 @@ def test_create_of_sip_call_maps_to_the_whole_expected_payload(by_leg):
         "caller_id_name": "Alice Example",
         "caller_id_number": "+15551234567",
         "is_internal_leg": False,
+        "call_forwarded": False,
+        "emergency_resource_used": False,
         "switch": SWITCH,
         "event_id": CORE_UUID + "-1701",
     }
@@ -242,7 +246,7 @@ def test_outbound_sip_leg_of_bridge(by_leg):
     assert done["hangup_code"] == "sip:200"
     assert done["other_leg_call_id"] == TO_SIP
     assert (done["duration_seconds"], done["billing_seconds"]) == (2, 2)
-    assert done["timestamp"] == 1795908355 + 62167219200
+    assert done["timestamp"] == 1795908356 + 62167219200
 
 
 def test_esl_originated_caller_id_comes_from_origination_variables(by_leg, json_events):
@@ -257,7 +261,7 @@ def test_esl_originated_caller_id_comes_from_origination_variables(by_leg, json_
 def test_durations_of_unanswered_ringing_call(by_leg):
     done = destroy(by_leg, NO_ANSWER)
     assert (done["duration_seconds"], done["billing_seconds"], done["ringing_seconds"]) == (3, 0, 0)
-    assert done["timestamp"] == 1795908344 + 62167219200
+    assert done["timestamp"] == 1795908345 + 62167219200
 
 
 def test_every_capture_event_maps_or_is_none(json_events):
@@ -276,7 +280,9 @@ def test_every_capture_event_maps_or_is_none(json_events):
 def test_custom_channel_vars_of_the_1005_call(by_leg):
     done = destroy(by_leg, CUSTOM_VARS, channel_variables=("ecallmgr_*", "some_custom"))
     assert done["custom_channel_vars"] == {
-        "ecallmgr_Account-ID": KAZOO_ACCOUNT,
+        "Account-ID": KAZOO_ACCOUNT,        # Kazoo's: every ecallmgr_*, prefix stripped
+        "Exported": "exp/val+1",
+        "ecallmgr_Account-ID": KAZOO_ACCOUNT,   # the globs' own, under their names
         "ecallmgr_Exported": "exp/val+1",
         "some_custom": "hello world&x=1",
     }
@@ -293,7 +299,8 @@ def test_custom_channel_vars_of_the_1005_call(by_leg):
 ])
 def test_custom_channel_var_globs(by_leg, globs, expected_names):
     done = destroy(by_leg, CUSTOM_VARS, channel_variables=globs)
-    assert set(done.get("custom_channel_vars", {})) == expected_names
+    kazoos = {"Account-ID", "Exported"}     # the call's ecallmgr_* variables, always sent
+    assert set(done.get("custom_channel_vars", {})) == expected_names | kazoos
 
 
 @pytest.mark.parametrize("globs", [
@@ -304,19 +311,24 @@ def test_custom_channel_var_globs(by_leg, globs, expected_names):
 def test_custom_channel_vars_are_what_fnmatch_picks_in_event_order(plain_events, json_events,
                                                                    globs):
     # fnmatch over every header, one by one, is the reference the finder must equal.
+    # The ecallmgr_* variables (prefix stripped) come first, then the globs' matches.
     for event in plain_events + json_events:
-        expected = [(name[len("variable_"):], event[name]) for name in event
-                    if name.startswith("variable_") and event[name] and any(
-                        fnmatch.fnmatchcase(name[len("variable_"):], g) for g in globs)]
+        variables = [(name[len("variable_"):], event[name]) for name in event
+                     if name.startswith("variable_") and event[name]]
+        expected = {name[len("ecallmgr_"):]: value for name, value in variables
+                    if name.startswith("ecallmgr_")}
+        expected.update((name, value) for name, value in variables
+                        if any(fnmatch.fnmatchcase(name, g) for g in globs))
         got = payload(event, channel_variables=globs)
         if got is not None:
-            assert list(got.get("custom_channel_vars", {}).items()) == expected
+            assert list(got.get("custom_channel_vars", {}).items()) == list(expected.items())
 
 
-def test_no_globs_means_no_custom_channel_vars_key(by_leg):
-    assert "custom_channel_vars" not in destroy(by_leg, CUSTOM_VARS)
-    assert "custom_channel_vars" not in destroy(by_leg, CUSTOM_VARS,
-                                                channel_variables=("zz*",))
+def test_no_globs_means_only_kazoos_custom_channel_vars(by_leg):
+    kazoos = {"Account-ID": KAZOO_ACCOUNT, "Exported": "exp/val+1"}
+    assert destroy(by_leg, CUSTOM_VARS)["custom_channel_vars"] == kazoos
+    assert destroy(by_leg, CUSTOM_VARS, channel_variables=("zz*",))["custom_channel_vars"] == kazoos
+    assert "custom_channel_vars" not in destroy(by_leg, BUSY)   # no ecallmgr_* at all
 
 
 def test_create_of_the_1005_call_has_no_custom_vars_yet(by_leg):
@@ -442,6 +454,7 @@ def test_malformed_numbers_are_left_out_not_fatal(by_leg):
     event["Event-Date-Timestamp"] = "soon"
     event["variable_duration"] = "1.5"
     event["variable_billsec"] = ""
+    event["variable_billmsec"] = "0x10"
     event["variable_progresssec"] = "-1"
     got = payload(event)
     for key in ("timestamp", "duration_seconds", "billing_seconds", "ringing_seconds"):
@@ -464,6 +477,7 @@ def test_empty_values_count_as_absent(by_leg):
 def test_minimal_event_has_only_the_always_present_keys():
     got = payload({"Event-Name": "CHANNEL_CREATE"})
     assert got == {"hook_event": "channel_create", "is_internal_leg": False,
+                   "call_forwarded": False, "emergency_resource_used": False,
                    "switch": SWITCH}
 
 

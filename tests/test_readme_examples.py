@@ -30,11 +30,11 @@ def test_readme_block_equals_the_script_output():
 def test_examples_are_one_call_in_order_and_valid_json():
     blocks = re.findall(r"`(channel_\w+)`:\n\n```json\n(.*?)\n```", README.read_text(), re.S)
     assert [name for name, _ in blocks] == ["channel_create", "channel_answer",
-                                            "channel_destroy"]
+                                            "channel_bridge", "channel_destroy"]
     payloads = [json.loads(text) for _, text in blocks]
     assert len({p["call_id"] for p in payloads}) == 1
     assert [p["hook_event"] for p in payloads] == [name for name, _ in blocks]
-    destroy = payloads[2]
+    destroy = payloads[3]
     assert destroy["hangup_cause"] and destroy["hangup_code"].startswith("sip:")
 
 

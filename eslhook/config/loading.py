@@ -53,8 +53,7 @@ def _build_config(data: dict, path: Path) -> Config:
         default_account_id=data.get("default_account_id"),
         api=_build_api(api) if api else None,
         delivery=_build_delivery(_section(data, "delivery"), api or {}),
-        payload=trusted(PayloadConfig, channel_variables=tuple(
-            _section(data, "payload").get("channel_variables", ()))),
+        payload=_build_payload(_section(data, "payload")),
         reconcile=trusted(ReconcileConfig, **_section(data, "reconcile")),
         storage=trusted(StorageConfig, **_section(data, "storage")),
     )
@@ -77,8 +76,15 @@ def _build_account(data: dict) -> AccountConfig:
     return trusted(AccountConfig, id=data["id"], name=data.get("name", ""),
                    realms=tuple(data.get("realms", ())),
                    parent_id=data.get("parent_id"),
+                   reseller=data.get("reseller", False),
                    auth_tokens=tuple(data.get("auth_tokens", ())),
                    api_keys=tuple(data.get("api_keys", ())))
+
+
+def _build_payload(data: dict) -> PayloadConfig:
+    options = dict(data)
+    options["channel_variables"] = tuple(data.get("channel_variables", ()))
+    return trusted(PayloadConfig, **options)
 
 
 def _build_delivery(data: dict, api: dict) -> DeliveryConfig:

@@ -21,7 +21,7 @@ from typing import Any, Callable, TypeVar
 from ..netpolicy import DEFAULT_BLOCKED_NETWORKS
 from .messages import file_message, findings, format_path, fragment_validator
 from .semantics import (Problems, account_problems, api_problems, delivery_problems,
-                        format_listen, storage_problems)
+                        format_listen, payload_problems, storage_problems)
 
 T = TypeVar("T")
 
@@ -87,6 +87,7 @@ class AccountConfig:
     name: str = ""
     realms: tuple[str, ...] = ()
     parent_id: str | None = None
+    reseller: bool = False         # its sub-accounts' payloads name it as reseller_id
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     api_keys: tuple[str, ...] = field(default=(), repr=False)   # for PUT /v2/api_auth
 
@@ -152,6 +153,14 @@ class DeliveryConfig:
 @dataclass(frozen=True)
 class PayloadConfig:
     channel_variables: tuple[str, ...] = ()   # globs, e.g. "cc_*"
+    # Kazoo's cav_* / ecallmgr_* variables (custom_application_vars, custom_channel_vars
+    # and the keys read from ecallmgr_*); false saves their scan of every event
+    kazoo_variables: bool = True
+    # emergency_resource_used: this channel variable is true, or the leg's
+    # destination number matches this regular expression (whole number)
+    emergency_variable: str = "ecallmgr_Emergency-Resource"
+    emergency_numbers: str | None = None
+    cluster_id: str | None = None             # sent as cluster_id when set
 
     def __post_init__(self):
         check(self)
@@ -205,7 +214,7 @@ _RULES = {
     ApiConfig: _Rules("/properties/api", _api_document, api_problems,
                       {"listen": "host/port"}),
     DeliveryConfig: _Rules("/properties/delivery", semantics=delivery_problems),
-    PayloadConfig: _Rules("/properties/payload"),
+    PayloadConfig: _Rules("/properties/payload", semantics=payload_problems),
     ReconcileConfig: _Rules("/properties/reconcile"),
     StorageConfig: _Rules("/properties/storage", _storage_document, storage_problems),
 }

@@ -120,6 +120,15 @@ def storage_problems(storage: dict) -> Problems:
             yield ("dsn",), problem
 
 
+def payload_problems(payload: dict) -> Problems:
+    pattern = payload.get("emergency_numbers")
+    if isinstance(pattern, str):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            yield ("emergency_numbers",), "not a regular expression: %s" % exc
+
+
 def account_problems(account: dict) -> Problems:
     yield from _tokens("auth_tokens", account.get("auth_tokens"))
     yield from _tokens("api_keys", account.get("api_keys"))
@@ -148,6 +157,7 @@ def config_problems(data: dict) -> Problems:
             "also applies when delivering); keep only delivery.blocked_networks")
     yield from _under(("delivery",), delivery_problems(delivery))
     yield from _under(("storage",), storage_problems(_mapping(data, "storage")))
+    yield from _under(("payload",), payload_problems(_mapping(data, "payload")))
     for index, account in items(data, "accounts"):
         yield from _under(("accounts", index), account_problems(account))
 

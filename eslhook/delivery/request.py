@@ -113,8 +113,7 @@ def build_request(hook: Hook, payload: Mapping[str, Any], *, user_agent: str) ->
     parts = hook_parts(hook)
     headers = {
         "X-Hook-ID": _header_value("hook id", hook.id),
-        "X-Account-ID": _header_value("payload account_id",
-                                      str(payload.get("account_id") or hook.account_id)),
+        "X-Account-ID": _header_value("hook account_id", hook.account_id),  # Kazoo: the hook's
         "User-Agent": _header_value("user_agent", user_agent),
     }
     verb = hook.http_verb

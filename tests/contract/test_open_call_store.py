@@ -50,6 +50,14 @@ def test_each_payload_of_a_call_gets_the_next_sequence_and_a_destroy_closes_it(c
     assert observed(calls, payload("c", "channel_destroy")) == [1]    # never seen open
 
 
+def test_a_bridge_continues_an_open_call_but_opens_no_new_one(calls):
+    assert observed(calls, payload("a"), payload("a", "channel_answer"),
+                    payload("a", "channel_bridge"), payload("x", "channel_bridge")) == [
+        1, 2, 3, 1]
+    assert calls.is_open("sw1", "a") and not calls.is_known("sw1", "x") and len(calls) == 1
+    assert observed(calls, payload("a", "channel_destroy")) == [4]
+
+
 def test_switches_are_apart_and_payloads_without_a_call_are_not_recorded(calls):
     observed(calls, payload("a"), payload("a", switch="sw2"), payload("a", switch="sw2"))
     assert [c.sequence for c in calls.of_switch("sw1").values()] == [1]
