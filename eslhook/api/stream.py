@@ -12,7 +12,7 @@ far), a ``:`` comment every heartbeat so proxies keep the connection, and
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import falcon
 
@@ -29,7 +29,7 @@ def sse_frame(event: str, data: object) -> bytes:
             ).encode("utf-8")
 
 
-def sse_frames(subscription: Subscription, heartbeat: float) -> Iterator[bytes]:
+def sse_frames(subscription: Subscription, heartbeat: float) -> Generator[bytes, None, None]:
     """The stream's chunks, until the subscription is closed."""
     reported = 0
     yield b"retry: %d\n: connected\n\n" % RECONNECT_MILLISECONDS
