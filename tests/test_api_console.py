@@ -148,6 +148,8 @@ def test_streams_are_bounded_beat_and_end_when_eslhook_stops(world):
     made.bridge.stop(drain_seconds=5)
     frames = read_sse(first, lambda frames: any(event == "end" for event, _ in frames))
     assert frames[-1][0] == "end" and tap.streams == 0
+    with gevent.Timeout(3, AssertionError("the connection outlived its stream")):
+        assert list(first.sse_lines) == []      # type: ignore[attr-defined]
     first.close()
 
 

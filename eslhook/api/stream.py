@@ -78,4 +78,7 @@ class EventStream:
                 % tap.limits.max_streams)}, headers={"Retry-After": "10"})
         resp.content_type = "text/event-stream; charset=utf-8"
         resp.set_header("X-Accel-Buffering", "no")    # nginx: pass each event on at once
+        # no request follows a stream on its connection: closing it when the stream
+        # ends keeps a stopping server from waiting for an idle keep-alive connection
+        resp.set_header("Connection", "close")
         resp.stream = SseBody(tap, subscription)
