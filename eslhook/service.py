@@ -32,6 +32,7 @@ from .delivery.notices import (
 from .delivery.queue import DeliveryQueue, DeliveryStats
 from .hooks.model import Hook
 from .hooks.repository import HookRepository
+from .live import EventTap
 from .mapping import channel_payload
 from .payload import ChannelPayload
 from .metrics import AttemptLatency
@@ -114,6 +115,7 @@ class Bridge:
         self.latency = AttemptLatency()   # of every HTTP attempt, for /metrics
         self.delivery.on_attempt = self.latency.observe_attempt
         self.api: ApiServer | None = None   # the REST API, when api.listen is set
+        self.tap = EventTap()               # the console's live tail (eslhook/live.py)
 
     # -- the hot path: called by a source's reader greenlet per event -------
 
@@ -135,6 +137,7 @@ class Bridge:
         if "account_id" not in payload:
             stats.unassigned += 1
             return
+        self.tap.publish(payload)
         hooks = self.hooks.index.match(payload)
         if not hooks:
             stats.unmatched += 1
@@ -189,7 +192,8 @@ class Bridge:
         """The API's view of this bridge: its hooks and accounts, and the two ports."""
         delivery: DeliveryControl = self.delivery     # structurally: mypy checks the fit
         return ApiContext(self.hooks, self.accounts, self.config.api or ApiConfig(),
-                          network=self.config.delivery, status=self.status, delivery=delivery)
+                          network=self.config.delivery, status=self.status, delivery=delivery,
+                          tap=self.tap)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -220,6 +224,7 @@ class Bridge:
         now), then kill: every stage spends what is left of the one deadline."""
         deadline = deadline_of(deadline, 10.0 if drain_seconds is None else drain_seconds)
         self.supervisor.close()    # what crashes now stays down
+        self.tap.close()           # live streams end, so their requests do not hold the stop
         if self.api is not None:   # no hook changes while stopping
             self.api.stop(deadline)
         for source in self.sources:

@@ -22,7 +22,7 @@ import falcon
 import gevent
 from gevent.pool import Pool
 
-from . import api_auth, attempts, catalog, operator, support
+from . import account_list, api_auth, attempts, catalog, console, operator, stream, support
 from .context import ApiContext
 from .envelope import (ApiError, RequestIdMiddleware, handle_api_error, handle_unexpected,
                        serialize_http_error)
@@ -88,8 +88,15 @@ def install_api_auth(app: falcon.App, context: ApiContext) -> None:
     versioned_route(app, "/api_auth", api_auth.ApiAuth(context))
 
 
+def install_console(app: falcon.App, context: ApiContext) -> None:
+    """What the operator console (/ui/) needs besides the webhooks resource."""
+    versioned_route(app, "/accounts", account_list.Accounts(context))
+    versioned_route(app, "/accounts/{account_id}/events/stream", stream.EventStream(context))
+    console.install(app, context)
+
+
 ROUTE_INSTALLERS: tuple[Installer, ...] = (install_webhooks, install_attempts, install_catalog,
-                                           install_api_auth, operator.install)
+                                           install_api_auth, operator.install, install_console)
 
 
 class SecurityHeadersMiddleware:

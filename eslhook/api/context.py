@@ -1,8 +1,8 @@
 """What the API's resources share: the hook repository (hooks/repository.py),
 accounts, tokens, limits, and the running bridge's two ports (eslhook/ports.py):
 its status snapshot, for ``/healthz`` and ``/metrics``, and delivery control, for
-the attempt log, replay and re-enabling.  Both are None when the API runs on its
-own (tests, tools)."""
+the attempt log, replay and re-enabling; and its live tail of channel events.  All
+are None when the API runs on its own (tests, tools)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ..hooks.model import Hook
 from ..hooks.repository import HookRepository
 from . import auth
 from .auth import Principal, TokenBook
+from ..live import EventTap
 from ..netpolicy import Policies
 from ..ports import DeliveryControl, StatusSource
 from .limits import FailureThrottle, SummaryLog
@@ -34,6 +35,7 @@ class ApiContext:
     network: DeliveryConfig = DeliveryConfig()
     status: StatusSource | None = None        # the bridge's status, read per request
     delivery: DeliveryControl | None = None   # the bridge's delivery queue
+    tap: EventTap | None = None               # the bridge's live tail (eslhook/live.py)
     tokens: TokenBook = field(init=False)
     throttle: FailureThrottle = field(init=False)
     policies: Policies = field(init=False)
