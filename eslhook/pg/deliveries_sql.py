@@ -96,17 +96,20 @@ def instance_number(connection: psycopg.Connection, name: str) -> int:
 
 
 def contents(connection: psycopg.Connection, number: int) -> SpoolContents:
-    """Every pending lane's head; the next id of the instance's own range."""
-    base = number * ID_RANGE
-    row = connection.execute("SELECT max(id) FROM deliveries WHERE id > %s AND id <= %s",
-                             (base, base + ID_RANGE - 1)).fetchone()
-    next_id = (row[0] if row and row[0] is not None else base) + 1
+    """The instance's own pending lanes (ids in its range) and its next id.  Lanes
+    of other instances are theirs: taking over a dead one's needs the lane leases
+    (docs/fleet.md, what is next); resuming them here would deliver a live one's twice."""
+    low, high = number * ID_RANGE + 1, (number + 1) * ID_RANGE - 1
+    row = connection.execute("SELECT max(id) FROM deliveries WHERE id BETWEEN %s AND %s",
+                             (low, high)).fetchone()
+    next_id = (row[0] if row and row[0] is not None else low - 1) + 1
     lanes: dict[tuple[str, str | None], float | None] = {}
     pending = 0
     for hook_id, call_id, next_attempt, count in connection.execute(
             "SELECT DISTINCT ON (hook_id, call_id) hook_id, call_id, next_attempt, "
             "count(*) OVER (PARTITION BY hook_id, call_id) FROM deliveries "
-            "WHERE state = 'pending' ORDER BY hook_id, call_id, seq"):
+            "WHERE state = 'pending' AND id BETWEEN %s AND %s "
+            "ORDER BY hook_id, call_id, seq", (low, high)):
         pending += count
         lanes[(hook_id, call_id or None)] = next_attempt
     return SpoolContents(next_id, pending, lanes)
