@@ -35,6 +35,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests")]
@@ -68,8 +69,9 @@ def run_round(store: DeliveryStore, port: int, count: int, calls: int,
     started = time.perf_counter()
     for n in range(count):
         call = "%s-call-%d" % (prefix, n % calls)
-        queue.submit(target, {"call_id": call, "event_id": "%s-e-%d" % (prefix, n),
-                              "hook_event": "channel_create", "n": n})
+        payload: Any = {"call_id": call, "event_id": "%s-e-%d" % (prefix, n),
+                        "hook_event": "channel_create", "n": n}
+        queue.submit(target, payload)
         if n % 50 == 49:
             time.sleep(0)            # an ESL reader yields between reads
     deadline = time.monotonic() + 120
