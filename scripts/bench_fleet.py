@@ -42,7 +42,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests")]
 
 from bench_delivery import start_gevent_receiver  # noqa: E402
 from bench_pg_driver import HubWatch  # noqa: E402
-from pg_support import start_postgres  # noqa: E402
+from pg_support import start_postgres  # type: ignore[import-not-found]  # noqa: E402
 
 from eslhook.config import DeliveryConfig, StorageConfig  # noqa: E402
 from eslhook.delivery.queue import DeliveryQueue  # noqa: E402
