@@ -6,8 +6,8 @@ open-call store (``calls_store.py``).  The pipeline (``Bridge``, ``DeliveryQueue
 ``Reconciler``, the API's context) holds only those interfaces; these functions
 build the concrete backends, by ``storage.backend``: *embedded* (the default:
 hooks.yaml, a SQLite spool and a JSON file under ``state_dir``, one process) or
-*postgresql* (fleet mode, docs/fleet.md: hooks and open calls in the database;
-deliveries stay in the SQLite spool until its PostgreSQL backend lands).  The
+*postgresql* (fleet mode, docs/fleet.md: hooks, deliveries with their attempt log
+and open calls in the database).  The
 driver is imported only for postgresql, so embedded mode never loads it.  One
 pool per configuration is shared by the stores (``database``; ``close`` at exit).
 docs/stores.md says what a backend must do.
@@ -15,6 +15,7 @@ docs/stores.md says what a backend must do.
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING
 
 from .accounts import AccountDirectory
@@ -64,8 +65,20 @@ def hook_repository(config: Config, accounts: AccountDirectory,
 
 def delivery_store(config: Config, timings: Timings = Timings()) -> DeliveryStore:
     """Opens the store (DeliveryStoreUnusable if it cannot be used)."""
+    if config.storage.postgresql:
+        from .pg.deliveries import PgDeliveryStore
+        return PgDeliveryStore(database(config), instance_name(config),
+                               memory_limit=config.delivery.buffer_size,
+                               commit_retry_seconds=timings.spool_commit_retry_seconds,
+                               error_report_seconds=timings.spool_error_report_seconds)
     return embedded_delivery_store(str(config.state_dir / DELIVERY_FILE), config.delivery,
                                    timings)
+
+
+def instance_name(config: Config) -> str:
+    """This instance among those sharing a database: its host and state_dir, the same
+    across restarts (its delivery ids' range is kept by this name)."""
+    return "%s:%s" % (socket.gethostname(), config.state_dir.resolve())
 
 
 def open_call_store(config: Config, timings: Timings = Timings()) -> OpenCallStore:

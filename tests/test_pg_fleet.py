@@ -115,12 +115,13 @@ def write_config(tmp_path: Path, dsn: str, **storage_options) -> Path:
 
 
 def test_migrate_import_export_and_check_config_round_trip(tmp_path, pg_dsn):
+    from eslhook.pg.database import LATEST_VERSION
     config = write_config(tmp_path, pg_dsn)
     fresh = eslhook("check-config", "--config", str(config))
     assert fresh.returncode == 1 and "eslhook migrate" in fresh.stdout
     migrated = eslhook("migrate", "--config", str(config))
     assert migrated.returncode == 0, migrated.stderr
-    assert "schema version 1 (was 0)" in migrated.stdout
+    assert "schema version %d (was 0)" % LATEST_VERSION in migrated.stdout
     source = tmp_path / "hooks.yaml"
     source.write_text(yaml.safe_dump({"webhooks": [
         hook(1).to_dict(), hook(2, secret=SECRET, enabled=False).to_dict()]}))

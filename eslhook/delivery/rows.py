@@ -10,9 +10,10 @@ hot path than a dict).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, NamedTuple
 
+from eslhook.delivery.request import encode_json
 from eslhook.hooks.model import Hook
 
 PENDING, DELIVERED, FAILED, EXPIRED, DROPPED = "pending", "delivered", "failed", "expired", \
@@ -135,6 +136,21 @@ class StoredDelivery:
     next_attempt: float | None
     trigger: str = EVENT
 
+    @classmethod
+    def of(cls, d: Delivery) -> "StoredDelivery":
+        """A delivery held in memory, as if read back."""
+        return cls(d.id, d.hook.id, d.call_id, d.event_id, d.hook_event, d.webhook_id,
+                   d.payload, d.created, d.attempts, d.next_attempt, d.trigger)
+
+
+def overlaid(row: StoredDelivery, delivery: Delivery | None) -> StoredDelivery | None:
+    """A row read back, as changed since in memory (None: no longer pending)."""
+    if delivery is None:
+        return row
+    if delivery.state != PENDING:
+        return None
+    return replace(row, attempts=delivery.attempts, next_attempt=delivery.next_attempt)
+
 
 @dataclass(frozen=True)
 class AttemptFilter:
@@ -164,3 +180,12 @@ class SpoolContents:
 class AttemptPage:
     attempts: list[dict]                # newest first
     next_start_key: str | None          # pass as start_key for the next page; None: last
+
+
+def encode_payload(payload: Any) -> str:
+    """A payload as every backend stores it (JSON text)."""
+    try:
+        return encode_json(payload).decode("utf-8")
+    except ValueError:
+        # cannot be stored (nor sent: the attempt gives it up as an invalid payload)
+        return "null"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from dataclasses import replace
 from typing import Callable, Iterable, TypeVar
 
 import gevent
@@ -33,7 +32,7 @@ from gevent.pool import Group
 
 from eslhook.delivery.rows import (
     PENDING, AttemptFilter, AttemptPage, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery,
-    SpoolContents, StoredDelivery)
+    SpoolContents, StoredDelivery, overlaid)
 from eslhook.delivery.spool_sql import Batch, SpoolDb
 from eslhook.delivery.store import DeliveryStoreError
 from eslhook.supervise import CRITICAL, KILL_GRACE_SECONDS, Deadline, Supervisor, deadline_of
@@ -215,8 +214,8 @@ class Spool:
             self._flush_locked()
             rows = _read(SpoolDb.lane, self._db, hook_id, call_id, limit)
             if self._changed:          # changes not committed yet win over the file
-                overlaid = [_overlay(row, self._changed.get(row.id)) for row in rows]
-                rows = [row for row in overlaid if row is not None]
+                shown = [overlaid(row, self._changed.get(row.id)) for row in rows]
+                rows = [row for row in shown if row is not None]
             if self._failing is None:
                 return rows
             return _merge_held(rows, self._failing.held_of((hook_id, call_id or None)), limit)
@@ -352,24 +351,12 @@ def _lane_of(delivery: Delivery) -> tuple:
     return (delivery.hook.id, delivery.call_id or None)
 
 
-def _overlay(row: StoredDelivery, delivery: Delivery | None) -> StoredDelivery | None:
-    """A row read back, as changed since in memory (None: no longer pending)."""
-    if delivery is None:
-        return row
-    if delivery.state != PENDING:
-        return None
-    return replace(row, attempts=delivery.attempts, next_attempt=delivery.next_attempt)
-
-
 def _merge_held(rows: list[StoredDelivery], held: list[Delivery],
                 limit: int) -> list[StoredDelivery]:
     """Rows from the file and deliveries held in memory, in order; when the file may
     have more, only held ones before its last row."""
     if len(rows) >= limit:
         held = [d for d in held if d.id < rows[-1].id]
-    stored = [StoredDelivery(d.id, d.hook.id, d.call_id, d.event_id, d.hook_event,
-                             d.webhook_id, d.payload, d.created, d.attempts, d.next_attempt,
-                             d.trigger)
-              for d in held]
+    stored = [StoredDelivery.of(d) for d in held]
     return sorted(rows + stored, key=lambda row: row.id)
 

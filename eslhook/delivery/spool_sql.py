@@ -14,12 +14,11 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
-from eslhook.delivery.request import encode_json
 from eslhook.delivery.rows import (
     ATTEMPT_FIELDS, AttemptFilter, AttemptPage, AttemptRecord, DeliveryRow, FinishedDelivery, SpoolContents,
-    StoredDelivery)
+    StoredDelivery, encode_payload)
 from eslhook.delivery.store import DeliveryStoreUnusable
 from eslhook.statedir import private_dir, private_file, tighten_existing
 
@@ -181,7 +180,7 @@ class SpoolDb:
 
     def apply(self, batch: Batch) -> None:
         """One transaction: new rows, changed rows, attempt-log rows."""
-        inserts = [row[:7] + (_encode(row[7]),) + row[8:] for row in batch.inserts]
+        inserts = [row[:7] + (encode_payload(row[7]),) + row[8:] for row in batch.inserts]
         db = self.connection
         db.execute("BEGIN")
         try:
@@ -333,11 +332,3 @@ def _update_many(db: sqlite3.Connection, updates: list[tuple]) -> None:
                    "state = u.column3, finished = u.column4 FROM (VALUES %s) AS u "
                    "WHERE deliveries.id = u.column5" % ",".join(["(?,?,?,?,?)"] * len(part)),
                    [value for row in part for value in row])
-
-
-def _encode(payload: Any) -> str:
-    try:
-        return encode_json(payload).decode("utf-8")
-    except ValueError:
-        # cannot be stored (nor sent: the attempt gives it up as an invalid payload)
-        return "null"

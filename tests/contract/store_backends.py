@@ -156,7 +156,51 @@ class SqliteSpool:
                 store.close()
 
 
-DELIVERY_BACKENDS = [SqliteSpool]
+class PgDeliveries:
+    """PostgreSQL's deliveries tables; each ``open()`` is the same instance again (a
+    restart).  Commits fail as on a full disk through a trigger refusing inserts with
+    disk_full's SQLSTATE; reads still work."""
+
+    name = "postgresql"
+    fixtures = ("pg_dsn",)
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_dsn: str):
+        self.storage = StorageConfig(backend="postgresql", dsn=pg_dsn, pool_size=4)
+        self.database = open_database(self.storage)
+        self.opened: list = []
+
+    def open(self, memory_limit: int = 1000, instance: str = "test-instance") -> DeliveryStore:
+        from eslhook.pg.deliveries import PgDeliveryStore
+        store = PgDeliveryStore(self.database, instance, memory_limit=memory_limit,
+                                commit_retry_seconds=0.05)
+        self.opened.append(store)
+        return store
+
+    def _execute(self, sql: str) -> None:
+        with self.database.connection() as connection:
+            connection.execute(sql)
+
+    def fill_up(self, store: DeliveryStore) -> None:
+        self._execute("CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS "
+                      "$$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on "
+                      "device' USING ERRCODE = 'disk_full'; END $$; "
+                      "CREATE TRIGGER disk_full BEFORE INSERT ON deliveries "
+                      "FOR EACH ROW EXECUTE FUNCTION disk_full()")
+
+    def free_up(self, store: DeliveryStore) -> None:
+        self._execute("DROP TRIGGER disk_full ON deliveries")
+
+    def corrupt(self) -> None:
+        self._execute("DROP TABLE deliveries")
+
+    def close_all(self) -> None:
+        for store in self.opened:
+            if not store._closed:
+                store.close()
+        self.database.close()
+
+
+DELIVERY_BACKENDS = [SqliteSpool, PgDeliveries]
 
 
 # -- open-call stores ------------------------------------------------------------------

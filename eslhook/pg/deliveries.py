@@ -1,0 +1,313 @@
+"""The delivery store on PostgreSQL (fleet mode): ``delivery/store.py``'s interface,
+the tables of migration 002, the SQL in ``pg/deliveries_sql.py``.
+
+As the SQLite spool: ``added``/``changed``/``attempted`` only hand the change over
+(a dict or list append on the hub); a flusher greenlet commits what gathered every
+``FLUSH_INTERVAL_SECONDS`` as one batch, one statement, one round trip.  psycopg
+waits on its socket through gevent's hub (it detects the monkey patching), so no
+database call blocks the hub.  Reads flush first, so they see everything handed
+over before them.
+
+Several instances share the tables:
+
+- Delivery ids: each instance makes them in its own range (``fleet_instances``:
+  a number per instance name, ids ``number * 2^40 + 1 ...``); a lane is read in
+  commit order (``seq``), which is each call's event order whichever instance
+  enqueued which event (an instance commits its events in the order it heard them,
+  and a conflicting insert waits for the first one's commit).
+- Exactly once into the queue: a call event's delivery is inserted under the
+  unique (hook, event) key with ``ON CONFLICT DO NOTHING``; when another instance
+  was first, this instance's delivery is a *duplicate*: counted, reported to
+  ``on_duplicate`` (the queue's cue not to deliver it) and nothing more of it is
+  recorded (its changes and attempts name a row that is not there).
+
+While commits fail (the database away, a full disk) nothing pending is lost: the
+deliveries not committed stay in memory, lane reads serve them after the
+database's rows, and commits are retried every ``commit_retry_seconds``;
+finished deliveries and attempt records beyond ``memory_limit`` are given up and
+counted (``unrecorded``).  The driver's errors stop here (``DeliveryStoreError``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import gevent
+import psycopg
+from gevent.event import Event
+from gevent.lock import Semaphore
+from gevent.pool import Group
+
+from eslhook.delivery.rows import (
+    PENDING, AttemptFilter, AttemptPage, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery,
+    SpoolContents, StoredDelivery, overlaid)
+from eslhook.delivery.store import DeliveryStoreError, DeliveryStoreUnusable
+from eslhook.supervise import CRITICAL, KILL_GRACE_SECONDS, Deadline, Supervisor, deadline_of
+
+from . import deliveries_sql as sql
+from .database import Database
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_SECONDS = 0.005
+COMMIT_RETRY_SECONDS = 1.0
+ERROR_REPORT_INTERVAL_SECONDS = 10.0
+# SQLSTATEs of a schema that is not migration 002's: the store cannot be used
+_BROKEN_SCHEMA = ("42P01", "42703")      # undefined_table, undefined_column
+T = TypeVar("T")
+LaneKey = tuple[str, "str | None"]
+
+
+class PgDeliveryStore:
+    def __init__(self, database: Database, instance: str, *,
+                 flush_interval: float = FLUSH_INTERVAL_SECONDS, memory_limit: int = 10_000,
+                 commit_retry_seconds: float = COMMIT_RETRY_SECONDS,
+                 error_report_seconds: float = ERROR_REPORT_INTERVAL_SECONDS,
+                 on_duplicate: Callable[[Delivery], None] | None = None):
+        self.database = database
+        self.instance = instance
+        self.on_duplicate = on_duplicate
+        self._flush_interval = flush_interval
+        self._memory_limit = memory_limit
+        self._retry_seconds, self._report_seconds = commit_retry_seconds, error_report_seconds
+        self._new: dict[int, Delivery] = {}         # handed over, not committed
+        self._changed: dict[int, Delivery] = {}     # committed, changed since
+        self._attempts: list[AttemptRecord] = []
+        self._duplicates: set[int] = set()          # pending here, enqueued by another
+        self._committing = 0
+        self._dirty = Event()
+        self._closing = Event()
+        self._lock = Semaphore()                    # one unit of database work at a time
+        self._group = Group()
+        self._closed = False
+        self._error: str | None = None              # why commits fail now
+        self._retry_at = 0.0
+        self._last_report: float | None = None
+        self.unrecorded = 0
+        self.duplicates = 0                          # a running total
+
+    @property
+    def location(self) -> str:
+        return self.database.location
+
+    @property
+    def backlog(self) -> int:
+        return len(self._new) + self._committing
+
+    @property
+    def not_durable(self) -> int:
+        return self.backlog if self._error is not None else 0
+
+    @property
+    def failure(self) -> str | None:
+        return self._error
+
+    def contents(self) -> SpoolContents:
+        with self._lock, _unit(self.database, "open") as connection:
+            return sql.contents(connection, sql.instance_number(connection, self.instance))
+
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        (supervisor or Supervisor()).spawn_supervised(
+            "delivery store flusher", self._flush_loop, how=CRITICAL, group=self._group)
+
+    # -- recording (hub side, never blocks) ---------------------------------------
+    def added(self, delivery: Delivery) -> None:
+        self._new[delivery.id] = delivery
+        self._dirty.set()
+
+    def changed(self, delivery: Delivery) -> None:
+        if delivery.id in self._duplicates:
+            if delivery.state != PENDING:
+                self._duplicates.discard(delivery.id)
+        elif delivery.id in self._new:     # a new row is captured as it is at commit time
+            self._new[delivery.id] = delivery
+        else:
+            self._changed[delivery.id] = delivery
+            self._dirty.set()
+
+    def attempted(self, record: AttemptRecord) -> None:
+        if record.delivery_id not in self._duplicates:
+            self._attempts.append(record)
+            self._dirty.set()
+
+    # -- committing ---------------------------------------------------------------
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self, force: bool = False) -> None:
+        if self._error is not None and not force and time.monotonic() < self._retry_at:
+            return
+        inserted, changed, attempts = list(self._new.values()), self._changed, self._attempts
+        if not (inserted or changed or attempts):
+            return
+        self._new, self._changed, self._attempts = {}, {}, []
+        once = [sql.is_once(d.trigger, d.event_id) for d in inserted]
+        batch = sql.Batch([d.row() for d in inserted], once,
+                          [(d.attempts, d.next_attempt, d.state, d.finished, d.id)
+                           for d in changed.values()], attempts)
+        self._committing = len(inserted)
+        try:
+            with self.database.connection() as connection:
+                stored = sql.apply(connection, batch)
+        except psycopg.Error as exc:   # the pool's timeout included
+            self._keep(inserted, changed, attempts)
+            self._failed(exc)
+            return
+        except BaseException:          # killed (closing): keep everything for the next try
+            self._keep(inserted, changed, attempts)
+            raise
+        finally:
+            self._committing = 0
+        if self._error is not None:
+            log.warning("delivery store %s: commits succeed again", self.location)
+            self._error = None
+        for delivery, first in zip(inserted, once):
+            if first and delivery.id not in stored:
+                self._duplicate(delivery)
+
+    def _duplicate(self, delivery: Delivery) -> None:
+        self.duplicates += 1
+        self._changed.pop(delivery.id, None)
+        self._attempts = [a for a in self._attempts if a.delivery_id != delivery.id]
+        if delivery.state == PENDING:
+            self._duplicates.add(delivery.id)
+        if self.on_duplicate is not None:
+            self.on_duplicate(delivery)
+
+    def _keep(self, inserted: list[Delivery], changed: dict[int, Delivery],
+              attempts: list[AttemptRecord]) -> None:
+        """Put back what was not committed, before what came meanwhile."""
+        for delivery_id, delivery in changed.items():
+            self._changed.setdefault(delivery_id, delivery)       # a newer change wins
+        newer, self._new = self._new, {}
+        for delivery in inserted:      # not in the database: the insert takes the latest
+            self._new[delivery.id] = self._changed.pop(delivery.id, delivery)
+        self._new.update(newer)
+        self._attempts = attempts + self._attempts
+        self._trim()
+
+    def _trim(self) -> None:
+        """Memory bound while commits fail: finished deliveries and attempt records
+        beyond ``memory_limit`` each are given up, oldest first (pending ones are
+        bounded by delivery.buffer_size, in DeliveryQueue.submit)."""
+        finished = [i for i, d in self._new.items() if d.state != PENDING]
+        for delivery_id in finished[:max(0, len(finished) - self._memory_limit)]:
+            del self._new[delivery_id]
+        extra = max(0, len(self._attempts) - self._memory_limit)
+        del self._attempts[:extra]
+        self.unrecorded += max(0, len(finished) - self._memory_limit) + extra
+
+    def _failed(self, exc: BaseException) -> None:
+        self._error = _message(exc)
+        now = time.monotonic()
+        self._retry_at = now + self._retry_seconds
+        if self._last_report is None or now - self._last_report >= self._report_seconds:
+            self._last_report = now
+            log.error("delivery store %s: cannot commit (%s): %d deliveries held in memory "
+                      "(still delivered); retrying every %gs", self.location, self._error,
+                      self.backlog, self._retry_seconds)
+
+    def _flush_loop(self) -> None:
+        while not self._closed:
+            if self._error is None:
+                self._dirty.wait()
+                gevent.sleep(self._flush_interval)     # gather a batch
+            else:
+                self._closing.wait(max(0.0, self._retry_at - time.monotonic()))
+            self._dirty.clear()
+            self.flush()
+
+    # -- reads and maintenance (flush first, so they see everything handed over) ---
+    def _call(self, method: Callable[..., T], *args: object) -> T:
+        with self._lock:
+            self._flush_locked()
+            with _unit(self.database, method.__name__) as connection:
+                return method(connection, *args)
+
+    def lane(self, hook_id: str, call_id: str | None, limit: int) -> list[StoredDelivery]:
+        with self._lock:
+            self._flush_locked()
+            with _unit(self.database, "lane") as connection:
+                rows = sql.lane(connection, hook_id, call_id, limit)
+            if self._changed:          # changes not committed yet win
+                rows = [r for r in (overlaid(row, self._changed.get(row.id)) for row in rows)
+                        if r is not None]
+            if self._error is None or len(rows) >= limit:
+                return rows            # held ones come after the database's rows
+            key = (hook_id, call_id or None)
+            return rows + [StoredDelivery.of(d) for d in self._new.values()
+                           if d.state == PENDING and (d.hook.id, d.call_id or None) == key]
+
+    def end_lane(self, hook_id: str, call_id: str | None, state: str) -> int:
+        now = time.time()
+        ended = 0
+        for delivery in list(self._new.values()):
+            if (delivery.hook.id, delivery.call_id or None) == (hook_id, call_id or None) \
+                    and delivery.state == PENDING:
+                delivery.state, delivery.finished = state, now
+                ended += 1
+        try:
+            return ended + self._call(sql.end_lane, hook_id, call_id, state, now)
+        except DeliveryStoreError as exc:
+            log.error("delivery store %s: cannot end the pending deliveries of hook %s, "
+                      "call %s (%s)", self.location, hook_id, call_id, exc)
+            return ended
+
+    def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
+                      start_key: int | None,
+                      only: AttemptFilter = AttemptFilter()) -> AttemptPage:
+        return self._call(sql.attempts_page, account_id, hook_id, page_size, start_key, only)
+
+    def attempted_delivery(self, account_id: str, hook_id: str,
+                           attempt_id: int) -> FinishedDelivery | None:
+        return self._call(sql.attempted_delivery, account_id, hook_id, attempt_id)
+
+    def window(self, hook_id: str, since: float, until: float,
+               limit: int) -> list[FinishedDelivery]:
+        return self._call(sql.window, hook_id, since, until, limit)
+
+    def insert_copies(self, rows: Iterable[DeliveryRow]) -> None:
+        self._call(sql.insert_copies, list(rows))
+
+    def prune(self, before: float) -> tuple[int, int]:
+        return self._call(sql.prune, before)
+
+    def close(self, deadline: Deadline | None = None) -> None:
+        """Stop the flusher, commit what is left; the pool stays (stores.close)."""
+        self._closed = True
+        self._closing.set()
+        self._dirty.set()
+        self._group.join(timeout=deadline_of(deadline, 5.0).left())
+        self._group.kill(timeout=KILL_GRACE_SECONDS)
+        with self._lock:
+            self._flush_locked(force=True)
+            if self._error is not None:
+                log.error("delivery store %s: %d deliveries could not be committed before "
+                          "closing (%s): lost", self.location, self.backlog, self._error)
+
+
+@contextlib.contextmanager
+def _unit(database: Database, what: str) -> Iterator[psycopg.Connection]:
+    """A pooled connection for one read or maintenance call, the driver's errors as
+    the store's (a schema that is not ours: ``DeliveryStoreUnusable``)."""
+    try:
+        with database.connection() as connection:
+            yield connection
+    except psycopg.Error as exc:       # the pool's timeout included
+        if exc.sqlstate in _BROKEN_SCHEMA:
+            raise DeliveryStoreUnusable(
+                "the deliveries tables of %s are not as eslhook's migrations made them "
+                "(%s). Restore the database, or drop the deliveries and attempts tables "
+                "and the schema_version rows from 2 on, then run eslhook migrate (this "
+                "loses the pending deliveries and the attempt log)."
+                % (database.location, _message(exc))) from None
+        raise DeliveryStoreError("%s: %s" % (what, _message(exc))) from None
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
