@@ -97,7 +97,9 @@ def scrape(world) -> dict:
 def test_a_full_disk_during_an_outage_still_delivers_everything_and_spooling_resumes(
         receiver, queues, tiny_fs, caplog):
     caplog.set_level(logging.INFO)
-    state = tiny_fs("8m")
+    # room, once the filler goes, for all 900 deliveries and their attempt rows
+    # (each keeps up to 4 KiB of its request body: at 8 MB the spool alone filled it)
+    state = tiny_fs("32m")
     path = state / "delivery.sqlite3"
     flaky = Flaky(receiver)
     hook = spool_hook(receiver.url("/"))
