@@ -85,11 +85,14 @@ def started(tmp_path):
 
 # -- the attempt log --------------------------------------------------------------------
 
+SLOW = 0.2
+
+
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     """One bridge whose log holds attempts of three accounts' hooks:
-    PARENT's /ok (4 successes) and /nope (4 final 404s), CHILD's /child (1), OTHER's
-    /other (1)."""
+    PARENT's /ok (4 successes) and /nope (4 final 404s), CHILD's /child (1, answered
+    SLOW seconds late), OTHER's /other (1)."""
     world = World(tmp_path_factory.mktemp("logged"), accounts=ACCOUNTS, extra={
         "api": API, "delivery": {"timeout_seconds": 2, "retry_schedule_seconds": [0.1],
                                  **LOOPBACK}})
@@ -98,8 +101,8 @@ def logged(tmp_path_factory):
              "child": world.hook(CHILD, "/child", hook="channel_create"),
              "other": world.hook(OTHER, "/other", hook="channel_create")}
     world.write_hooks(hooks.values())
-    world.receiver.responder = lambda r: Reply(404, body=b"no such page") \
-        if r.path == "/nope" else Reply(200)
+    replies = {"/nope": Reply(404, body=b"no such page"), "/child": Reply(200, delay=SLOW)}
+    world.receiver.responder = lambda r: replies.get(r.path, Reply(200))
     client = None
     try:
         world.start()
@@ -159,6 +162,20 @@ def test_one_hooks_log_shows_why_it_failed(logged):
     # pages of one: same records, same order
     one_by_one = client.pages(HOOK % (PARENT, ids["nope"]) + "/attempts", page_size=1)
     assert [e["data"][0] for e in one_by_one] == body["data"]
+
+
+def test_each_attempt_shows_how_long_it_took(logged):
+    world, client, ids, began = logged
+    took = time.time() - began
+    child = assert_success(client("GET", HOOKS % CHILD + "/attempts"))["data"]
+    assert [r["hook_id"] for r in child] == [ids["child"]]
+    # the receiver's delay is in it; the fixture's whole run bounds it
+    assert SLOW * 1000 <= child[0]["duration_ms"] < took * 1000
+    fast = assert_success(client("GET", HOOKS % PARENT + "/attempts"))["data"]
+    assert len(fast) == 8
+    for record in fast:
+        assert isinstance(record["duration_ms"], float)
+        assert 0 < record["duration_ms"] < 2000     # the delivery timeout bounds it
 
 
 def test_attempts_follow_the_apis_token_rules(logged):

@@ -15,6 +15,7 @@ under CI=true (.ci/run installs both).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -151,6 +152,11 @@ def test_console_drives_hooks_deliveries_and_the_live_tail(world, page, tmp_path
         successes = len(made.receiver.requests) - 1
         assert successes >= 6           # 2 inbound + 1 outbound leg: create/answer/destroy
         expect(attempts.locator("tbody tr")).to_have_count(successes + 1)
+        # every attempt shows how long it took, in milliseconds
+        column = attempts.locator("thead th").all_inner_texts().index("Duration (ms)") + 1
+        durations = attempts.locator("tbody td:nth-child(%d)" % column).all_inner_texts()
+        assert len(durations) == successes + 1
+        assert all(re.fullmatch(r"\d+\.\d", shown) for shown in durations), durations
         expect(page.locator("#chart rect.ok").first).to_be_visible()
         expect(page.locator("#chart rect.bad")).to_have_count(1)
         page.get_by_label("Result").select_option("failure")

@@ -88,6 +88,31 @@ def test_migrations_apply_once_in_order_even_from_instances_starting_together(pg
             pool.close()
 
 
+def test_a_database_from_before_attempt_durations_keeps_its_attempts(pg_dsn, monkeypatch):
+    from eslhook.delivery.rows import AttemptFilter
+    from eslhook.pg import database as pg_database
+    from eslhook.pg.deliveries_sql import attempts_page
+    shipped = pg_database.migrations()
+    old = pg_database.Database(storage(pg_dsn))
+    old.open()
+    try:
+        monkeypatch.setattr(pg_database, "migrations", lambda: shipped[:2])   # as released
+        assert pg_database.migrate(old) == (0, 2)
+        with old.connection() as connection:
+            connection.execute(
+                "INSERT INTO attempts (account_id, hook_id, delivery_id, webhook_id, uri, "
+                "method, attempt, result, reason, retries_left, timestamp) VALUES "
+                "(%s, 'h', 1, 'w1', 'http://127.0.0.1:9/', 'POST', 1, 'success', 'ok', 0, "
+                "1000.0)", (ACME,))
+        monkeypatch.setattr(pg_database, "migrations", lambda: shipped)
+        assert pg_database.migrate(old) == (2, pg_database.LATEST_VERSION)
+        with old.connection() as connection:
+            shown = attempts_page(connection, ACME, "h", 10, None, AttemptFilter()).attempts
+        assert [(a["result"], a["duration_ms"]) for a in shown] == [("success", None)]
+    finally:
+        old.close()
+
+
 def test_a_database_newer_than_this_eslhook_is_refused(databases):
     from eslhook.pg import DatabaseUnavailable
     from eslhook.pg.database import migrate

@@ -412,7 +412,8 @@ def test_a_state_dir_and_spool_files_an_older_version_left_readable_are_tightene
 
 
 # The spool's tables as the first releases made them (before trigger and the request
-# columns of the attempt log): a file left by one of them must open and keep its rows.
+# and duration columns of the attempt log): a file left by one of them must open and
+# keep its rows.
 _FIRST_SCHEMA = """
 CREATE TABLE deliveries (id INTEGER PRIMARY KEY, hook_id TEXT NOT NULL,
     account_id TEXT NOT NULL, call_id TEXT NOT NULL, event_id TEXT, hook_event TEXT,
@@ -454,6 +455,7 @@ def test_a_spool_from_before_the_request_columns_opens_and_keeps_its_rows(tmp_pa
         shown = db.attempts_page(ACCOUNT, hook.id, 10, None,
                                  AttemptFilter(created_from=1000.0)).attempts
         assert [(a["response_body"], a["trigger"], a["request_headers"], a["request_body"],
-                 a["request_body_size"]) for a in shown] == [("fine", "event", "{}", "", 0)]
+                 a["request_body_size"], a["duration_ms"]) for a in shown] == [
+            ("fine", "event", "{}", "", 0, None)]
         assert db.attempted_delivery(ACCOUNT, hook.id, int(shown[0]["id"])).webhook_id == "w2"
         db.close()

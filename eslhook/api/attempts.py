@@ -9,7 +9,8 @@
   ``paginate=false`` ("load all") returns up to ``MAX_PAGE_SIZE`` records, with
   ``next_start_key`` when there are more.  Each record carries Kazoo's names
   too: ``resp_status_code`` and ``retries`` (tries left, the next included,
-  as Monster UI reads it: it shows ``retries - 1``).
+  as Monster UI reads it: it shows ``retries - 1``); ``duration_ms`` is
+  eslhook's own (Kazoo's attempts have none; null for attempts logged before it).
 - ``POST .../accounts/{A}/webhooks/{ID}/replay`` ``{"data": {"since", "until"}}``:
   send the hook's recorded deliveries of that window again (same ``webhook-id``).
 - ``POST .../webhooks/{ID}/attempts/{ATTEMPT}/resend`` and ``.../webhooks/{ID}/test``:

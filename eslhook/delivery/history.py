@@ -53,7 +53,8 @@ def attempt_record(delivery: Delivery, hook: Hook, outcome: Outcome, decision: D
         outcome.reason, outcome.status, outcome.body_excerpt.decode("utf-8", "replace"),
         decision.retries_left if decision.action == RETRY else 0, now, delivery.trigger,
         json.dumps(redacted_headers(headers), ensure_ascii=False),
-        body[:REQUEST_BODY_KEPT_BYTES].decode("utf-8", "replace"), len(body))
+        body[:REQUEST_BODY_KEPT_BYTES].decode("utf-8", "replace"), len(body),
+        round(outcome.duration_seconds * 1000, 3))
 
 
 def page_start(page_size: object, start_key: object) -> int | None:

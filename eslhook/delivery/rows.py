@@ -23,7 +23,7 @@ DELIVERY_STATES = (PENDING, DELIVERED, FAILED, EXPIRED, DROPPED)
 ATTEMPT_FIELDS = ("hook_id", "event_id", "call_id", "hook_event", "uri", "method", "attempt",
                   "result", "reason", "response_code", "response_body", "retries_left",
                   "timestamp", "trigger", "request_headers", "request_body",
-                  "request_body_size")
+                  "request_body_size", "duration_ms")
 # Why a delivery was made: a call event, a replay of a window, a resend of one recorded
 # delivery, a test from the API (one attempt, no retries)
 EVENT, REPLAY, RESEND, TEST = "event", "replay", "resend", "test"
@@ -119,6 +119,7 @@ class AttemptRecord(NamedTuple):
     request_headers: str = "{}"        # JSON object; values redacted but a few (history.py)
     request_body: str = ""             # its first REQUEST_BODY_KEPT_BYTES
     request_body_size: int = 0         # the whole body's length in bytes
+    duration_ms: float | None = None   # request sent to response read; None: logged before
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     trigger TEXT NOT NULL DEFAULT 'event',
     request_headers TEXT NOT NULL DEFAULT '{}',   -- JSON, values redacted
     request_body TEXT NOT NULL DEFAULT '',        -- its first REQUEST_BODY_KEPT_BYTES
-    request_body_size INTEGER NOT NULL DEFAULT 0
+    request_body_size INTEGER NOT NULL DEFAULT 0,
+    duration_ms REAL                   -- NULL: logged before it was recorded
 );
 CREATE INDEX IF NOT EXISTS attempts_by_account ON attempts (account_id, id);
 CREATE INDEX IF NOT EXISTS attempts_by_hook ON attempts (hook_id, id);
@@ -83,6 +84,7 @@ _ADDED_COLUMNS = (
     ("attempts", "request_headers", "TEXT NOT NULL DEFAULT '{}'"),
     ("attempts", "request_body", "TEXT NOT NULL DEFAULT ''"),
     ("attempts", "request_body_size", "INTEGER NOT NULL DEFAULT 0"),
+    ("attempts", "duration_ms", "REAL"),
 )
 
 

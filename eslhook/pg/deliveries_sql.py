@@ -1,5 +1,5 @@
 """The SQL of the delivery store on PostgreSQL (``pg/deliveries.py``): one function
-per unit of work, each given a connection from the pool (tables: migration 002).
+per unit of work, each given a connection from the pool (tables: migrations 002 and 003).
 
 A batch of the write-ahead log is ONE statement (data-modifying CTEs over
 ``unnest`` of one array per column) on an autocommit connection: one round trip
@@ -31,7 +31,7 @@ _DELIVERY_TYPES = ("bigint", "text", "text", "text", "text", "text", "text", "te
 _ATTEMPT_COLUMNS = ("account_id", "delivery_id", "webhook_id") + ATTEMPT_FIELDS
 _ATTEMPT_TYPES = ("text", "bigint", "text", "text", "text", "text", "text", "text", "text",
                   "integer", "text", "text", "integer", "text", "integer", "float8", "text",
-                  "text", "text", "integer")
+                  "text", "text", "integer", "float8")
 assert len(_ATTEMPT_TYPES) == len(_ATTEMPT_COLUMNS)
 
 

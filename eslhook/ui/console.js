@@ -343,12 +343,18 @@ async function loadDeliveries() {
   } catch (err) { say("Could not read the attempt log: " + err.message); }
 }
 
+// an attempt's duration_ms as shown; attempts logged before it was recorded have none
+function milliseconds(duration) {
+  return duration == null ? "" : duration.toFixed(1);
+}
+
 function attemptRow(attempt) {
   const status = attempt.response_code == null ? attempt.reason : String(attempt.response_code);
   return el("tr", { "data-attempt-id": String(attempt.id) },
     el("td", {}, utc(attempt.timestamp)), el("td", {}, attempt.hook_event),
     el("td", { class: "callid" }, attempt.call_id), el("td", {}, attempt.trigger),
     el("td", { class: "result-" + attempt.result }, attempt.result), el("td", {}, status),
+    el("td", { class: "number" }, milliseconds(attempt.duration_ms)),
     el("td", {}, String(attempt.retries_left)),
     el("td", { class: "actions" }, button("Resend", () => resend(attempt),
       { "aria-label": "Resend attempt " + attempt.id })));
@@ -357,7 +363,7 @@ function attemptRow(attempt) {
 function renderAttempts(attempts) {
   const body = $("attempts-table").tBodies[0];
   body.replaceChildren(...attempts.map(attemptRow));
-  if (!attempts.length) body.append(el("tr", {}, el("td", { colspan: "8" }, "No attempts.")));
+  if (!attempts.length) body.append(el("tr", {}, el("td", { colspan: "9" }, "No attempts.")));
 }
 
 const SVG = "http://www.w3.org/2000/svg";

@@ -205,6 +205,18 @@ def test_an_attempt_keeps_its_trigger_request_and_names_its_delivery(backend, st
     assert store.attempted_delivery(ACME, HOOK.id, int(shown["id"]) + 1) is None
 
 
+def test_an_attempts_duration_comes_back_and_may_be_unknown(backend, store):
+    first, second = delivery(1), delivery(2)
+    store.added(first)
+    store.added(second)
+    store.attempted(record(first)._replace(duration_ms=1234.567))
+    store.attempted(record(second))            # as recorded before durations were
+    store = reopened(backend, store)
+    shown = store.attempts_page(ACME, None, 10, None).attempts
+    assert [(a["event_id"], a["duration_ms"]) for a in shown] == [
+        ("event-2", None), ("event-1", 1234.567)]
+
+
 def test_a_pending_copys_trigger_comes_back_with_its_lane(backend, store):
     store.insert_copies([DeliveryRow(5, HOOK.id, ACME, "call-a", None, None, "msg_5", "{}",
                                      T0, trigger="test")])
