@@ -21,7 +21,7 @@ from typing import Any, Callable, TypeVar
 from ..netpolicy import DEFAULT_BLOCKED_NETWORKS
 from .messages import file_message, findings, format_path, fragment_validator
 from .semantics import (Problems, account_problems, api_problems, delivery_problems,
-                        format_listen, payload_problems, storage_problems)
+                        format_listen, non_finite_numbers, payload_problems, storage_problems)
 
 T = TypeVar("T")
 
@@ -32,11 +32,25 @@ def check(obj: Any) -> None:
     document = rules.document(obj)
     errors = fragment_validator("config", rules.pointer).iter_errors(document)
     problems = [(f.path, file_message(f)) for f in findings(errors)]
+    problems += list(non_finite_numbers(document))
     problems += list(rules.semantics(document))
     if problems:
         raise ValueError("; ".join("%s.%s: %s" % (
-            type(obj).__name__, rules.aliases.get(path[0], format_path(path)), message)
+            type(obj).__name__, _field_path(rules, path), message)
             for path, message in problems))
+
+
+def _field_path(rules: _Rules, path: tuple) -> str:
+    """A document path as the dataclass's field path (``aliases`` renames the key)."""
+    alias = rules.aliases.get(path[0]) if path else None
+    return format_path(path) if alias is None else format_path((alias,) + tuple(path[1:]))
+
+
+def register_rules(cls: type, pointer: str, document: Callable[[Any], dict],
+                   aliases: dict[str, str]) -> None:
+    """Let ``check`` validate a value object of another package (the delivery
+    policies) against its part of config.schema.json: one copy of the rules."""
+    _RULES[cls] = _Rules(pointer, document, aliases=aliases)
 
 
 def trusted(cls: type[T], **values: Any) -> T:

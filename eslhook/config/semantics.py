@@ -13,6 +13,7 @@ is reported once.  Section rules (``delivery_problems``, ``api_problems``,
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from typing import Iterable, Iterator
 
@@ -136,11 +137,25 @@ def account_problems(account: dict) -> Problems:
 
 # -- the whole eslhook.yaml -----------------------------------------------------------
 
+def non_finite_numbers(document: object, path: KeyPath = ()) -> Problems:
+    """YAML's ``.nan`` and ``.inf`` are numbers to a JSON Schema, but no delay,
+    timeout or fraction of eslhook can be one (a NaN timeout never fires)."""
+    if isinstance(document, float) and not math.isfinite(document):
+        yield path, "must be a finite number (got %r)" % document
+    elif isinstance(document, dict):
+        for key, value in document.items():
+            yield from non_finite_numbers(value, path + (key,))
+    elif isinstance(document, (list, tuple)):
+        for index, value in enumerate(document):
+            yield from non_finite_numbers(value, path + (index,))
+
+
 def _under(prefix: KeyPath, problems: Problems) -> Problems:
     return ((prefix + path, message) for path, message in problems)
 
 
 def config_problems(data: dict) -> Problems:
+    yield from non_finite_numbers(data)
     yield from duplicates(data, "switches", "name", "switch name")
     yield from duplicates(data, "accounts", "id", "account id")
     account_ids = {a["id"] for _, a in items(data, "accounts") if isinstance(a.get("id"), str)}

@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 
 from eslhook.config import DeliveryConfig
+from eslhook.config.model import check, register_rules
 from eslhook.hooks.model import Hook
 
 BODY_EXCERPT_BYTES = 2048
@@ -68,17 +69,9 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule_seconds", tuple(self.schedule_seconds))
-        if not self.schedule_seconds:
-            raise ValueError("RetryPolicy.schedule_seconds: must hold at least one delay")
-        for index, delay in enumerate(self.schedule_seconds):
-            if not _is_delay(delay):
-                raise ValueError("RetryPolicy.schedule_seconds[%d]: must be a finite number "
-                                 ">= 0, got %r" % (index, delay))
-        if isinstance(self.jitter, bool) or not isinstance(self.jitter, (int, float)) \
-                or not 0 <= self.jitter < 1:
-            raise ValueError("RetryPolicy.jitter: must be a number in [0, 1), got %r"
-                             % (self.jitter,))
-        if not _is_delay(self.retry_after_cap):
+        # the delivery section's rules (config.schema.json), not a copy of them
+        check(self)
+        if not _is_delay(self.retry_after_cap):      # not a config key: its own rule
             raise ValueError("RetryPolicy.retry_after_cap: must be a finite number >= 0, "
                              "got %r" % (self.retry_after_cap,))
 
@@ -142,12 +135,18 @@ class CircuitPolicy:
     open_seconds: float = 30.0       # then first tries wait in the spool this long
 
     def __post_init__(self) -> None:
-        if type(self.failures_to_open) is not int or self.failures_to_open < 1:
-            raise ValueError("CircuitPolicy.failures_to_open: must be an integer >= 1, got %r"
-                             % (self.failures_to_open,))
-        if not _is_delay(self.open_seconds):
-            raise ValueError("CircuitPolicy.open_seconds: must be a finite number >= 0, got %r"
-                             % (self.open_seconds,))
+        check(self)         # the delivery section's rules, as for RetryPolicy
+
+
+# The policies are checked by the delivery section of config.schema.json (plus
+# the semantic layer's finiteness rule), under their own field names.
+register_rules(RetryPolicy, "/properties/delivery",
+               lambda p: {"retry_schedule_seconds": list(p.schedule_seconds), "jitter": p.jitter},
+               {"retry_schedule_seconds": "schedule_seconds"})
+register_rules(CircuitPolicy, "/properties/delivery",
+               lambda p: {"circuit_failures": p.failures_to_open,
+                          "circuit_open_seconds": p.open_seconds},
+               {"circuit_failures": "failures_to_open", "circuit_open_seconds": "open_seconds"})
 
 
 @dataclass(frozen=True)
