@@ -203,3 +203,27 @@ def test_a_dead_instances_lanes_are_taken_over_after_its_lease(receiver, fleet, 
     # not before a's lease ran out (its last renewal at most one interval before the kill)
     assert min(r.arrived for r in taken_over) >= killed_at + lease - 0.2 - 0.05
     assert pending(database) == 0
+
+
+def test_a_replay_is_delivered_once_by_the_lanes_holder(receiver, fleet):
+    hook = make_hook(receiver.url("/hook"), format="json")
+    a, b = fleet("instance-a"), fleet("instance-b")     # renewals only when called here
+    a.hear(hook, 0, range(1, EVENTS + 1))
+    a.store.flush()
+    b.hear(hook, 0, range(1, EVENTS + 1))
+    originals = receiver.wait_for(EVENTS, timeout=5)
+    assert a.queue.wait_idle(5) and b.queue.wait_idle(5)
+    # b replays into the lane whose lease a still holds: a delivers the copies, once
+    assert b.queue.replay(hook, 0, time.time() + 1) == EVENTS
+    gevent.sleep(0.3)
+    assert len(receiver.requests) == EVENTS               # not b
+    a.store.renew_leases()                                # a's next renewal wakes the lane
+    got = receiver.wait_for(2 * EVENTS, timeout=5)
+    b.store.renew_leases()
+    gevent.sleep(0.3)
+    assert len(receiver.requests) == 2 * EVENTS
+    copies = got[EVENTS:]
+    assert [r.json["n"] for r in copies] == list(range(1, EVENTS + 1))
+    assert [r.header("webhook-id") for r in copies] == \
+        [r.header("webhook-id") for r in originals]
+    assert {r.header("user-agent") for r in copies} == {"instance-a"}

@@ -622,6 +622,8 @@ class DeliveryQueue:
         self._store.insert_copies(copies)
         self._known_hooks.setdefault(hook.id, hook)
         self._add_pending(len(copies))
+        if self._claiming:       # the store woke the lanes this instance holds
+            return
         for call_id in dict.fromkeys(copy.call_id or None for copy in copies):
             lane = self._lanes.spool_arrival((hook.id, call_id))
             if lane is not None:

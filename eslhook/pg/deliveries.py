@@ -194,20 +194,22 @@ class PgDeliveryStore:
             self._on_owned(applied.owned)
 
     def _lease_loop(self) -> None:
-        while not self._closed:
-            self._closing.wait(self._renew_seconds)
-            if self._closed:
-                return
+        while not self._closing.wait(self._renew_seconds):     # set when closing
             try:
-                # flushed first: a lane whose last rows ended is released, not renewed
-                owned = self._call(sql.renew_leases, self.instance, self._lease_seconds)
+                self.renew_leases()
             except DeliveryStoreError as exc:
                 log.error("delivery store %s: cannot renew lane leases (%s); lanes held "
                           "here are taken over by other instances %gs after the last "
                           "renewal", self.location, exc, self._lease_seconds)
-                continue
-            if owned and self._on_owned is not None:
-                self._on_owned(owned)
+
+    def renew_leases(self) -> None:
+        """One round of the renewer: extend this instance's leases, release those of
+        finished lanes, take over expired ones, wake the lanes held with rows pending
+        (those another instance added to included)."""
+        # flushed first (_call): a lane whose last rows ended is released, not renewed
+        owned = self._call(sql.renew_leases, self.instance, self._lease_seconds)
+        if owned and self._on_owned is not None:
+            self._on_owned(owned)
 
     def _duplicate(self, delivery: Delivery) -> None:
         self.duplicates += 1
@@ -311,7 +313,9 @@ class PgDeliveryStore:
         return self._call(sql.window, hook_id, since, until, limit)
 
     def insert_copies(self, rows: Iterable[DeliveryRow]) -> None:
-        self._call(sql.insert_copies, list(rows))
+        owned = self._call(sql.insert_copies, list(rows), self._owner, self._lease_seconds)
+        if owned and self._on_owned is not None:
+            self._on_owned(owned)
 
     def prune(self, before: float) -> tuple[int, int]:
         return self._call(sql.prune, before)

@@ -173,6 +173,7 @@ def contents(connection: psycopg.Connection, number: int,
     row = connection.execute("SELECT max(id) FROM deliveries WHERE id BETWEEN %s AND %s",
                              (low, high)).fetchone()
     next_id = (row[0] if row and row[0] is not None else low - 1) + 1
+    args: tuple[object, ...]
     if owner is None:
         where, args = "id BETWEEN %s AND %s", (low, high)
     else:
@@ -249,12 +250,24 @@ def attempted_delivery(connection: psycopg.Connection, account_id: str, hook_id:
     return FinishedDelivery(*row) if row is not None else None
 
 
-def insert_copies(connection: psycopg.Connection, rows: list[DeliveryRow]) -> None:
-    """Copies repeat an event on purpose: not under the (hook, event) key."""
+def insert_copies(connection: psycopg.Connection, rows: list[DeliveryRow],
+                  owner: str | None = None, lease_seconds: float = 0.0) -> list[LaneKey]:
+    """Copies repeat an event on purpose: not under the (hook, event) key.  With an
+    ``owner``, their lanes' leases are claimed in the same transaction: the lanes it
+    holds now (the others' owners deliver the copies)."""
     values = [row.values() for row in rows]
     connection.execute(("INSERT INTO deliveries (%s) SELECT * FROM %s"
                         % (", ".join(_DELIVERY_COLUMNS), _unnest(_DELIVERY_TYPES))).encode(),
                        _columns(values, len(_DELIVERY_COLUMNS)))
+    if owner is None:
+        return []
+    lanes = sorted({(row.hook_id, row.call_id or "") for row in rows})
+    claimed = connection.execute(
+        ("INSERT INTO lanes (hook_id, call_id, owner, expires_at) SELECT c.hook_id, "
+         "c.call_id, %%s, now() + %%s * interval '1 second' FROM unnest(%%s::text[], "
+         "%%s::text[]) AS c(hook_id, call_id) ORDER BY 1, 2 %s RETURNING hook_id, call_id"
+         % _TAKE_LEASE).encode(), [owner, lease_seconds] + _columns(lanes, 2)).fetchall()
+    return [(hook_id, call_id or None) for hook_id, call_id in claimed]
 
 
 def prune(connection: psycopg.Connection, before: float) -> tuple[int, int]:
