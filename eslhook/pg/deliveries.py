@@ -20,6 +20,11 @@ Several instances share the tables:
   was first, this instance's delivery is a *duplicate*: counted, reported to
   ``on_duplicate`` (the queue's cue not to deliver it) and nothing more of it is
   recorded (its changes and attempts name a row that is not there).
+- Lanes (fleet mode, once a queue calls ``claim_lanes``): each batch claims the
+  leases of its new rows' lanes (table ``lanes``, migration 004), a renewer greenlet
+  extends this instance's leases, releases finished lanes' and takes over expired
+  ones; ``on_owned`` tells the queue which lanes it holds, the only ones it delivers
+  (docs/fleet.md, third landing).
 
 While commits fail (the database away, a full disk) nothing pending is lost: the
 deliveries not committed stay in memory, lane reads serve them after the
