@@ -43,7 +43,7 @@ from eslhook.delivery.signing import make_webhook_id, webhook_headers
 from eslhook.delivery.rows import (
     EVENT, DELIVERED, DROPPED, EXPIRED, FAILED, RESEND, TEST, AttemptFilter, AttemptPage, Delivery,
     DeliveryRow, SpoolContents, StoredDelivery)
-from eslhook.delivery.store import DeliveryStore
+from eslhook.delivery.store import ClaimsLanes, DeliveryStore
 from eslhook.hooks.model import Hook
 from eslhook.payload import Payload
 from eslhook.supervise import (
@@ -133,6 +133,10 @@ class DeliveryQueue:
             from eslhook.stores import embedded_delivery_store
             store = embedded_delivery_store(spool_path, config)
         self._store = store
+        # fleet mode: the store says which lanes this instance delivers (_owned)
+        self._claiming = isinstance(store, ClaimsLanes)
+        if isinstance(store, ClaimsLanes):
+            store.claim_lanes(self._owned)
         self._resumed: SpoolContents | None = self._store.contents()  # a previous run's pending
         self._next_id = self._resumed.next_id
         self._lanes = Lanes()
@@ -160,6 +164,8 @@ class DeliveryQueue:
         snapshot.not_durable = self._store.not_durable
         snapshot.unrecorded = self._store.unrecorded
         snapshot.spool_error = self._store.failure
+        if self._claiming:     # another instance may deliver what was submitted here
+            snapshot.pending = self._store.backlog + self._lanes.resident
         return snapshot
 
     # -- producer side (ESL reader greenlet): never blocks -------------------------
@@ -181,6 +187,8 @@ class DeliveryQueue:
                             make_webhook_id(event_id, hook.id), self._clock(), trigger=trigger)
         self._store.added(delivery)      # write-ahead: committed within a few ms
         self._stats.submitted += 1
+        if self._claiming:               # attempted once the store says the lane is ours
+            return True
         self._add_pending(1)
         lane = self._lanes.submit(delivery)
         if lane is not None:
@@ -227,8 +235,16 @@ class DeliveryQueue:
                     self._config.attempt_log_days)
 
     def wait_idle(self, timeout: float) -> bool:
-        """True once nothing is pending or in flight; False if ``timeout`` passed first."""
-        return bool(self._idle.wait(timeout))
+        """True once nothing is pending or in flight; False if ``timeout`` passed first.
+        Fleet mode: nothing handed to the store uncommitted and no lane held here."""
+        if not self._claiming:
+            return bool(self._idle.wait(timeout))
+        deadline = time.monotonic() + timeout
+        while self._store.backlog or self._lanes.lanes or self._stats.in_flight:
+            if time.monotonic() >= deadline:
+                return False
+            gevent.sleep(0.01)
+        return True
 
     def stop(self, deadline: Deadline | None = None, *, timeout: float | None = None) -> None:
         """Stop accepting; keep delivering what can go before ``deadline`` (or
@@ -251,9 +267,9 @@ class DeliveryQueue:
             self._workers.kill(block=True, timeout=KILL_GRACE_SECONDS)
         self._group.kill(block=True, timeout=KILL_GRACE_SECONDS)
         self._store.close(deadline)
-        if self._stats.pending:
+        if self.stats.pending:
             log.warning("stopped with %d undelivered webhook deliveries, kept in %s",
-                        self._stats.pending, self._store.location)
+                        self.stats.pending, self._store.location)
         if self._owns_sender:
             self._sender.close()
 
@@ -591,11 +607,23 @@ class DeliveryQueue:
         log.info("replaying %d deliveries to hook %s", len(copies), hook.id)
         return len(copies)
 
+    def _owned(self, keys: list[LaneKey]) -> None:
+        """The store committed lanes this instance holds (fleet mode): read back each
+        one not already reading or holding what the store has."""
+        if self._stopping:
+            return
+        for key in keys:
+            lane = self._lanes.spool_arrival(key)
+            if lane is not None:
+                self._load_soon(lane)
+
     def _queue_copies(self, hook: Hook, copies: list[DeliveryRow]) -> None:
         """New pending deliveries, durably in the store first, then their lanes."""
         self._store.insert_copies(copies)
         self._known_hooks.setdefault(hook.id, hook)
         self._add_pending(len(copies))
+        if self._claiming:       # the store woke the lanes this instance holds
+            return
         for call_id in dict.fromkeys(copy.call_id or None for copy in copies):
             lane = self._lanes.spool_arrival((hook.id, call_id))
             if lane is not None:

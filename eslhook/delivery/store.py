@@ -32,7 +32,7 @@ for the API's ports (``eslhook/ports.py``).
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol, runtime_checkable
 
 from eslhook.supervise import Deadline, Supervisor
 
@@ -40,7 +40,7 @@ from eslhook.delivery.rows import (
     AttemptFilter, AttemptPage, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery, SpoolContents,
     StoredDelivery)
 
-__all__ = ["DeliveryStore", "DeliveryStoreError", "DeliveryStoreUnusable"]
+__all__ = ["DeliveryStore", "DeliveryStoreError", "DeliveryStoreUnusable", "ClaimsLanes"]
 
 
 class DeliveryStoreError(Exception):
@@ -150,4 +150,20 @@ class DeliveryStore(Protocol):
     def prune(self, before: float) -> tuple[int, int]:
         """Drop attempt records and finished deliveries older than ``before`` (unix
         time): (attempts dropped, deliveries dropped)."""
+        ...
+
+
+@runtime_checkable
+class ClaimsLanes(Protocol):
+    """A store shared by several instances (fleet mode: PostgreSQL) that decides which
+    instance delivers each lane.  The queue then delivers nothing from memory: it hands
+    each delivery to the store and attempts a lane only once the store says this
+    instance holds it.  The SQLite spool has no ``claim_lanes``: the queue owns every
+    lane, as it always did."""
+
+    def claim_lanes(self, on_owned: Callable[[list[tuple[str, str | None]]], None]) -> None:
+        """From now on claim the lanes of what is added; call ``on_owned`` (on the hub,
+        never blocking) with lanes this instance holds that have deliveries in the
+        store: after each commit that claimed or kept some, and after each renewal
+        (taken over lanes included)."""
         ...

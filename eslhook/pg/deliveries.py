@@ -20,6 +20,11 @@ Several instances share the tables:
   was first, this instance's delivery is a *duplicate*: counted, reported to
   ``on_duplicate`` (the queue's cue not to deliver it) and nothing more of it is
   recorded (its changes and attempts name a row that is not there).
+- Lanes (fleet mode, once a queue calls ``claim_lanes``): each batch claims the
+  leases of its new rows' lanes (table ``lanes``, migration 004), a renewer greenlet
+  extends this instance's leases, releases finished lanes' and takes over expired
+  ones; ``on_owned`` tells the queue which lanes it holds, the only ones it delivers
+  (docs/fleet.md, third landing).
 
 While commits fail (the database away, a full disk) nothing pending is lost: the
 deliveries not committed stay in memory, lane reads serve them after the
@@ -53,6 +58,8 @@ from .database import Database
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_SECONDS = 0.005
+LEASE_SECONDS = 10.0        # a lane whose owner stopped renewing is taken over after this
+RENEW_SECONDS = 2.0         # renewal and takeover scan interval (well inside the lease)
 COMMIT_RETRY_SECONDS = 1.0
 ERROR_REPORT_INTERVAL_SECONDS = 10.0
 # SQLSTATEs of a schema that is not migration 002's: the store cannot be used
@@ -66,7 +73,10 @@ class PgDeliveryStore:
                  flush_interval: float = FLUSH_INTERVAL_SECONDS, memory_limit: int = 10_000,
                  commit_retry_seconds: float = COMMIT_RETRY_SECONDS,
                  error_report_seconds: float = ERROR_REPORT_INTERVAL_SECONDS,
-                 on_duplicate: Callable[[Delivery], None] | None = None):
+                 on_duplicate: Callable[[Delivery], None] | None = None,
+                 lease_seconds: float = LEASE_SECONDS, renew_seconds: float = RENEW_SECONDS):
+        if not 0 < renew_seconds < lease_seconds:
+            raise ValueError("renew_seconds: must be above 0 and below lease_seconds")
         self.database = database
         self.instance = instance
         self.on_duplicate = on_duplicate
@@ -88,6 +98,8 @@ class PgDeliveryStore:
         self._last_report: float | None = None
         self.unrecorded = 0
         self.duplicates = 0                          # a running total
+        self._lease_seconds, self._renew_seconds = lease_seconds, renew_seconds
+        self._on_owned: Callable[[list[LaneKey]], None] | None = None   # claiming lanes
 
     @property
     def location(self) -> str:
@@ -105,13 +117,27 @@ class PgDeliveryStore:
     def failure(self) -> str | None:
         return self._error
 
+    @property
+    def _owner(self) -> str | None:
+        return self.instance if self._on_owned is not None else None
+
     def contents(self) -> SpoolContents:
         with self._lock, _unit(self.database, "open") as connection:
-            return sql.contents(connection, sql.instance_number(connection, self.instance))
+            return sql.contents(connection, sql.instance_number(connection, self.instance),
+                                self._owner)
+
+    def claim_lanes(self, on_owned: Callable[[list[LaneKey]], None]) -> None:
+        """Fleet mode (``delivery/store.py``'s ``ClaimsLanes``): each batch claims the
+        lanes of its new rows, a renewer keeps and takes over leases."""
+        self._on_owned = on_owned
 
     def start(self, supervisor: Supervisor | None = None) -> None:
-        (supervisor or Supervisor()).spawn_supervised(
+        supervisor = supervisor or Supervisor()
+        supervisor.spawn_supervised(
             "delivery store flusher", self._flush_loop, how=CRITICAL, group=self._group)
+        if self._on_owned is not None:
+            supervisor.spawn_supervised("delivery lane lease renewer", self._lease_loop,
+                                        how=CRITICAL, group=self._group)
 
     # -- recording (hub side, never blocks) ---------------------------------------
     def added(self, delivery: Delivery) -> None:
@@ -148,11 +174,12 @@ class PgDeliveryStore:
         once = [sql.is_once(d.trigger, d.event_id) for d in inserted]
         batch = sql.Batch([d.row() for d in inserted], once,
                           [(d.attempts, d.next_attempt, d.state, d.finished, d.id)
-                           for d in changed.values()], attempts)
+                           for d in changed.values()], attempts,
+                          self._owner, self._lease_seconds)
         self._committing = len(inserted)
         try:
             with self.database.connection() as connection:
-                stored = sql.apply(connection, batch)
+                applied = sql.apply(connection, batch)
         except psycopg.Error as exc:   # the pool's timeout included
             self._keep(inserted, changed, attempts)
             self._failed(exc)
@@ -166,8 +193,28 @@ class PgDeliveryStore:
             log.warning("delivery store %s: commits succeed again", self.location)
             self._error = None
         for delivery, first in zip(inserted, once):
-            if first and delivery.id not in stored:
+            if first and delivery.id not in applied.inserted:
                 self._duplicate(delivery)
+        if applied.owned and self._on_owned is not None:
+            self._on_owned(applied.owned)
+
+    def _lease_loop(self) -> None:
+        while not self._closing.wait(self._renew_seconds):     # set when closing
+            try:
+                self.renew_leases()
+            except DeliveryStoreError as exc:
+                log.error("delivery store %s: cannot renew lane leases (%s); lanes held "
+                          "here are taken over by other instances %gs after the last "
+                          "renewal", self.location, exc, self._lease_seconds)
+
+    def renew_leases(self) -> None:
+        """One round of the renewer: extend this instance's leases, release those of
+        finished lanes, take over expired ones, wake the lanes held with rows pending
+        (those another instance added to included)."""
+        # flushed first (_call): a lane whose last rows ended is released, not renewed
+        owned = self._call(sql.renew_leases, self.instance, self._lease_seconds)
+        if owned and self._on_owned is not None:
+            self._on_owned(owned)
 
     def _duplicate(self, delivery: Delivery) -> None:
         self.duplicates += 1
@@ -271,7 +318,9 @@ class PgDeliveryStore:
         return self._call(sql.window, hook_id, since, until, limit)
 
     def insert_copies(self, rows: Iterable[DeliveryRow]) -> None:
-        self._call(sql.insert_copies, list(rows))
+        owned = self._call(sql.insert_copies, list(rows), self._owner, self._lease_seconds)
+        if owned and self._on_owned is not None:
+            self._on_owned(owned)
 
     def prune(self, before: float) -> tuple[int, int]:
         return self._call(sql.prune, before)
@@ -288,6 +337,13 @@ class PgDeliveryStore:
             if self._error is not None:
                 log.error("delivery store %s: %d deliveries could not be committed before "
                           "closing (%s): lost", self.location, self.backlog, self._error)
+            elif self._on_owned is not None:   # the others take over at once, not in a lease
+                try:
+                    with _unit(self.database, "release") as connection:
+                        sql.release_leases(connection, self.instance)
+                except DeliveryStoreError as exc:
+                    log.warning("delivery store %s: lane leases not released (%s): taken "
+                                "over when they expire", self.location, exc)
 
 
 @contextlib.contextmanager

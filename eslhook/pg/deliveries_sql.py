@@ -1,5 +1,5 @@
 """The SQL of the delivery store on PostgreSQL (``pg/deliveries.py``): one function
-per unit of work, each given a connection from the pool (tables: migrations 002 and 003).
+per unit of work, each given a connection from the pool (tables: migrations 002 to 004).
 
 A batch of the write-ahead log is ONE statement (data-modifying CTEs over
 ``unnest`` of one array per column) on an autocommit connection: one round trip
@@ -21,6 +21,7 @@ from eslhook.delivery.rows import (
     ATTEMPT_FIELDS, EVENT, AttemptFilter, AttemptPage, AttemptRecord, DeliveryRow,
     FinishedDelivery, SpoolContents, StoredDelivery, encode_payload)
 
+LaneKey = tuple[str, "str | None"]
 ID_RANGE = 1 << 40          # delivery ids per instance: number * ID_RANGE + 1 ...
 
 _DELIVERY_COLUMNS = ("id", "hook_id", "account_id", "call_id", "event_id", "hook_event",
@@ -39,28 +40,50 @@ def _unnest(types: Sequence[str]) -> str:
     return "unnest(%s)" % ", ".join("%%s::%s[]" % kind for kind in types)
 
 
+# a lease row that exists is ours when we hold it already or its holder let it expire
+_TAKE_LEASE = ("ON CONFLICT (hook_id, call_id) DO UPDATE SET owner = EXCLUDED.owner, "
+               "expires_at = EXCLUDED.expires_at "
+               "WHERE lanes.owner = EXCLUDED.owner OR lanes.expires_at < now()")
+
 _BATCH = (
     "WITH new AS (INSERT INTO deliveries (%s, once) SELECT * FROM %s "
     "ON CONFLICT (hook_id, event_id) WHERE once DO NOTHING RETURNING id), "
     "changed AS (UPDATE deliveries d SET attempts = u.attempts, "
     "next_attempt = u.next_attempt, state = u.state, finished = u.finished "
     "FROM %s AS u(attempts, next_attempt, state, finished, id) WHERE d.id = u.id), "
-    "logged AS (INSERT INTO attempts (%s) SELECT * FROM %s) "
-    "SELECT id FROM new" % (
+    "logged AS (INSERT INTO attempts (%s) SELECT * FROM %s), "
+    # the lanes of the new rows: claimed when free, renewed when ours, else another's
+    "claimed AS (INSERT INTO lanes (hook_id, call_id, owner, expires_at) "
+    "SELECT c.hook_id, c.call_id, %%s, now() + %%s * interval '1 second' "
+    "FROM unnest(%%s::text[], %%s::text[]) AS c(hook_id, call_id) "
+    "ORDER BY c.hook_id, c.call_id "     # one lock order for all instances: no deadlock
+    "%s RETURNING hook_id, call_id) "
+    "SELECT id, NULL, NULL FROM new UNION ALL SELECT NULL, hook_id, call_id FROM claimed" % (
         ", ".join(_DELIVERY_COLUMNS), _unnest(_DELIVERY_TYPES + ("boolean",)),
         _unnest(("integer", "float8", "text", "float8", "bigint")),
-        ", ".join(_ATTEMPT_COLUMNS), _unnest(_ATTEMPT_TYPES))).encode()
+        ", ".join(_ATTEMPT_COLUMNS), _unnest(_ATTEMPT_TYPES), _TAKE_LEASE)).encode()
 
 
 @dataclass
 class Batch:
     """What one commit writes: new rows (``Delivery.row()`` tuples, payload encoded
     here) with their ``once`` flag, changes (attempts, next_attempt, state, finished,
-    id) and attempt records."""
+    id) and attempt records; with an ``owner``, the leases of the new rows' lanes are
+    claimed for it (fleet mode) for ``lease_seconds``."""
     inserts: list[tuple] = field(default_factory=list)
     once: list[bool] = field(default_factory=list)
     updates: list[tuple] = field(default_factory=list)
     attempts: list[AttemptRecord] = field(default_factory=list)
+    owner: str | None = None
+    lease_seconds: float = 0.0
+
+
+@dataclass
+class Applied:
+    """What a batch did: the ids of the new rows inserted (the others were another
+    instance's first) and the lanes whose lease the owner holds now."""
+    inserted: set[int]
+    owned: list[LaneKey]
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -70,18 +93,63 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows)]
 
 
-def apply(connection: psycopg.Connection, batch: Batch) -> set[int]:
-    """Commit the batch in one statement; the ids of the new rows inserted."""
+def apply(connection: psycopg.Connection, batch: Batch) -> Applied:
+    """Commit the batch in one statement."""
     inserts = [row[:7] + (encode_payload(row[7]),) + row[8:] for row in batch.inserts]
     # a row changed twice (a failed batch retried with newer changes) ends as the later
     updates = list({row[4]: row for row in batch.updates}.values())
+    lanes = sorted({(row[1], row[3] or "") for row in inserts}) if batch.owner else []
     params = (_columns(inserts, len(_DELIVERY_COLUMNS)) + [batch.once]
-              + _columns(updates, 5) + _columns(batch.attempts, len(_ATTEMPT_COLUMNS)))
+              + _columns(updates, 5) + _columns(batch.attempts, len(_ATTEMPT_COLUMNS))
+              + [batch.owner, batch.lease_seconds] + _columns(lanes, 2))
     connection.autocommit = True       # the statement is its transaction: no BEGIN/COMMIT
     try:
-        return {row[0] for row in connection.execute(_BATCH, params).fetchall()}
+        rows = connection.execute(_BATCH, params).fetchall()
     finally:
         connection.autocommit = False
+    return Applied({row[0] for row in rows if row[0] is not None},
+                   [(row[1], row[2] or None) for row in rows if row[0] is None])
+
+
+# -- lane leases (fleet mode) ------------------------------------------------------------
+
+def renew_leases(connection: psycopg.Connection, owner: str,
+                 lease_seconds: float) -> list[LaneKey]:
+    """Extend the owner's leases, release those of lanes with nothing pending, and
+    take over expired leases (their owner died: ``FOR UPDATE SKIP LOCKED``, so two
+    scanners never wait on each other) and lanes pending without a lease; the lanes
+    the owner holds now, each with pending rows (another instance may have added
+    some to a lane leased here)."""
+    connection.execute("UPDATE lanes SET expires_at = now() + %s * interval '1 second' "
+                       "WHERE owner = %s", (lease_seconds, owner))
+    connection.execute("DELETE FROM lanes l WHERE owner = %s AND NOT EXISTS "
+                       "(SELECT 1 FROM deliveries d WHERE d.state = 'pending' "
+                       "AND d.hook_id = l.hook_id AND d.call_id = l.call_id)", (owner,))
+    connection.execute(_TAKE_OVER, {"owner": owner, "lease": lease_seconds})
+    rows = connection.execute("SELECT hook_id, call_id FROM lanes WHERE owner = %s "
+                              "ORDER BY hook_id, call_id", (owner,)).fetchall()
+    connection.commit()
+    return [(hook_id, call_id or None) for hook_id, call_id in rows]
+
+
+_TAKE_OVER = (
+    "WITH expired AS (SELECT hook_id, call_id FROM lanes WHERE expires_at < now() "
+    "ORDER BY hook_id, call_id FOR UPDATE SKIP LOCKED), "
+    "taken AS (UPDATE lanes l SET owner = %(owner)s, "
+    "expires_at = now() + %(lease)s * interval '1 second' FROM expired e "
+    "WHERE l.hook_id = e.hook_id AND l.call_id = e.call_id RETURNING l.hook_id) "
+    # pending rows without a lease: a lease released as another instance added to it
+    "INSERT INTO lanes (hook_id, call_id, owner, expires_at) "
+    "SELECT DISTINCT d.hook_id, d.call_id, %(owner)s, "
+    "now() + %(lease)s * interval '1 second' FROM deliveries d WHERE d.state = 'pending' "
+    "AND NOT EXISTS (SELECT 1 FROM lanes l WHERE l.hook_id = d.hook_id "
+    "AND l.call_id = d.call_id) ORDER BY 1, 2 ON CONFLICT DO NOTHING")
+
+
+def release_leases(connection: psycopg.Connection, owner: str) -> None:
+    """At a clean stop: the owner's lanes are free for the others at once."""
+    connection.execute("DELETE FROM lanes WHERE owner = %s", (owner,))
+    connection.commit()
 
 
 def instance_number(connection: psycopg.Connection, name: str) -> int:
@@ -95,21 +163,29 @@ def instance_number(connection: psycopg.Connection, name: str) -> int:
     return int(row[0])
 
 
-def contents(connection: psycopg.Connection, number: int) -> SpoolContents:
-    """The instance's own pending lanes (ids in its range) and its next id.  Lanes
-    of other instances are theirs: taking over a dead one's needs the lane leases
-    (docs/fleet.md, what is next); resuming them here would deliver a live one's twice."""
+def contents(connection: psycopg.Connection, number: int,
+             owner: str | None = None) -> SpoolContents:
+    """The instance's next id and the pending lanes it resumes: with an ``owner``
+    (fleet mode), the lanes whose lease it holds (its own from before a restart, not
+    those taken over meanwhile); without, those of its own ids (another instance's are
+    live: resuming them here would deliver them twice)."""
     low, high = number * ID_RANGE + 1, (number + 1) * ID_RANGE - 1
     row = connection.execute("SELECT max(id) FROM deliveries WHERE id BETWEEN %s AND %s",
                              (low, high)).fetchone()
     next_id = (row[0] if row and row[0] is not None else low - 1) + 1
+    args: tuple[object, ...]
+    if owner is None:
+        where, args = "id BETWEEN %s AND %s", (low, high)
+    else:
+        where, args = ("EXISTS (SELECT 1 FROM lanes l WHERE l.owner = %s AND "
+                       "l.hook_id = d.hook_id AND l.call_id = d.call_id)", (owner,))
     lanes: dict[tuple[str, str | None], float | None] = {}
     pending = 0
     for hook_id, call_id, next_attempt, count in connection.execute(
-            "SELECT DISTINCT ON (hook_id, call_id) hook_id, call_id, next_attempt, "
-            "count(*) OVER (PARTITION BY hook_id, call_id) FROM deliveries "
-            "WHERE state = 'pending' AND id BETWEEN %s AND %s "
-            "ORDER BY hook_id, call_id, seq", (low, high)):
+            ("SELECT DISTINCT ON (hook_id, call_id) hook_id, call_id, next_attempt, "
+             "count(*) OVER (PARTITION BY hook_id, call_id) FROM deliveries d "
+             "WHERE state = 'pending' AND %s ORDER BY hook_id, call_id, seq" % where).encode(),
+            args):
         pending += count
         lanes[(hook_id, call_id or None)] = next_attempt
     return SpoolContents(next_id, pending, lanes)
@@ -174,12 +250,24 @@ def attempted_delivery(connection: psycopg.Connection, account_id: str, hook_id:
     return FinishedDelivery(*row) if row is not None else None
 
 
-def insert_copies(connection: psycopg.Connection, rows: list[DeliveryRow]) -> None:
-    """Copies repeat an event on purpose: not under the (hook, event) key."""
+def insert_copies(connection: psycopg.Connection, rows: list[DeliveryRow],
+                  owner: str | None = None, lease_seconds: float = 0.0) -> list[LaneKey]:
+    """Copies repeat an event on purpose: not under the (hook, event) key.  With an
+    ``owner``, their lanes' leases are claimed in the same transaction: the lanes it
+    holds now (the others' owners deliver the copies)."""
     values = [row.values() for row in rows]
     connection.execute(("INSERT INTO deliveries (%s) SELECT * FROM %s"
                         % (", ".join(_DELIVERY_COLUMNS), _unnest(_DELIVERY_TYPES))).encode(),
                        _columns(values, len(_DELIVERY_COLUMNS)))
+    if owner is None:
+        return []
+    lanes = sorted({(row.hook_id, row.call_id or "") for row in rows})
+    claimed = connection.execute(
+        ("INSERT INTO lanes (hook_id, call_id, owner, expires_at) SELECT c.hook_id, "
+         "c.call_id, %%s, now() + %%s * interval '1 second' FROM unnest(%%s::text[], "
+         "%%s::text[]) AS c(hook_id, call_id) ORDER BY 1, 2 %s RETURNING hook_id, call_id"
+         % _TAKE_LEASE).encode(), [owner, lease_seconds] + _columns(lanes, 2)).fetchall()
+    return [(hook_id, call_id or None) for hook_id, call_id in claimed]
 
 
 def prune(connection: psycopg.Connection, before: float) -> tuple[int, int]:
