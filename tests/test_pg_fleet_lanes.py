@@ -184,7 +184,7 @@ class HangingSender:
 
 def test_a_dead_instances_lanes_are_taken_over_after_its_lease(receiver, fleet, database):
     hook = make_hook(receiver.url("/hook"), format="json")
-    lease = 1.0
+    lease = 3.0               # long beside renew=0.2: a live instance never loses one
     hanging = HangingSender(passing=4)
     a = fleet("instance-a", lease=lease, renew=0.2, sender=hanging)
     b = fleet("instance-b", lease=lease, renew=0.2)

@@ -153,6 +153,16 @@ def overlaid(row: StoredDelivery, delivery: Delivery | None) -> StoredDelivery |
     return replace(row, attempts=delivery.attempts, next_attempt=delivery.next_attempt)
 
 
+def attempt_page(rows: list, page_size: int) -> AttemptPage:
+    """A page of attempt records from the rows of ``SELECT id, <ATTEMPT_FIELDS>
+    ... ORDER BY id DESC LIMIT page_size + 1`` (the one more says there is a next)."""
+    records = [dict(zip(("id",) + ATTEMPT_FIELDS, row)) for row in rows[:page_size]]
+    for record in records:
+        record["id"] = str(record["id"])
+    more = len(rows) > page_size
+    return AttemptPage(records, str(rows[page_size][0]) if more else None)
+
+
 @dataclass(frozen=True)
 class AttemptFilter:
     """Which attempt-log records a page holds: accepted ``created_from`` <= timestamp
@@ -166,6 +176,21 @@ class AttemptFilter:
         if self.result not in (None, "success", "failure"):
             raise ValueError("AttemptFilter.result: success or failure, not %r"
                              % (self.result,))
+
+    def conditions(self, account_id: str, hook_id: str | None, start_key: int | None,
+                   placeholder: str) -> tuple[list[str], list[object]]:
+        """The attempts table's WHERE conditions and their arguments for a page of
+        these records (both backends' SQL; ``placeholder``: ``?`` or ``%s``)."""
+        where = ["account_id = " + placeholder]
+        args: list[object] = [account_id]
+        for column, value in (("hook_id = ", hook_id), ("id <= ", start_key),
+                              ("timestamp >= ", self.created_from),
+                              ("timestamp <= ", self.created_to),
+                              ("call_id = ", self.call_id), ("result = ", self.result)):
+            if value is not None:
+                where.append(column + placeholder)
+                args.append(value)
+        return where, args
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,9 @@ from gevent.lock import Semaphore
 from gevent.pool import Group
 
 from eslhook.delivery.rows import (
-    PENDING, AttemptFilter, AttemptPage, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery,
-    SpoolContents, StoredDelivery, overlaid)
+    PENDING, AttemptRecord, Delivery, DeliveryRow, SpoolContents, StoredDelivery, overlaid)
 from eslhook.delivery.spool_sql import Batch, SpoolDb
-from eslhook.delivery.store import DeliveryStoreError
+from eslhook.delivery.store import DeliveryStoreError, StatementReads
 from eslhook.supervise import CRITICAL, KILL_GRACE_SECONDS, Deadline, Supervisor, deadline_of
 from eslhook.threads import in_threadpool
 
@@ -46,10 +45,12 @@ COMMIT_RETRY_SECONDS = 1.0             # while commits fail: how often to try ag
 T = TypeVar("T")
 
 
-class Spool:
+class Spool(StatementReads):
     """Commits in the background what the queue records; while commits fail (a full
     disk), holds the deliveries not committed in memory, serves them to lane reads
     as if they were in the file, and retries every ``COMMIT_RETRY_SECONDS``."""
+
+    _statements = SpoolDb        # the reads of StatementReads
 
     def __init__(self, path: str, *, flush_interval: float = FLUSH_INTERVAL_SECONDS,
                  memory_limit: int = 10_000, commit_retry_seconds: float = COMMIT_RETRY_SECONDS,
@@ -235,25 +236,8 @@ class Spool:
                       "(%s): the next start ends them", self.path, hook_id, call_id, exc)
             return ended + self._call(SpoolDb.count_lane, hook_id, call_id)
 
-    def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
-                      start_key: int | None,
-                      only: AttemptFilter = AttemptFilter()) -> AttemptPage:
-        return self._call(SpoolDb.attempts_page, account_id, hook_id, page_size, start_key,
-                          only)
-
-    def attempted_delivery(self, account_id: str, hook_id: str,
-                           attempt_id: int) -> FinishedDelivery | None:
-        return self._call(SpoolDb.attempted_delivery, account_id, hook_id, attempt_id)
-
-    def window(self, hook_id: str, since: float, until: float,
-               limit: int) -> list[FinishedDelivery]:
-        return self._call(SpoolDb.window, hook_id, since, until, limit)
-
     def insert_copies(self, rows: Iterable[DeliveryRow]) -> None:
         self._call(SpoolDb.insert_copies, list(rows))
-
-    def prune(self, before: float) -> tuple[int, int]:
-        return self._call(SpoolDb.prune, before)
 
     def close(self, deadline: Deadline | None = None) -> None:
         """Stop the flusher (waiting for its commit until ``deadline``), commit what is

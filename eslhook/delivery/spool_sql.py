@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 from eslhook.delivery.rows import (
-    ATTEMPT_FIELDS, AttemptFilter, AttemptPage, AttemptRecord, DeliveryRow, FinishedDelivery, SpoolContents,
-    StoredDelivery, encode_payload)
+    ATTEMPT_FIELDS, AttemptFilter, AttemptPage, AttemptRecord, DeliveryRow, FinishedDelivery,
+    SpoolContents, StoredDelivery, attempt_page, encode_payload)
 from eslhook.delivery.store import DeliveryStoreUnusable
 from eslhook.statedir import private_dir, private_file, tighten_existing
 
@@ -240,24 +240,12 @@ class SpoolDb:
     def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
                       start_key: int | None,
                       only: AttemptFilter = AttemptFilter()) -> AttemptPage:
-        where: list[str] = ["account_id = ?"]
-        args: list[object] = [account_id]
-        for clause, value in (("hook_id = ?", hook_id), ("id <= ?", start_key),
-                              ("timestamp >= ?", only.created_from),
-                              ("timestamp <= ?", only.created_to),
-                              ("call_id = ?", only.call_id), ("result = ?", only.result)):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
+        where, args = only.conditions(account_id, hook_id, start_key, "?")
         rows = self.connection.execute(
             "SELECT id, %s FROM attempts WHERE %s ORDER BY id DESC LIMIT ?"
             % (", ".join(ATTEMPT_FIELDS), " AND ".join(where)),
             args + [page_size + 1]).fetchall()
-        records = [dict(zip(("id",) + ATTEMPT_FIELDS, row)) for row in rows[:page_size]]
-        for record in records:
-            record["id"] = str(record["id"])
-        more = len(rows) > page_size
-        return AttemptPage(records, str(rows[page_size][0]) if more else None)
+        return attempt_page(rows, page_size)
 
     def window(self, hook_id: str, since: float, until: float,
                limit: int) -> list[FinishedDelivery]:

@@ -32,7 +32,7 @@ for the API's ports (``eslhook/ports.py``).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
 
 from eslhook.supervise import Deadline, Supervisor
 
@@ -167,3 +167,36 @@ class ClaimsLanes(Protocol):
         store: after each commit that claimed or kept some, and after each renewal
         (taken over lanes included)."""
         ...
+
+
+T = TypeVar("T")
+
+
+class StatementReads:
+    """The reads both backends answer alike: each is the backend's statement of
+    the same name in ``_statements`` (``SpoolDb``'s methods, ``pg.deliveries_sql``'s
+    functions), run by the backend's ``_call`` (which commits what is pending
+    first, then runs it in the threadpool or on a pooled connection)."""
+
+    _statements: Any
+
+    def _call(self, method: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
+                      start_key: int | None,
+                      only: AttemptFilter = AttemptFilter()) -> AttemptPage:
+        return self._call(self._statements.attempts_page, account_id, hook_id, page_size,
+                          start_key, only)
+
+    def attempted_delivery(self, account_id: str, hook_id: str,
+                           attempt_id: int) -> FinishedDelivery | None:
+        return self._call(self._statements.attempted_delivery, account_id, hook_id,
+                          attempt_id)
+
+    def window(self, hook_id: str, since: float, until: float,
+               limit: int) -> list[FinishedDelivery]:
+        return self._call(self._statements.window, hook_id, since, until, limit)
+
+    def prune(self, before: float) -> tuple[int, int]:
+        return self._call(self._statements.prune, before)

@@ -47,9 +47,8 @@ from gevent.lock import Semaphore
 from gevent.pool import Group
 
 from eslhook.delivery.rows import (
-    PENDING, AttemptFilter, AttemptPage, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery,
-    SpoolContents, StoredDelivery, overlaid)
-from eslhook.delivery.store import DeliveryStoreError, DeliveryStoreUnusable
+    PENDING, AttemptRecord, Delivery, DeliveryRow, SpoolContents, StoredDelivery, overlaid)
+from eslhook.delivery.store import DeliveryStoreError, DeliveryStoreUnusable, StatementReads
 from eslhook.supervise import CRITICAL, KILL_GRACE_SECONDS, Deadline, Supervisor, deadline_of
 
 from . import deliveries_sql as sql
@@ -68,7 +67,9 @@ T = TypeVar("T")
 LaneKey = tuple[str, "str | None"]
 
 
-class PgDeliveryStore:
+class PgDeliveryStore(StatementReads):
+    _statements = sql            # the reads of StatementReads
+
     def __init__(self, database: Database, instance: str, *,
                  flush_interval: float = FLUSH_INTERVAL_SECONDS, memory_limit: int = 10_000,
                  commit_retry_seconds: float = COMMIT_RETRY_SECONDS,
@@ -304,26 +305,10 @@ class PgDeliveryStore:
                       "call %s (%s)", self.location, hook_id, call_id, exc)
             return ended
 
-    def attempts_page(self, account_id: str, hook_id: str | None, page_size: int,
-                      start_key: int | None,
-                      only: AttemptFilter = AttemptFilter()) -> AttemptPage:
-        return self._call(sql.attempts_page, account_id, hook_id, page_size, start_key, only)
-
-    def attempted_delivery(self, account_id: str, hook_id: str,
-                           attempt_id: int) -> FinishedDelivery | None:
-        return self._call(sql.attempted_delivery, account_id, hook_id, attempt_id)
-
-    def window(self, hook_id: str, since: float, until: float,
-               limit: int) -> list[FinishedDelivery]:
-        return self._call(sql.window, hook_id, since, until, limit)
-
     def insert_copies(self, rows: Iterable[DeliveryRow]) -> None:
         owned = self._call(sql.insert_copies, list(rows), self._owner, self._lease_seconds)
         if owned and self._on_owned is not None:
             self._on_owned(owned)
-
-    def prune(self, before: float) -> tuple[int, int]:
-        return self._call(sql.prune, before)
 
     def close(self, deadline: Deadline | None = None) -> None:
         """Stop the flusher, commit what is left; the pool stays (stores.close)."""

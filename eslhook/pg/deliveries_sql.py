@@ -19,7 +19,7 @@ import psycopg
 
 from eslhook.delivery.rows import (
     ATTEMPT_FIELDS, EVENT, AttemptFilter, AttemptPage, AttemptRecord, DeliveryRow,
-    FinishedDelivery, SpoolContents, StoredDelivery, encode_payload)
+    FinishedDelivery, SpoolContents, StoredDelivery, attempt_page, encode_payload)
 
 LaneKey = tuple[str, "str | None"]
 ID_RANGE = 1 << 40          # delivery ids per instance: number * ID_RANGE + 1 ...
@@ -212,24 +212,12 @@ def end_lane(connection: psycopg.Connection, hook_id: str, call_id: str | None,
 
 def attempts_page(connection: psycopg.Connection, account_id: str, hook_id: str | None,
                   page_size: int, start_key: int | None, only: AttemptFilter) -> AttemptPage:
-    where = ["account_id = %s"]
-    args: list[object] = [account_id]
-    for clause, value in (("hook_id = %s", hook_id), ("id <= %s", start_key),
-                          ("timestamp >= %s", only.created_from),
-                          ("timestamp <= %s", only.created_to),
-                          ("call_id = %s", only.call_id), ("result = %s", only.result)):
-        if value is not None:
-            where.append(clause)
-            args.append(value)
+    where, args = only.conditions(account_id, hook_id, start_key, "%s")
     rows = connection.execute(
         ("SELECT id, %s FROM attempts WHERE %s ORDER BY id DESC LIMIT %%s"
          % (", ".join(ATTEMPT_FIELDS), " AND ".join(where))).encode(),
         args + [page_size + 1]).fetchall()
-    records = [dict(zip(("id",) + ATTEMPT_FIELDS, row)) for row in rows[:page_size]]
-    for record in records:
-        record["id"] = str(record["id"])
-    more = len(rows) > page_size
-    return AttemptPage(records, str(rows[page_size][0]) if more else None)
+    return attempt_page(rows, page_size)
 
 
 def window(connection: psycopg.Connection, hook_id: str, since: float, until: float,
