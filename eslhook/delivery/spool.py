@@ -33,8 +33,8 @@ from gevent.pool import Group
 from eslhook.delivery.rows import (
     PENDING, AttemptRecord, Delivery, DeliveryRow, SpoolContents, StoredDelivery, overlaid)
 from eslhook.delivery.spool_sql import Batch, SpoolDb
-from eslhook.delivery.store import DeliveryStoreError, StatementReads
-from eslhook.supervise import CRITICAL, KILL_GRACE_SECONDS, Deadline, Supervisor, deadline_of
+from eslhook.delivery.store import BackgroundCommits, DeliveryStoreError, StatementReads
+from eslhook.supervise import CRITICAL, Deadline, Supervisor
 from eslhook.threads import in_threadpool
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ COMMIT_RETRY_SECONDS = 1.0             # while commits fail: how often to try ag
 T = TypeVar("T")
 
 
-class Spool(StatementReads):
+class Spool(BackgroundCommits, StatementReads):
     """Commits in the background what the queue records; while commits fail (a full
     disk), holds the deliveries not committed in memory, serves them to lane reads
     as if they were in the file, and retries every ``COMMIT_RETRY_SECONDS``."""
@@ -85,16 +85,6 @@ class Spool(StatementReads):
             "spool flusher", self._flush_loop, how=CRITICAL, group=self._group)
 
     @property
-    def backlog(self) -> int:
-        """Deliveries accepted but not yet committed."""
-        return len(self._new) + self._committing
-
-    @property
-    def not_durable(self) -> int:
-        """Pending deliveries a commit failed for: in memory only (0 while commits work)."""
-        return self.backlog if self._failing is not None else 0
-
-    @property
     def failure(self) -> str | None:
         """Why commits fail now (the SQLite error), None while they succeed."""
         return self._failing.error if self._failing is not None else None
@@ -121,10 +111,6 @@ class Spool(StatementReads):
         self._dirty.set()
 
     # -- committing ---------------------------------------------------------------
-    def flush(self) -> None:
-        with self._lock:
-            self._flush_locked()
-
     def _flush_locked(self, force: bool = False) -> None:
         failing = self._failing
         if failing is not None and not force and time.monotonic() < failing.retry_at:
@@ -242,11 +228,7 @@ class Spool(StatementReads):
     def close(self, deadline: Deadline | None = None) -> None:
         """Stop the flusher (waiting for its commit until ``deadline``), commit what is
         left, close the database."""
-        self._closed = True
-        self._closing.set()
-        self._dirty.set()
-        self._group.join(timeout=deadline_of(deadline, 5.0).left())
-        self._group.kill(timeout=KILL_GRACE_SECONDS)
+        self._stop_flusher(deadline)
         with self._lock:
             try:
                 self._flush_locked(force=True)

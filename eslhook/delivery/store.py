@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
 
-from eslhook.supervise import Deadline, Supervisor
+from eslhook.supervise import KILL_GRACE_SECONDS, Deadline, Supervisor, deadline_of
 
 from eslhook.delivery.rows import (
     AttemptFilter, AttemptPage, AttemptRecord, Delivery, DeliveryRow, FinishedDelivery, SpoolContents,
@@ -200,3 +200,47 @@ class StatementReads:
 
     def prune(self, before: float) -> tuple[int, int]:
         return self._call(self._statements.prune, before)
+
+
+class BackgroundCommits:
+    """The hub side both batched backends share: what the queue hands over waits
+    in ``_new`` (and ``_committing`` while a batch is on its way) until the
+    flusher greenlet commits it; ``failure`` says why commits fail now."""
+
+    _new: dict
+    _committing: int
+    _lock: Any
+    _closed: bool
+    _closing: Any
+    _dirty: Any
+    _group: Any
+
+    @property
+    def failure(self) -> str | None:
+        raise NotImplementedError
+
+    def _flush_locked(self, force: bool = False) -> None:
+        raise NotImplementedError
+
+    @property
+    def backlog(self) -> int:
+        """Deliveries accepted but not yet committed."""
+        return len(self._new) + self._committing
+
+    @property
+    def not_durable(self) -> int:
+        """Pending deliveries a commit failed for: in memory only (0 while commits work)."""
+        return self.backlog if self.failure is not None else 0
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _stop_flusher(self, deadline: Deadline | None) -> None:
+        """No more commits in the background: the flusher ends (its commit waited for
+        until ``deadline``), then the caller commits the rest under ``_lock``."""
+        self._closed = True
+        self._closing.set()
+        self._dirty.set()
+        self._group.join(timeout=deadline_of(deadline, 5.0).left())
+        self._group.kill(timeout=KILL_GRACE_SECONDS)

@@ -48,8 +48,9 @@ from gevent.pool import Group
 
 from eslhook.delivery.rows import (
     PENDING, AttemptRecord, Delivery, DeliveryRow, SpoolContents, StoredDelivery, overlaid)
-from eslhook.delivery.store import DeliveryStoreError, DeliveryStoreUnusable, StatementReads
-from eslhook.supervise import CRITICAL, KILL_GRACE_SECONDS, Deadline, Supervisor, deadline_of
+from eslhook.delivery.store import (
+    BackgroundCommits, DeliveryStoreError, DeliveryStoreUnusable, StatementReads)
+from eslhook.supervise import CRITICAL, Deadline, Supervisor
 
 from . import deliveries_sql as sql
 from .database import Database
@@ -67,7 +68,7 @@ T = TypeVar("T")
 LaneKey = tuple[str, "str | None"]
 
 
-class PgDeliveryStore(StatementReads):
+class PgDeliveryStore(BackgroundCommits, StatementReads):
     _statements = sql            # the reads of StatementReads
 
     def __init__(self, database: Database, instance: str, *,
@@ -105,14 +106,6 @@ class PgDeliveryStore(StatementReads):
     @property
     def location(self) -> str:
         return self.database.location
-
-    @property
-    def backlog(self) -> int:
-        return len(self._new) + self._committing
-
-    @property
-    def not_durable(self) -> int:
-        return self.backlog if self._error is not None else 0
 
     @property
     def failure(self) -> str | None:
@@ -161,10 +154,6 @@ class PgDeliveryStore(StatementReads):
             self._dirty.set()
 
     # -- committing ---------------------------------------------------------------
-    def flush(self) -> None:
-        with self._lock:
-            self._flush_locked()
-
     def _flush_locked(self, force: bool = False) -> None:
         if self._error is not None and not force and time.monotonic() < self._retry_at:
             return
@@ -312,11 +301,7 @@ class PgDeliveryStore(StatementReads):
 
     def close(self, deadline: Deadline | None = None) -> None:
         """Stop the flusher, commit what is left; the pool stays (stores.close)."""
-        self._closed = True
-        self._closing.set()
-        self._dirty.set()
-        self._group.join(timeout=deadline_of(deadline, 5.0).left())
-        self._group.kill(timeout=KILL_GRACE_SECONDS)
+        self._stop_flusher(deadline)
         with self._lock:
             self._flush_locked(force=True)
             if self._error is not None:
