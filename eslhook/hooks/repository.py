@@ -30,7 +30,7 @@ the fit where the factory returns one (as for ``eslhook/ports.py``).
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 from eslhook.supervise import Deadline, Supervisor
 
@@ -101,3 +101,24 @@ class HookRepository(Protocol):
     def stop(self, deadline: Deadline | None = None) -> None:
         """Stop watching and release what the repository holds."""
         ...
+
+
+class InForceView:
+    """The reads both backends answer from what is in force: one frozen value
+    (``_in_force``: hooks, index, generation) swapped as one reference, so a
+    reader never sees hooks of one generation with the index of another."""
+
+    _in_force: Any
+
+    @property
+    def hooks(self) -> list[Hook]:
+        return list(self._in_force.hooks)
+
+    @property
+    def index(self) -> HookIndex:
+        return self._in_force.index
+
+    @property
+    def generation(self) -> int:
+        """Increments on every successful load, reload or write."""
+        return int(self._in_force.generation)

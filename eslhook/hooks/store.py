@@ -44,7 +44,7 @@ from .files import (Displaced, FileSignature, FileState, file_signature, read_fd
 from .index import HookIndex
 from .layout import Layout
 from .model import Hook
-from .repository import Change, HooksConflict, T
+from .repository import Change, HooksConflict, InForceView, T
 from .yaml_file import write_hooks_file
 from .yaml_text import ParsedFile, changed_positions, new_text, parse_state
 
@@ -94,7 +94,7 @@ class _Watched:
     until: float           # monotonic time to stop watching
 
 
-class HookStore:
+class HookStore(InForceView):
     def __init__(self, path: str | os.PathLike, accounts: AccountDirectory, *,
                  settle_seconds: float = SETTLE_SECONDS,
                  empty_settle_seconds: float = EMPTY_SETTLE_SECONDS):
@@ -102,7 +102,7 @@ class HookStore:
         self.accounts = accounts
         self.settle_seconds = settle_seconds
         self.empty_settle_seconds = empty_settle_seconds
-        self._snapshot = _Snapshot((), HookIndex((), accounts), 0)
+        self._in_force = _Snapshot((), HookIndex((), accounts), 0)
         self._known: _Known | None = None
         self._signature: FileSignature | None = None   # of the file last looked at
         self._empty_since: tuple[str | None, float] | None = None
@@ -116,19 +116,6 @@ class HookStore:
     @property
     def location(self) -> str:
         return str(self.path)
-
-    @property
-    def index(self) -> HookIndex:
-        return self._snapshot.index
-
-    @property
-    def hooks(self) -> list[Hook]:
-        return list(self._snapshot.hooks)
-
-    @property
-    def generation(self) -> int:
-        """Increments on every successful load, reload or write."""
-        return self._snapshot.generation
 
     # -- loading --------------------------------------------------------------
     def load(self) -> list[Hook]:
@@ -184,14 +171,14 @@ class HookStore:
     def _must_wait_for_empty(self, hooks: list[Hook], state: FileState) -> bool:
         """True while a file with no hooks has not stayed so for empty_settle_seconds
         (a truncated file is not "no hooks"); the next poll looks again."""
-        if hooks or not self._snapshot.hooks:
+        if hooks or not self._in_force.hooks:
             self._empty_since = None
             return False
         now = time.monotonic()
         if self._empty_since is None or self._empty_since[0] != state.digest:
             self._empty_since = (state.digest, now)
             log.warning("hooks file %s holds no hooks: the %d hooks in force stay until "
-                        "it has stayed so %.1f s", self.path, len(self._snapshot.hooks),
+                        "it has stayed so %.1f s", self.path, len(self._in_force.hooks),
                         self.empty_settle_seconds)
         return now - self._empty_since[1] < self.empty_settle_seconds
 
@@ -257,25 +244,25 @@ class HookStore:
         if known is not None and now.digest is not None and now.digest == known.digest:
             if now.signature != known.signature:
                 self._known = replace(known, signature=now.signature)
-            return self._snapshot.hooks, None
+            return self._in_force.hooks, None
         state = self._stable(lambda: in_threadpool(read_state, self.path))
         if state is None:
-            return self._snapshot.hooks, "unstable"
+            return self._in_force.hooks, "unstable"
         if known is not None and state.digest == known.digest:   # changed back meanwhile
             self._known = replace(known, signature=state.signature)
-            return self._snapshot.hooks, None
+            return self._in_force.hooks, None
         parsed = in_threadpool(parse_state, state, self.accounts, self.path)
         if parsed.error is not None:
             raise parsed.error
         if self._must_wait_for_empty(parsed.hooks, state):
-            return self._snapshot.hooks, "unstable"
+            return self._in_force.hooks, "unstable"
         self._install(parsed.hooks, state, parsed)
         log.info("hooks reloaded before an update: %d hooks from %s",
                  len(parsed.hooks), self.path)
-        return self._snapshot.hooks, "changed"
+        return self._in_force.hooks, "changed"
 
     def _write(self, new_hooks: list[Hook]) -> None:
-        old = self._snapshot.hooks
+        old = self._in_force.hooks
         changed = changed_positions(old, new_hooks)
         if not changed and len(old) == len(new_hooks):
             return                       # the same hooks: nothing to write
@@ -350,14 +337,14 @@ class HookStore:
     def _install(self, hooks: list[Hook], state: FileState, parsed: ParsedFile,
                  digest: str | None = None, index: HookIndex | None = None) -> None:
         index = index or HookIndex(hooks, self.accounts)
-        self._snapshot = _Snapshot(tuple(hooks), index, self._snapshot.generation + 1)
+        self._in_force = _Snapshot(tuple(hooks), index, self._in_force.generation + 1)
         self._known = _Known(state.signature, digest or state.digest, parsed.layout,
                              parsed.text)
         self._signature = state.signature
         self._empty_since = None
 
     def _report_rejected(self, error: ConfigError) -> None:
-        in_force = len(self._snapshot.hooks)
+        in_force = len(self._in_force.hooks)
         log.error("hooks file %s rejected (%d problem%s); keeping the %d hook%s in force",
                   self.path, len(error.issues), "s" * (len(error.issues) != 1),
                   in_force, "s" * (in_force != 1))

@@ -27,7 +27,7 @@ from ..config import ConfigError, validate_changed_hooks
 from ..config.documents import Document
 from ..hooks.index import HookIndex
 from ..hooks.model import Hook
-from ..hooks.repository import Change, HooksConflict, T
+from ..hooks.repository import Change, HooksConflict, InForceView, T
 from ..hooks.yaml_file import hooks_from_document
 from ..hooks.yaml_text import changed_positions
 from ..supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor, deadline_of
@@ -48,7 +48,7 @@ class _InForce:
     revision: int | None        # hooks_revision of these hooks; None: not loaded yet
 
 
-class PgHookRepository:
+class PgHookRepository(InForceView):
     def __init__(self, database: Database, accounts: AccountDirectory):
         self.database = database
         self.accounts = accounts
@@ -60,18 +60,6 @@ class PgHookRepository:
     @property
     def location(self) -> str:
         return self.database.location
-
-    @property
-    def hooks(self) -> list[Hook]:
-        return list(self._in_force.hooks)
-
-    @property
-    def index(self) -> HookIndex:
-        return self._in_force.index
-
-    @property
-    def generation(self) -> int:
-        return self._in_force.generation
 
     # -- reading ------------------------------------------------------------------
     def load(self) -> list[Hook]:
