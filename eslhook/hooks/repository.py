@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol, TypeVar
 
-from eslhook.supervise import Deadline, Supervisor
+from eslhook.supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor, deadline_of
 
 from .index import HookIndex
 from .model import Hook
@@ -122,3 +122,23 @@ class InForceView:
     def generation(self) -> int:
         """Increments on every successful load, reload or write."""
         return int(self._in_force.generation)
+
+    # -- the watcher greenlet both backends run -----------------------------------
+    _group: Any
+    _stopping: Any
+
+    def _watch(self, interval: float) -> None:
+        raise NotImplementedError
+
+    def _start_watcher(self, interval: float, supervisor: Supervisor | None) -> None:
+        if len(self._group):
+            return
+        self._stopping.clear()
+        # restarted: without it changes made elsewhere would silently stop arriving
+        (supervisor or Supervisor()).spawn_supervised(
+            "hooks watcher", self._watch, interval, how=RESTART, group=self._group)
+
+    def _stop_watcher(self, deadline: Deadline | None) -> None:
+        self._stopping.set()
+        self._group.join(timeout=deadline_of(deadline, 5.0).left())
+        self._group.kill(timeout=KILL_GRACE_SECONDS)

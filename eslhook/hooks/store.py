@@ -37,7 +37,7 @@ from gevent.pool import Group
 
 from ..accounts import AccountDirectory
 from ..config import ConfigError, ConfigIssue
-from ..supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor, deadline_of
+from ..supervise import Deadline, Supervisor
 from ..threads import in_threadpool
 from .files import (Displaced, FileSignature, FileState, file_signature, read_fd_state, read_state,
                     replace_if_unchanged, sha256)
@@ -354,17 +354,10 @@ class HookStore(InForceView):
     # -- watching -------------------------------------------------------------
     def start_watching(self, interval: float = POLL_SECONDS,
                        supervisor: Supervisor | None = None) -> None:
-        if len(self._group):
-            return
-        self._stopping.clear()
-        # restarted: without it hand edits would silently stop taking effect
-        (supervisor or Supervisor()).spawn_supervised(
-            "hooks watcher", self._watch, interval, how=RESTART, group=self._group)
+        self._start_watcher(interval, supervisor)
 
     def stop(self, deadline: Deadline | None = None) -> None:
-        self._stopping.set()
-        self._group.join(timeout=deadline_of(deadline, 5.0).left())
-        self._group.kill(timeout=KILL_GRACE_SECONDS)
+        self._stop_watcher(deadline)
         with self._lock:
             for item in self._displaced:
                 os.close(item.fd)

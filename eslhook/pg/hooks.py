@@ -30,7 +30,7 @@ from ..hooks.model import Hook
 from ..hooks.repository import Change, HooksConflict, InForceView, T
 from ..hooks.yaml_file import hooks_from_document
 from ..hooks.yaml_text import changed_positions
-from ..supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor, deadline_of
+from ..supervise import Deadline, Supervisor
 from ..threads import in_threadpool
 from .database import Database
 
@@ -119,16 +119,10 @@ class PgHookRepository(InForceView):
     # -- watching -----------------------------------------------------------------
     def start_watching(self, interval: float = 1.0,
                        supervisor: Supervisor | None = None) -> None:
-        if len(self._group):
-            return
-        self._stopping.clear()
-        (supervisor or Supervisor()).spawn_supervised(
-            "hooks watcher", self._watch, interval, how=RESTART, group=self._group)
+        self._start_watcher(interval, supervisor)
 
     def stop(self, deadline: Deadline | None = None) -> None:
-        self._stopping.set()
-        self._group.join(timeout=deadline_of(deadline, 5.0).left())
-        self._group.kill(timeout=KILL_GRACE_SECONDS)
+        self._stop_watcher(deadline)
 
     def _watch(self, interval: float) -> None:
         while not self._stopping.is_set():
