@@ -178,15 +178,8 @@ class Spool(BackgroundCommits, StatementReads):
         self._new.update(newer)
         self._attempts = attempts[max(0, done - attempts_at):] + self._attempts
 
-    def _flush_loop(self) -> None:
-        while not self._closed:
-            if self._failing is None:
-                self._dirty.wait()
-                gevent.sleep(self._flush_interval)   # gather a batch
-            else:
-                self._closing.wait(max(0.0, self._failing.retry_at - time.monotonic()))
-            self._dirty.clear()
-            self.flush()
+    def _next_retry(self) -> float | None:
+        return self._failing.retry_at if self._failing is not None else None
 
     # -- reads and maintenance (flush first, so they see everything handed over) ---
     def _call(self, method: Callable[..., T], *args) -> T:

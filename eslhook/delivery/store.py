@@ -32,7 +32,10 @@ for the API's ports (``eslhook/ports.py``).
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
+
+import gevent
 
 from eslhook.supervise import KILL_GRACE_SECONDS, Deadline, Supervisor, deadline_of
 
@@ -219,8 +222,25 @@ class BackgroundCommits:
     def failure(self) -> str | None:
         raise NotImplementedError
 
+    _flush_interval: float
+
     def _flush_locked(self, force: bool = False) -> None:
         raise NotImplementedError
+
+    def _next_retry(self) -> float | None:
+        """When failing commits are tried again (monotonic); None while they work."""
+        raise NotImplementedError
+
+    def _flush_loop(self) -> None:
+        while not self._closed:
+            retry_at = self._next_retry()
+            if retry_at is None:
+                self._dirty.wait()
+                gevent.sleep(self._flush_interval)   # gather a batch
+            else:
+                self._closing.wait(max(0.0, retry_at - time.monotonic()))
+            self._dirty.clear()
+            self.flush()
 
     @property
     def backlog(self) -> int:

@@ -248,15 +248,8 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
                       "(still delivered); retrying every %gs", self.location, self._error,
                       self.backlog, self._retry_seconds)
 
-    def _flush_loop(self) -> None:
-        while not self._closed:
-            if self._error is None:
-                self._dirty.wait()
-                gevent.sleep(self._flush_interval)     # gather a batch
-            else:
-                self._closing.wait(max(0.0, self._retry_at - time.monotonic()))
-            self._dirty.clear()
-            self.flush()
+    def _next_retry(self) -> float | None:
+        return self._retry_at if self._error is not None else None
 
     # -- reads and maintenance (flush first, so they see everything handed over) ---
     def _call(self, method: Callable[..., T], *args: object) -> T:
