@@ -58,7 +58,7 @@ def matching_variables(event: Mapping[str, str], globs: tuple[str, ...]) -> dict
     if not globs:
         return {}
     # A picked plain event names the candidates without parsing its whole
-    # block (framing.PickedPlainEvent); any other mapping is scanned whole.
+    # block (parsing.PickedPlainEvent); any other mapping is scanned whole.
     names_with = getattr(event, "names_with", None)
     names = event if names_with is None else names_with(channel_variable_prefixes(globs))
     get = event.get

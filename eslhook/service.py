@@ -67,7 +67,7 @@ def root_warning(euid: int) -> str | None:
 def switch_status(source: SwitchSource) -> SwitchStatus:
     state = source.state
     # a copy: the reader goes on counting; None counts frames without an Event-Name
-    events: dict[str | None, int] = {name: n for name, n in state.events_by_name.items()}
+    events: dict[str | None, int] = dict(state.events_by_name)
     return SwitchStatus(
         name=source.name, connected=state.connected, since=state.since,
         last_error=state.last_error, reconnects=state.reconnects,
@@ -99,7 +99,6 @@ class Bridge:
             store=stores.delivery_store(config, timings),
             hook_lookup=self.hook_by_id, on_disable=self.hook_disabled)
         self._hooks_by_id: tuple[int, Mapping[str, Hook]] = (-1, {})
-        self.channel_variables = tuple(config.payload.channel_variables)
         self.calls: OpenCallStore = stores.open_call_store(config, timings)
         self.supervisor = Supervisor()      # every greenlet of this bridge
         self.reconcilers = {s.name: Reconciler(s.name, self.calls, self.dispatch,
@@ -126,7 +125,6 @@ class Bridge:
 
     def map_event(self, event: Mapping[str, str], switch: str) -> ChannelPayload | None:
         return channel_payload(event, switch=switch, accounts=self.accounts,
-                               channel_variables=self.channel_variables,
                                settings=self.config.payload)
 
     def dispatch(self, payload: ChannelPayload, core_uuid: str | None) -> None:
