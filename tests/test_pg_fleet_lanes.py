@@ -54,7 +54,7 @@ class Instance:
         for event in events:
             assert self.queue.submit(hook, {"call_id": "call-%d" % call,
                                             "event_id": "call-%d-event-%d" % (call, event),
-                                            "hook_event": "channel_create", "n": event})
+                                            "hook_event": "channel_bridge", "n": event})
 
     def crash(self) -> None:
         """As kill -9: every greenlet ends where it is; nothing is committed or released."""

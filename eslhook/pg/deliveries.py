@@ -161,7 +161,8 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         if not (inserted or changed or attempts):
             return
         self._new, self._changed, self._attempts = {}, {}, []
-        once = [sql.is_once(d.trigger, d.event_id) for d in inserted]
+        once = [sql.once_key(d.trigger, d.event_id, d.hook_event, d.payload)
+                for d in inserted]
         batch = sql.Batch([d.row() for d in inserted], once,
                           [(d.attempts, d.next_attempt, d.state, d.finished, d.id)
                            for d in changed.values()], attempts,
@@ -183,7 +184,7 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
             log.warning("delivery store %s: commits succeed again", self.location)
             self._error = None
         for delivery, first in zip(inserted, once):
-            if first and delivery.id not in applied.inserted:
+            if first is not None and delivery.id not in applied.inserted:
                 self._duplicate(delivery)
         if applied.owned and self._on_owned is not None:
             self._on_owned(applied.owned)
