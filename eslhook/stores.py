@@ -84,7 +84,8 @@ def instance_name(config: Config) -> str:
 def open_call_store(config: Config, timings: Timings = Timings()) -> OpenCallStore:
     if config.storage.postgresql:
         from .pg.calls import PgCallTable
-        return OpenCalls(table=PgCallTable(database(config)),
+        return OpenCalls(table=PgCallTable(database(config), instance_name(config)),
+                         sequence_from_switch=True,
                          flush_seconds=timings.open_calls_flush_seconds,
                          error_report_seconds=timings.open_calls_error_report_seconds)
     return OpenCalls(config.state_dir / OPEN_CALLS_FILE,
