@@ -102,6 +102,7 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         self.duplicates = 0                          # a running total
         self._lease_seconds, self._renew_seconds = lease_seconds, renew_seconds
         self._on_owned: Callable[[list[LaneKey]], None] | None = None   # claiming lanes
+        self._on_renewed: Callable[[list[LaneKey]], None] | None = None
 
     @property
     def location(self) -> str:
@@ -120,10 +121,11 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
             return sql.contents(connection, sql.instance_number(connection, self.instance),
                                 self._owner)
 
-    def claim_lanes(self, on_owned: Callable[[list[LaneKey]], None]) -> None:
+    def claim_lanes(self, on_owned: Callable[[list[LaneKey]], None],
+                    on_renewed: Callable[[list[LaneKey]], None] | None = None) -> None:
         """Fleet mode (``delivery/store.py``'s ``ClaimsLanes``): each batch claims the
         lanes of its new rows, a renewer keeps and takes over leases."""
-        self._on_owned = on_owned
+        self._on_owned, self._on_renewed = on_owned, on_renewed or on_owned
 
     def start(self, supervisor: Supervisor | None = None) -> None:
         supervisor = supervisor or Supervisor()
@@ -204,8 +206,8 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         (those another instance added to included)."""
         # flushed first (_call): a lane whose last rows ended is released, not renewed
         owned = self._call(sql.renew_leases, self.instance, self._lease_seconds)
-        if owned and self._on_owned is not None:
-            self._on_owned(owned)
+        if self._on_renewed is not None:
+            self._on_renewed(owned)
 
     def _duplicate(self, delivery: Delivery) -> None:
         self.duplicates += 1
