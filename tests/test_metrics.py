@@ -305,3 +305,21 @@ def test_counters_never_go_down_when_what_they_count_grew(before, grown, latency
     assert earlier.keys() == later.keys()
     assert all(later[key] >= earlier[key] for key in earlier), [
         key for key in earlier if later[key] < earlier[key]]
+
+
+def test_fleet_metrics_only_in_fleet_mode():
+    from dataclasses import replace
+    embedded = render_samples(HAND_BUILT)
+    assert not any(name.startswith(("eslhook_fleet_", "eslhook_database_"))
+                   for name, _ in embedded)
+    fleet = replace(HAND_BUILT, delivery=replace(HAND_BUILT.delivery, fleet=True,
+                                                 duplicates=51, lanes_lost=52,
+                                                 leases_held=53))
+    m = render_samples(fleet)
+    none = frozenset()
+    assert m[("eslhook_database_up", none)] == 0          # spool_error is set
+    assert m[("eslhook_fleet_duplicates_total", none)] == 51
+    assert m[("eslhook_fleet_lanes_lost_total", none)] == 52
+    assert m[("eslhook_fleet_leases_held", none)] == 53
+    back = replace(fleet, delivery=replace(fleet.delivery, spool_error=None))
+    assert render_samples(back)[("eslhook_database_up", none)] == 1

@@ -83,6 +83,9 @@ class DeliveryStats:
     not_durable: int = 0    # pending deliveries the spool could not commit: memory only
     unrecorded: int = 0     # finished deliveries / attempt rows never recorded (disk full)
     spool_error: str | None = None   # why spool commits fail now; None while they work
+    fleet: bool = False     # the store decides which instance delivers each lane
+    duplicates: int = 0     # fleet mode: deliveries another instance enqueued first
+    leases_held: int = 0    # fleet mode: lanes leased here at the last renewal
 
 
 class _DropReporter:
@@ -165,8 +168,12 @@ class DeliveryQueue:
         snapshot.not_durable = self._store.not_durable
         snapshot.unrecorded = self._store.unrecorded
         snapshot.spool_error = self._store.failure
-        if self._claiming:     # another instance may deliver what was submitted here
+        if isinstance(self._store, ClaimsLanes):   # fleet mode
+            # another instance may deliver what was submitted here
             snapshot.pending = self._store.backlog + self._lanes.resident
+            snapshot.fleet = True
+            snapshot.duplicates = self._store.duplicates
+            snapshot.leases_held = self._store.leases_held
         return snapshot
 
     # -- producer side (ESL reader greenlet): never blocks -------------------------

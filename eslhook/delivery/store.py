@@ -174,6 +174,9 @@ class ClaimsLanes(Protocol):
         included): a lane in memory not among them was taken over by another."""
         ...
 
+    duplicates: int      # deliveries another instance enqueued first (a running total)
+    leases_held: int     # lanes leased to this instance at the last renewal
+
 
 T = TypeVar("T")
 

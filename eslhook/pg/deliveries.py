@@ -50,6 +50,7 @@ from eslhook.delivery.rows import (
     PENDING, AttemptRecord, Delivery, DeliveryRow, SpoolContents, StoredDelivery, overlaid)
 from eslhook.delivery.store import (
     BackgroundCommits, DeliveryStoreError, DeliveryStoreUnusable, StatementReads)
+from eslhook.logs import OncePerInterval
 from eslhook.supervise import CRITICAL, Deadline, Supervisor
 
 from . import deliveries_sql as sql
@@ -103,6 +104,8 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         self._lease_seconds, self._renew_seconds = lease_seconds, renew_seconds
         self._on_owned: Callable[[list[LaneKey]], None] | None = None   # claiming lanes
         self._on_renewed: Callable[[list[LaneKey]], None] | None = None
+        self._renew_error: str | None = None       # why the last renewal failed
+        self.leases_held = 0                        # lanes leased here, at the last renewal
 
     @property
     def location(self) -> str:
@@ -110,7 +113,8 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
 
     @property
     def failure(self) -> str | None:
-        return self._error
+        """Why commits (or, in fleet mode, lease renewals) fail now: the database away."""
+        return self._error or self._renew_error
 
     @property
     def _owner(self) -> str | None:
@@ -174,6 +178,7 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
             with self.database.connection() as connection:
                 applied = sql.apply(connection, batch)
         except psycopg.Error as exc:   # the pool's timeout included
+            self._committing = 0       # back in _new: counted once in the backlog
             self._keep(inserted, changed, attempts)
             self._failed(exc)
             return
@@ -192,10 +197,14 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
             self._on_owned(applied.owned)
 
     def _lease_loop(self) -> None:
+        report = OncePerInterval(self._report_seconds)
         while not self._closing.wait(self._renew_seconds):     # set when closing
             try:
                 self.renew_leases()
+                report.clear()
             except DeliveryStoreError as exc:
+                if not report.due():
+                    continue
                 log.error("delivery store %s: cannot renew lane leases (%s); lanes held "
                           "here are taken over by other instances %gs after the last "
                           "renewal", self.location, exc, self._lease_seconds)
@@ -205,7 +214,12 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         finished lanes, take over expired ones, wake the lanes held with rows pending
         (those another instance added to included)."""
         # flushed first (_call): a lane whose last rows ended is released, not renewed
-        owned = self._call(sql.renew_leases, self.instance, self._lease_seconds)
+        try:
+            owned = self._call(sql.renew_leases, self.instance, self._lease_seconds)
+        except DeliveryStoreError as exc:
+            self._renew_error = str(exc)
+            raise
+        self._renew_error, self.leases_held = None, len(owned)
         if self._on_renewed is not None:
             self._on_renewed(owned)
 
