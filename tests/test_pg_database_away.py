@@ -18,7 +18,9 @@ import pytest
 import requests
 from helpers import make_hook, wait_until
 from pg_support import NoPostgres, start_postgres
-from world import OpsWorld
+from world import ACME, OpsWorld
+
+ADMIN_TOKEN = "admin-" + "7" * 32
 
 
 @pytest.fixture
@@ -41,7 +43,8 @@ def test_the_database_away_pauses_delivery_loses_nothing_and_says_so(
     dsn = private_postgres.create_database()
     world = OpsWorld(tmp_path, extra={"storage": {
         "backend": "postgresql", "dsn": dsn, "pool_size": 4, "connect_timeout_seconds": 1,
-        "lease_seconds": 3, "renew_seconds": 0.5}})
+        "lease_seconds": 3, "renew_seconds": 0.5},
+        "api": {"listen": "127.0.0.1:0", "admin_tokens": [ADMIN_TOKEN]}})
     try:
         hook = make_hook(world.receiver.url("/fleet"), format="json", retries=0)
         world.bridge.hooks.load()
@@ -60,6 +63,14 @@ def test_the_database_away_pauses_delivery_loses_nothing_and_says_so(
         assert "eslhook_database_up 0.0" in world.get("/metrics").text
         assert dsn not in health.text and "password" not in health.text
         assert len(world.receiver.requests) == 3          # paused, not lost
+        # an API write cannot reach the hooks: 503, nothing changed, the hooks in force stay
+        refused = requests.put(world.url("/v2/accounts/%s/webhooks" % ACME), timeout=10,
+                               headers={"X-Auth-Token": ADMIN_TOKEN}, json={"data": {
+                                   "name": "new", "uri": world.receiver.url("/new"),
+                                   "hook": "all"}})
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["Retry-After"] == "5" and "retry" in refused.json()["data"]["message"]
+        assert [h.id for h in world.bridge.hooks.hooks] == [hook.id]
         private_postgres.start_server()
         got = world.receiver.wait_for(12, timeout=30)
         assert wait_until(lambda: world.get("/healthz").json()["status"] == "ok", timeout=10)

@@ -22,7 +22,7 @@ import falcon
 from ..config import ConfigError
 from ..delivery.signing import generate_secret, rotated
 from ..hooks.model import TLS_FILE_FIELDS, WRITTEN_BY_ACCOUNT, Hook, network_policy_of
-from ..hooks.repository import HooksConflict
+from ..hooks.repository import HooksConflict, HooksUnavailable
 from .auth import Principal
 from .context import ApiContext
 from .envelope import ApiError, request_data, revision_of, send, validation_error
@@ -175,6 +175,11 @@ def update_store(ctx: ApiContext, change: Callable):
             "(eslhook check-config lists the problems), then retry."),
             "issues": [{"path": i.path, "line": i.line, "message": i.message}
                        for i in error.issues]}) from None
+    except HooksUnavailable:
+        raise ApiError(503, "hooks unavailable", {"message": (
+            "the database that holds the hooks cannot be reached now; nothing was "
+            "changed and the hooks in force stay: retry in a moment")},
+            headers={"Retry-After": "5"}) from None
     except HooksConflict as conflict:
         raise ApiError(409, "hooks file changed", {"message": (
             "the hooks file was edited by hand since eslhook last read it; nothing was "

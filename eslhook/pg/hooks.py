@@ -27,7 +27,7 @@ from ..config import ConfigError, validate_changed_hooks
 from ..config.documents import Document
 from ..hooks.index import HookIndex
 from ..hooks.model import Hook
-from ..hooks.repository import Change, HooksConflict, InForceView, T
+from ..hooks.repository import Change, HooksConflict, HooksUnavailable, InForceView, T
 from ..hooks.yaml_file import hooks_from_document
 from ..hooks.yaml_text import changed_positions
 from ..logs import OncePerInterval
@@ -98,6 +98,14 @@ class PgHookRepository(InForceView):
 
     # -- writing ------------------------------------------------------------------
     def update(self, change: Change[T], *, refuse_if_edited: bool = False) -> T:
+        try:
+            return self._update(change, refuse_if_edited)
+        except psycopg.Error as exc:      # the pool's timeout included
+            raise HooksUnavailable("%s: %s" % (self.location, str(exc).strip().splitlines()[0]
+                                               if str(exc).strip() else type(exc).__name__)
+                                   ) from None
+
+    def _update(self, change: Change[T], refuse_if_edited: bool) -> T:
         with self._lock:
             with self.database.connection() as connection:
                 revision = _revision(connection, lock=True)
