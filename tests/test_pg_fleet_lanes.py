@@ -291,3 +291,23 @@ def test_a_lane_taken_over_from_a_live_instance_leaves_its_memory(receiver, flee
     assert b.queue.wait_idle(5)
     b.store.flush(), a.store.flush()
     assert pending(database) == 0
+
+
+def test_rows_another_instance_adds_to_a_held_lane_go_at_once_not_at_the_next_renewal(
+        receiver, fleet):
+    """b inserts events 2 and 3 into the lane a holds (a never hears them: its switch
+    connection dropped).  a's renewals are 30 s apart here: the NOTIFY of b's commit
+    is what wakes the lane, so both arrive within a second, from a, in order."""
+    hook = make_hook(receiver.url("/hook"), format="json")
+    a, b = fleet("instance-a"), fleet("instance-b")
+    a.hear(hook, 0, [1])
+    a.store.flush()
+    assert receiver.wait_for(1, timeout=5)
+    gevent.sleep(0.3)                     # a's listener is listening (it was started first)
+    b.hear(hook, 0, range(1, EVENTS + 1))
+    b.store.flush()
+    started = time.monotonic()
+    got = receiver.wait_for(EVENTS, timeout=5)
+    assert time.monotonic() - started < 1.5
+    assert [r.json["n"] for r in got] == [1, 2, 3]
+    assert {r.header("user-agent") for r in got} == {"instance-a"}

@@ -138,6 +138,8 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         if self._on_owned is not None:
             supervisor.spawn_supervised("delivery lane lease renewer", self._lease_loop,
                                         how=CRITICAL, group=self._group)
+            supervisor.spawn_supervised("delivery lane listener", self._listen_loop,
+                                        how=CRITICAL, group=self._group)
 
     # -- recording (hub side, never blocks) ---------------------------------------
     def added(self, delivery: Delivery) -> None:
@@ -208,6 +210,31 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
                 log.error("delivery store %s: cannot renew lane leases (%s); lanes held "
                           "here are taken over by other instances %gs after the last "
                           "renewal", self.location, exc, self._lease_seconds)
+
+    def _listen_loop(self) -> None:
+        """Rows another instance added to a lane held here are read back at once (its
+        NOTIFY), not at the next renewal; while the listening connection is lost the
+        renewals still wake them (every ``renew_seconds``)."""
+        report = OncePerInterval(self._report_seconds)
+        while not self._closing.is_set():
+            try:
+                with self.database.dedicated() as connection:
+                    connection.execute("LISTEN " + sql.LANES_CHANNEL)
+                    report.clear()
+                    while not self._closing.is_set():
+                        self._woken(connection.notifies(timeout=1.0))
+            except (psycopg.Error, OSError) as exc:
+                if report.due():
+                    log.warning("delivery store %s: lane notices not heard (%s): lanes "
+                                "are woken by the renewals meanwhile", self.location,
+                                _message(exc))
+                self._closing.wait(self._retry_seconds)
+
+    def _woken(self, notices: Iterable[psycopg.Notify]) -> None:
+        for notice in notices:
+            parsed = sql.parse_lane_notice(notice.payload)
+            if parsed is not None and parsed[0] == self.instance and self._on_owned:
+                self._on_owned([parsed[1]])
 
     def renew_leases(self) -> None:
         """One round of the renewer: extend this instance's leases, release those of

@@ -108,10 +108,42 @@ def apply(connection: psycopg.Connection, batch: Batch) -> Applied:
     connection.autocommit = True       # the statement is its transaction: no BEGIN/COMMIT
     try:
         rows = connection.execute(_BATCH, params).fetchall()
+        applied = Applied({row[0] for row in rows if row[0] is not None},
+                          [(row[1], row[2] or None) for row in rows if row[0] is None])
+        if batch.owner:
+            _notify_holders(connection, batch.owner, inserts, applied)
     finally:
         connection.autocommit = False
-    return Applied({row[0] for row in rows if row[0] is not None},
-                   [(row[1], row[2] or None) for row in rows if row[0] is None])
+    return applied
+
+
+LANES_CHANNEL = "eslhook_lanes"     # payload: owner TAB hook_id TAB call_id
+_NOTIFY_HOLDERS = (
+    "SELECT pg_notify(%s, l.owner || E'\\t' || l.hook_id || E'\\t' || l.call_id) "
+    "FROM lanes l JOIN unnest(%s::text[], %s::text[]) AS c(hook_id, call_id) "
+    "ON l.hook_id = c.hook_id AND l.call_id = c.call_id WHERE l.owner <> %s")
+
+
+def _notify_holders(connection: psycopg.Connection, owner: str, inserts: list[tuple],
+                    applied: Applied) -> None:
+    """Rows inserted into lanes another instance holds: tell it (NOTIFY, delivered at
+    commit), so it reads them at once instead of at its next renewal.  A second round
+    trip only for a batch that has such rows."""
+    owned = set(applied.owned)
+    others = sorted({(row[1], row[3] or "") for row in inserts if row[0] in applied.inserted
+                     and (row[1], row[3] or None) not in owned})
+    if others:
+        connection.execute(_NOTIFY_HOLDERS, [LANES_CHANNEL, [h for h, _ in others],
+                                             [c for _, c in others], owner])
+
+
+def parse_lane_notice(payload: str) -> tuple[str, LaneKey] | None:
+    """(owner, lane) of a LANES_CHANNEL payload; None if it is not one."""
+    parts = payload.split("\t")
+    if len(parts) != 3:
+        return None
+    owner, hook_id, call_id = parts
+    return owner, (hook_id, call_id or None)
 
 
 # -- lane leases (fleet mode) ------------------------------------------------------------
