@@ -1,3 +1,4 @@
+-- Changes a key (not only adds): instances from before 005 cannot commit after it.
 -- The key a call event is enqueued once under, per hook, whichever instance enqueues
 -- it (pg/deliveries_sql.py once_key): the event_id, except for the events a channel
 -- fires at most once (create, answer, destroy), keyed by the call, so a reconciled
