@@ -311,3 +311,13 @@ def test_rows_another_instance_adds_to_a_held_lane_go_at_once_not_at_the_next_re
     assert time.monotonic() - started < 1.5
     assert [r.json["n"] for r in got] == [1, 2, 3]
     assert {r.header("user-agent") for r in got} == {"instance-a"}
+
+
+def test_a_lane_with_nothing_pending_is_not_taken_for_lost(receiver, fleet):
+    """A lane reading back (or ending) while a renewal releases its lease, since the
+    database has nothing pending for it, was not taken over: nothing is counted lost."""
+    a = fleet("instance-a")
+    a.queue._owned([("no-such-hook", "call-x")])     # woken: reading back, nothing there
+    assert a.queue._lanes.get(("no-such-hook", "call-x")) is not None
+    a.store.renew_leases()
+    assert a.queue.stats.lanes_lost == 0

@@ -632,7 +632,10 @@ class DeliveryQueue:
         it from now on (an attempt already running ends; a repeat has the same
         webhook-id).  Then the held ones are read back as after a commit."""
         held = set(keys)
-        lost = [lane for key, lane in self._lanes.lanes.items() if key not in held]
+        # only a lane with pending work can have been taken: a lease is released when
+        # its lane has nothing pending (a lane just reading back or ending has none)
+        lost = [lane for key, lane in self._lanes.lanes.items()
+                if key not in held and (lane.items or lane.state == WAITING)]
         for lane in lost:
             self._lanes.forget(lane)
             _close_timer(lane)
