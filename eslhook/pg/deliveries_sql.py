@@ -39,7 +39,9 @@ assert len(_ATTEMPT_TYPES) == len(_ATTEMPT_COLUMNS)
 
 
 def _unnest(types: Sequence[str]) -> str:
-    return "unnest(%s)" % ", ".join("%%s::%s[]" % kind for kind in types)
+    # %b: arrays go in binary; psycopg's text format escapes every element through a
+    # regex (a 1,000-row text column: ~10 ms to dump, binary ~0.13 ms)
+    return "unnest(%s)" % ", ".join("%%b::%s[]" % kind for kind in types)
 
 
 # a lease row that exists is ours when we hold it already or its holder let it expire
@@ -57,7 +59,7 @@ _BATCH = (
     # the lanes of the new rows: claimed when free, renewed when ours, else another's
     "claimed AS (INSERT INTO lanes (hook_id, call_id, owner, expires_at) "
     "SELECT c.hook_id, c.call_id, %%s, now() + %%s * interval '1 second' "
-    "FROM unnest(%%s::text[], %%s::text[]) AS c(hook_id, call_id) "
+    "FROM unnest(%%b::text[], %%b::text[]) AS c(hook_id, call_id) "
     "ORDER BY c.hook_id, c.call_id "     # one lock order for all instances: no deadlock
     "%s RETURNING hook_id, call_id) "
     "SELECT id, NULL, NULL FROM new UNION ALL SELECT NULL, hook_id, call_id FROM claimed" % (
@@ -120,7 +122,7 @@ def apply(connection: psycopg.Connection, batch: Batch) -> Applied:
 LANES_CHANNEL = "eslhook_lanes"     # payload: owner TAB hook_id TAB call_id
 _NOTIFY_HOLDERS = (
     "SELECT pg_notify(%s, l.owner || E'\\t' || l.hook_id || E'\\t' || l.call_id) "
-    "FROM lanes l JOIN unnest(%s::text[], %s::text[]) AS c(hook_id, call_id) "
+    "FROM lanes l JOIN unnest(%b::text[], %b::text[]) AS c(hook_id, call_id) "
     "ON l.hook_id = c.hook_id AND l.call_id = c.call_id WHERE l.owner <> %s")
 
 
