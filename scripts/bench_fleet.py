@@ -79,8 +79,9 @@ def run_round(store: DeliveryStore, port: int, count: int, calls: int,
     started = time.perf_counter()
     for n in range(count):
         call = "%s-call-%d" % (prefix, n % calls)
+        # channel_bridge: keyed per event (create/answer/destroy are once per call)
         payload: Any = {"call_id": call, "event_id": "%s-e-%d" % (prefix, n),
-                        "hook_event": "channel_create", "n": n}
+                        "hook_event": "channel_bridge", "n": n}
         queue.submit(target, payload)
         if n % 50 == 49:
             time.sleep(0)            # an ESL reader yields between reads
@@ -98,7 +99,11 @@ def run_round(store: DeliveryStore, port: int, count: int, calls: int,
 
 def sqlite_store(work: Path, n: int) -> DeliveryStore:
     from eslhook.stores import embedded_delivery_store
-    return embedded_delivery_store(str(work / ("spool-%d.sqlite3" % n)), CONFIG)
+    # its own directory: the spool makes its directory 0700, which would shut
+    # PostgreSQL's own user out of the run's directory
+    directory = work / ("sqlite-%d" % n)
+    directory.mkdir()
+    return embedded_delivery_store(str(directory / "spool.sqlite3"), CONFIG)
 
 
 def pg_store(dsn: str, instance: str) -> DeliveryStore:

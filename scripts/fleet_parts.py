@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -207,6 +208,21 @@ class Fleet:
         except OSError:
             out["postgresql"] = 0.0
         return out
+
+    def log_summary(self, name: str) -> str:
+        """Warnings and errors in the instance's JSON log, by message (numbers as N)."""
+        counts: dict[str, int] = {}
+        path = self.work / name / "log.jsonl"
+        for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("level") in ("warning", "error", "critical") and not str(
+                    entry.get("message", "")).startswith("running as root"):
+                key = "%s: %s" % (entry["level"], re.sub(r"\d+", "N", entry["message"])[:90])
+                counts[key] = counts.get(key, 0) + 1
+        return "; ".join("%dx %s" % (n, key) for key, n in sorted(counts.items())) or "clean"
 
     def close(self) -> None:
         for proc in self.instances.values():

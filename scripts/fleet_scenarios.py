@@ -64,10 +64,13 @@ def sleep_until(moment: float, tick: Callable[[], None] = lambda: None) -> None:
 
 # -- (a) throughput: one vs two instances on the same events ---------------------------
 
+Round = tuple[float, dict[str, float], analysis.Verdict, list[str]]
+
+
 def throughput_round(work: Path, server: LocalPostgres, label: str, instances: int,
-                     count: int) -> tuple[float, dict[str, float], analysis.Verdict]:
+                     count: int) -> Round:
     """(deliveries/s from the first event written to the last arrival, cores used by
-    each process over that time, verdict)."""
+    each process over that time, verdict, each instance's log summary)."""
     names = ["i%d" % n for n in range(instances)]
     fleet = start_fleet(work, server, label, names, count, rate=0)
     try:
@@ -77,31 +80,33 @@ def throughput_round(work: Path, server: LocalPostgres, label: str, instances: i
         after = fleet.cpu()
     finally:
         fleet.close()
+    logs = log_results("throughput_%d_instances" % instances, fleet)
     sent = analysis.load_sent(fleet.sent)
     wall = (verdict.last_arrival_ns - sent[0].at_ns) / 1e9 if sent and verdict.delivered else 0
     cores = {name: (after[name] - before.get(name, 0.0)) / elapsed for name in after}
-    return (verdict.delivered / wall if wall > 0 else 0.0), cores, verdict
+    return (verdict.delivered / wall if wall > 0 else 0.0), cores, verdict, logs
 
 
 def scenario_throughput(args: Namespace, work: Path, server: LocalPostgres) -> list[str]:
-    best: dict[int, tuple[float, dict[str, float], analysis.Verdict]] = {}
+    best: dict[int, Round] = {}
     for round_number in range(args.rounds):
         for instances in (1, 2):
-            rate, cores, verdict = throughput_round(
+            rate, cores, verdict, logs = throughput_round(
                 work, server, "throughput-%d-r%d" % (instances, round_number), instances,
                 args.events)
             print("round %d, %d instance(s): %.0f deliveries/s, %d of %d delivered, cores %s"
                   % (round_number, instances, rate, verdict.delivered, verdict.expected,
                      cpu_text(cores)), flush=True)
             if instances not in best or rate > best[instances][0]:
-                best[instances] = (rate, cores, verdict)
+                best[instances] = (rate, cores, verdict, logs)
     lines = []
     for instances in (1, 2):
-        rate, cores, verdict = best[instances]
+        rate, cores, verdict, logs = best[instances]
         lines.append("RESULT throughput_%s_instance%s_per_s=%.0f delivered=%d/%d "
                      "cpu_cores{%s}" % ("one" if instances == 1 else "two",
                                         "" if instances == 1 else "s", rate,
                                         verdict.delivered, verdict.expected, cpu_text(cores)))
+        lines += logs
     ratio = best[2][0] / best[1][0] if best[1][0] else 0.0
     lines.append("RESULT two_vs_one_instance=%.2fx (target >= 1.6x) %s"
                  % (ratio, verdict_ok(ratio >= 1.6)))
@@ -122,9 +127,12 @@ def scenario_failover(args: Namespace, work: Path, server: LocalPostgres) -> lis
     try:
         sleep_until(started + args.kill_at)
         fleet.kill9("b")
-        timeline.append("b killed -9 at %.1fs" % (time.monotonic() - started))
+        killed = time.monotonic()
+        back: float | None = None
+        timeline.append("b killed -9 at %.1fs" % (killed - started))
         if args.restart_after > 0:
             sleep_until(started + args.kill_at + args.restart_after)
+            back = time.monotonic()
             fleet.start_instance("b")
             fleet.wait_healthy(["b"])
             timeline.append("b restarted, healthy at %.1fs" % (time.monotonic() - started))
@@ -138,11 +146,37 @@ def scenario_failover(args: Namespace, work: Path, server: LocalPostgres) -> lis
     latencies = verdict.latencies_ms(sent)
     restart = ("restarted %gs later" % args.restart_after if args.restart_after > 0
                else "not restarted")
+    arrivals = analysis.load_arrivals(fleet.arrived_path)
+    takeover = takeover_text(sent, arrivals, int(killed * 1e9),
+                             int(back * 1e9) if back is not None else None)
     lines = ["RESULT failover: 2 instances, %g events/s for %gs, b killed -9 at %gs, %s; "
              "%s; arrivals by instance %s" % (args.rate, args.seconds, args.kill_at, restart,
-                                               "; ".join(timeline), verdict.by_instance)]
-    lines += fleet_results("failover", verdict, latencies)
+                                               "; ".join(timeline), verdict.by_instance),
+             "RESULT failover_takeover: %s" % takeover]
+    lines += fleet_results("failover", verdict, latencies) + log_results("failover", fleet)
     return lines + ["  " + line for line in analysis.details(verdict)]
+
+
+def log_results(label: str, fleet: Fleet) -> list[str]:
+    return ["RESULT %s_log_%s: %s" % (label, name, fleet.log_summary(name))
+            for name in fleet.instances]
+
+
+def takeover_text(sent: list[analysis.Sent], arrivals: list[analysis.Arrival],
+                  killed_ns: int, back_ns: int | None) -> str:
+    """When the survivor first delivered a call the killed one had been delivering, and
+    how many calls began and ended while it was gone."""
+    before = {a.call_id for a in arrivals if a.instance == "b" and a.at_ns < killed_ns}
+    taken = [a.at_ns for a in arrivals
+             if a.instance == "a" and a.at_ns > killed_ns and a.call_id in before]
+    span: dict[str, list[int]] = {}
+    for event in sent:
+        span.setdefault(event.call_id, []).append(event.at_ns)
+    end = back_ns if back_ns is not None else 1 << 62
+    gone = sum(1 for times in span.values() if min(times) > killed_ns and max(times) < end)
+    first = ("a first delivered a call b had been delivering %.1fs after the kill"
+             % ((min(taken) - killed_ns) / 1e9)) if taken else "no call of b's went to a"
+    return "%s; %d calls began and ended while b was gone" % (first, gone)
 
 
 def fleet_results(label: str, verdict: analysis.Verdict, latencies: list[float]) -> list[str]:
@@ -247,6 +281,7 @@ def scenario_db_away(args: Namespace, work: Path, server: LocalPostgres) -> list
              else "RESULT db_away_drain_seconds: not drained, %d events sent before the "
                   "database was back never arrived MISSED" % len(undrained)]
     lines += fleet_results("db_away", verdict, verdict.latencies_ms(sent))
+    lines += log_results("db_away", fleet)
     lines += ["RESULT db_away_healthz_%s: %s" % (name, health.text(name)) for name in names]
     return lines + ["  " + line for line in analysis.details(verdict)]
 
