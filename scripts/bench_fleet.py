@@ -2,7 +2,7 @@
 """Fleet mode on PostgreSQL (issue 14): whole-process scenarios and the queue alone.
 
     python scripts/bench_fleet.py [--scenario throughput|failover|db-away|queue|all]
-        [--events 3000] [--rounds 1]                          (throughput)
+        [--events 6000] [--rounds 1] [--throughput-rate 600]  (throughput)
         [--rate 200] [--seconds 40] [--kill-at 10] [--restart-after 15]   (failover)
         [--outage-at 10] [--outage 30] [--db-seconds 50] [--drain-timeout 120]  (db-away)
         [--deliveries 10000] [--calls 200] [--queue-rounds 2]  (queue)
@@ -17,10 +17,13 @@ fresh call ids per pass, so calls start and end throughout) and a receiver proce
 is judged against it (fleet_analysis.py): lost, invented, repeated with the same or
 a different webhook-id, per-call order (the switch's Event-Sequence).
 
-  throughput  one, then two instances attached to the same switch, the switch as
-              fast as they read: deliveries/s from the first event written to the
-              last arrival, and the cores each process used meanwhile (/proc stat;
-              PostgreSQL: the postmaster and its backends).
+  throughput  one, then two instances attached to the same switch, the switch at
+              --throughput-rate (above what they deliver, so a backlog builds; as
+              fast as they read, the switch process starved of CPU answered api
+              commands past eslhook's 10 s timeout and both dropped it):
+              deliveries/s from the first event written to the last arrival, and
+              the cores each process used meanwhile (/proc stat; PostgreSQL: the
+              postmaster and its backends).
   failover    two instances at --rate events/s; instance b is killed -9 at
               --kill-at and started again --restart-after seconds later (0: never).
   db-away     two instances at --rate; PostgreSQL stopped (pg_ctl -m fast) at
@@ -40,6 +43,7 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -164,14 +168,32 @@ def queue_scenario(args: argparse.Namespace, work: Path, server: Any) -> list[st
             % (two, two / pg[0])]
 
 
+def log_slow_statements(server: Any, milliseconds: int) -> None:
+    import psycopg
+    with psycopg.connect(server.dsn(), autocommit=True) as connection:
+        connection.execute("ALTER SYSTEM SET log_min_duration_statement = %d" % milliseconds)
+        connection.execute("SELECT pg_reload_conf()")
+
+
+def keep_server_logs(server: Any, work: Path) -> None:
+    """PostgreSQL's logs (pgserver's, and db-away's restart's) into the run's directory:
+    server.stop() removes the data directory."""
+    data = Path(server.server.pgdata)
+    for source in (Path(server.server.log), data / "restart.log"):
+        if source.exists():
+            shutil.copy(source, work / ("postgresql-" + source.name))
+
+
 ORDER = ("throughput", "failover", "queue", "db-away")   # db-away stops the server: last
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--scenario", choices=ORDER + ("all",), default="all")
-    ap.add_argument("--events", type=int, default=3000, help="throughput: events sent")
+    ap.add_argument("--events", type=int, default=6000, help="throughput: events sent")
     ap.add_argument("--rounds", type=int, default=1, help="throughput: rounds, best counts")
+    ap.add_argument("--throughput-rate", type=float, default=600.0,
+                    help="throughput: events/s the switch sends (0: as fast as read)")
     ap.add_argument("--rate", type=float, default=200.0, help="failover, db-away: events/s")
     ap.add_argument("--seconds", type=float, default=40.0, help="failover: sending time")
     ap.add_argument("--kill-at", type=float, default=10.0)
@@ -180,6 +202,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--outage-at", type=float, default=10.0)
     ap.add_argument("--outage", type=float, default=30.0)
     ap.add_argument("--drain-timeout", type=float, default=120.0)
+    ap.add_argument("--slow-statement-ms", type=int, default=0,
+                    help="PostgreSQL logs statements slower than this (0: off); the "
+                         "server's log is copied into the run's directory")
     ap.add_argument("--deliveries", type=int, default=10_000, help="queue")
     ap.add_argument("--calls", type=int, default=200, help="queue")
     ap.add_argument("--queue-rounds", type=int, default=2, help="queue")
@@ -206,11 +231,14 @@ def main() -> int:
     server = start_postgres(work / "pg")
     results: list[str] = []
     try:
+        if args.slow_statement_ms:
+            log_slow_statements(server, args.slow_statement_ms)
         whole = [name for name in names if name != "queue"]
         if "queue" in names:
             results += queue_scenario(args, work, server)
         results += run_scenarios(whole, args, work, server)
     finally:
+        keep_server_logs(server, work)
         server.stop()
     print("nproc=%d; logs and records kept in %s" % (os.cpu_count() or 0, work))
     print("\n".join(line for line in results if line.startswith("RESULT")))

@@ -68,11 +68,11 @@ Round = tuple[float, dict[str, float], analysis.Verdict, list[str]]
 
 
 def throughput_round(work: Path, server: LocalPostgres, label: str, instances: int,
-                     count: int) -> Round:
+                     count: int, rate: float) -> Round:
     """(deliveries/s from the first event written to the last arrival, cores used by
     each process over that time, verdict, each instance's log summary)."""
     names = ["i%d" % n for n in range(instances)]
-    fleet = start_fleet(work, server, label, names, count, rate=0)
+    fleet = start_fleet(work, server, label, names, count, rate)
     try:
         before, started = fleet.cpu(), time.monotonic()
         verdict = wait_delivered(fleet, count, timeout=120 + count / 100)
@@ -93,7 +93,7 @@ def scenario_throughput(args: Namespace, work: Path, server: LocalPostgres) -> l
         for instances in (1, 2):
             rate, cores, verdict, logs = throughput_round(
                 work, server, "throughput-%d-r%d" % (instances, round_number), instances,
-                args.events)
+                args.events, args.throughput_rate)
             print("round %d, %d instance(s): %.0f deliveries/s, %d of %d delivered, cores %s"
                   % (round_number, instances, rate, verdict.delivered, verdict.expected,
                      cpu_text(cores)), flush=True)

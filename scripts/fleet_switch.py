@@ -42,7 +42,9 @@ LINGER_SECONDS = 600
 class PacedSwitch(FakeSwitch):
     def __init__(self, capture: Path, count: int, rate: float, subscribers: int,
                  record: IO[str]) -> None:
-        super().__init__([capture], heartbeat_seconds=0)
+        # heartbeats (not recorded as expected: no webhook) keep the instances'
+        # liveness check quiet once the replay has ended
+        super().__init__([capture], heartbeat_seconds=20)
         self.count, self.rate, self.wanted = count, rate, subscribers
         self.record = record
         self.channel_events = [e for e in self._captures[0].events if e.name in CHANNEL_EVENTS]
