@@ -6,6 +6,7 @@
         [--rate 200] [--seconds 40] [--kill-at 10] [--restart-after 15]   (failover)
         [--outage-at 10] [--outage 30] [--db-seconds 50] [--drain-timeout 120]  (db-away)
         [--deliveries 10000] [--calls 200] [--queue-rounds 2]  (queue)
+        [--quick] [--slow-statement-ms MS]
 
 One PostgreSQL for the run (tests/pg_support.py, pgserver, unix socket in a temp
 dir), each scenario its own database.  The whole-process scenarios
@@ -208,11 +209,19 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--deliveries", type=int, default=10_000, help="queue")
     ap.add_argument("--calls", type=int, default=200, help="queue")
     ap.add_argument("--queue-rounds", type=int, default=2, help="queue")
+    ap.add_argument("--quick", action="store_true",
+                    help="shorter runs (~4 min for all): --events 2000 --seconds 30 "
+                         "--kill-at 8 --restart-after 14 --db-seconds 45 --deliveries 3000 "
+                         "--queue-rounds 1 --drain-timeout 60")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--dsn", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--instance", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.quick:
+        args.events, args.seconds, args.kill_at, args.restart_after = 2000, 30.0, 8.0, 14.0
+        args.db_seconds, args.deliveries, args.queue_rounds = 45.0, 3000, 1
+        args.drain_timeout = 60.0
     if args.outage_at + args.outage >= args.db_seconds:
         ap.error("db-away: the outage must end before the switch stops sending")
     if args.kill_at + args.restart_after >= args.seconds:

@@ -209,6 +209,24 @@ class Fleet:
             out["postgresql"] = 0.0
         return out
 
+    def db_state(self, call_ids: list[str]) -> list[str]:
+        """The database's rows of these calls (a lost webhook's diagnosis): each
+        delivery in lane order with its enqueuer and its lane's lease."""
+        import psycopg
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=5) as connection:
+                rows = connection.execute(
+                    "SELECT d.call_id, d.hook_event, d.event_id, d.state, d.attempts, "
+                    "(SELECT name FROM fleet_instances f WHERE f.number = d.id >> 40), "
+                    "l.owner, round(extract(epoch FROM l.expires_at - now())::numeric, 1) "
+                    "FROM deliveries d LEFT JOIN lanes l ON l.hook_id = d.hook_id "
+                    "AND l.call_id = d.call_id WHERE d.call_id = ANY(%s) ORDER BY d.seq",
+                    (call_ids,)).fetchall()
+        except Exception as exc:           # psycopg's errors: the diagnosis is optional
+            return ["db: not read (%s)" % exc]
+        return ["db: call %s %s %s state=%s attempts=%s enqueued_by=%s lane_owner=%s "
+                "lease_left_s=%s" % row for row in rows] or ["db: no rows for %s" % call_ids]
+
     def log_summary(self, name: str) -> str:
         """Warnings and errors in the instance's JSON log, by message (numbers as N)."""
         counts: dict[str, int] = {}

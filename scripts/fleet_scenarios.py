@@ -78,9 +78,10 @@ def throughput_round(work: Path, server: LocalPostgres, label: str, instances: i
         verdict = wait_delivered(fleet, count, timeout=120 + count / 100)
         elapsed = time.monotonic() - started
         after = fleet.cpu()
+        logs = log_results("throughput_%d_instances" % instances, fleet)
+        logs += ["  " + line for line in diagnosis(fleet, verdict)]
     finally:
         fleet.close()
-    logs = log_results("throughput_%d_instances" % instances, fleet)
     sent = analysis.load_sent(fleet.sent)
     wall = (verdict.last_arrival_ns - sent[0].at_ns) / 1e9 if sent and verdict.delivered else 0
     cores = {name: (after[name] - before.get(name, 0.0)) / elapsed for name in after}
@@ -140,6 +141,7 @@ def scenario_failover(args: Namespace, work: Path, server: LocalPostgres) -> lis
         time.sleep(3)                 # late repeats still count
         verdict = analysis.judge(analysis.load_sent(fleet.sent),
                                  analysis.load_arrivals(fleet.arrived_path))
+        found = diagnosis(fleet, verdict)
     finally:
         fleet.close()
     sent = analysis.load_sent(fleet.sent)
@@ -154,7 +156,15 @@ def scenario_failover(args: Namespace, work: Path, server: LocalPostgres) -> lis
                                                "; ".join(timeline), verdict.by_instance),
              "RESULT failover_takeover: %s" % takeover]
     lines += fleet_results("failover", verdict, latencies) + log_results("failover", fleet)
-    return lines + ["  " + line for line in analysis.details(verdict)]
+    return lines + ["  " + line for line in analysis.details(verdict) + found]
+
+
+def diagnosis(fleet: Fleet, verdict: analysis.Verdict) -> list[str]:
+    """For the first few calls with a lost webhook or out of order: the database's rows
+    (read while the instances still run)."""
+    calls = sorted({sent.call_id for sent in verdict.lost[:analysis.EXAMPLES]}
+                   | {call for call, _ in verdict.order_violations[:analysis.EXAMPLES]})
+    return fleet.db_state(calls) if calls else []
 
 
 def log_results(label: str, fleet: Fleet) -> list[str]:
@@ -164,19 +174,28 @@ def log_results(label: str, fleet: Fleet) -> list[str]:
 
 def takeover_text(sent: list[analysis.Sent], arrivals: list[analysis.Arrival],
                   killed_ns: int, back_ns: int | None) -> str:
-    """When the survivor first delivered a call the killed one had been delivering, and
-    how many calls began and ended while it was gone."""
-    before = {a.call_id for a in arrivals if a.instance == "b" and a.at_ns < killed_ns}
-    taken = [a.at_ns for a in arrivals
-             if a.instance == "a" and a.at_ns > killed_ns and a.call_id in before]
+    """Who delivered the events that were sent before the kill and had not arrived by
+    then, and when (a lease is 10 s: a should take b's over ~10-12 s after the kill);
+    how many calls began and ended while b was gone."""
+    first: dict[str, analysis.Arrival] = {}
+    for arrival in sorted(arrivals, key=lambda a: a.at_ns):
+        first.setdefault(arrival.event_id, arrival)
+    late: dict[str, list[float]] = {}
+    for event in sent:
+        delivered = first.get(event.event_id)
+        if event.at_ns < killed_ns and delivered is not None and delivered.at_ns > killed_ns:
+            late.setdefault(delivered.instance, []).append(
+                (delivered.at_ns - killed_ns) / 1e9)
     span: dict[str, list[int]] = {}
     for event in sent:
         span.setdefault(event.call_id, []).append(event.at_ns)
     end = back_ns if back_ns is not None else 1 << 62
     gone = sum(1 for times in span.values() if min(times) > killed_ns and max(times) < end)
-    first = ("a first delivered a call b had been delivering %.1fs after the kill"
-             % ((min(taken) - killed_ns) / 1e9)) if taken else "no call of b's went to a"
-    return "%s; %d calls began and ended while b was gone" % (first, gone)
+    who = ", ".join("%d by %s from +%.1fs to +%.1fs" % (len(times), name, min(times),
+                                                        max(times))
+                    for name, times in sorted(late.items()))
+    return ("events sent before the kill, arriving after it: %s; %d calls began and ended "
+            "while b was gone" % (who or "none", gone))
 
 
 def fleet_results(label: str, verdict: analysis.Verdict, latencies: list[float]) -> list[str]:
@@ -260,6 +279,7 @@ def scenario_db_away(args: Namespace, work: Path, server: LocalPostgres) -> list
         verdict = wait_delivered(fleet, count, timeout=args.db_seconds + args.drain_timeout,
                                  tick=health)
         health()
+        found = diagnosis(fleet, verdict)
     finally:
         fleet.close()
     sent = analysis.load_sent(fleet.sent)
@@ -283,7 +303,7 @@ def scenario_db_away(args: Namespace, work: Path, server: LocalPostgres) -> list
     lines += fleet_results("db_away", verdict, verdict.latencies_ms(sent))
     lines += log_results("db_away", fleet)
     lines += ["RESULT db_away_healthz_%s: %s" % (name, health.text(name)) for name in names]
-    return lines + ["  " + line for line in analysis.details(verdict)]
+    return lines + ["  " + line for line in analysis.details(verdict) + found]
 
 
 SCENARIOS = {"throughput": scenario_throughput, "failover": scenario_failover,
