@@ -427,3 +427,39 @@ def test_an_internal_error_is_not_logged_to_the_receiver_as_invalid_payload(rece
     [crash] = [r for r in caplog.records if "crashed" in r.getMessage()]
     assert crash.levelno == logging.ERROR and crash.exc_info is not None
     assert "encoder bug" in caplog.text             # the operator gets the traceback
+
+
+class FailingReadsOnce:
+    """The real embedded store, whose first lane read back fails as a database that
+    went away does (``DeliveryStoreError``); everything else goes through."""
+
+    def __init__(self, store):
+        self._store, self.failed = store, 0
+
+    def lane(self, hook_id, call_id, limit):
+        from eslhook.delivery.store import DeliveryStoreError
+        if not self.failed:
+            self.failed += 1
+            raise DeliveryStoreError("lane: terminating connection due to administrator "
+                                     "command")
+        return self._store.lane(hook_id, call_id, limit)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def test_a_lane_whose_read_back_fails_is_read_again_not_left_loading(
+        receiver, queues, caplog):
+    """Its head failed (500), so the lane waits in the store; reading it back then fails
+    once (the database away): the lane is read again a second later and delivered.
+    (A loader that died there left the lane loading for good.)"""
+    from eslhook.stores import embedded_delivery_store
+    receiver.script(Reply(500))
+    store = FailingReadsOnce(embedded_delivery_store(None, FAST))
+    queue = queues(FAST, store=store)
+    hook = make_hook(receiver.url("/hook"), retries=2)
+    assert queue.submit(hook, PAYLOAD)
+    got = receiver.wait_for(2, timeout=5)
+    assert store.failed == 1 and len(got) == 2          # the 500, then the retry
+    assert queue.wait_idle(5) and queue.stats.delivered == 1
+    assert any("cannot be read back" in r.getMessage() for r in caplog.records)

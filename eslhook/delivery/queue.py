@@ -43,8 +43,9 @@ from eslhook.delivery.signing import make_webhook_id, webhook_headers
 from eslhook.delivery.rows import (
     EVENT, DELIVERED, DROPPED, EXPIRED, FAILED, RESEND, TEST, AttemptFilter, AttemptPage, Delivery,
     DeliveryRow, SpoolContents, StoredDelivery)
-from eslhook.delivery.store import ClaimsLanes, DeliveryStore
+from eslhook.delivery.store import ClaimsLanes, DeliveryStore, DeliveryStoreError
 from eslhook.hooks.model import Hook
+from eslhook.logs import OncePerInterval
 from eslhook.payload import Payload
 from eslhook.supervise import (
     KILL_GRACE_SECONDS, RESTART, TASK, Deadline, Supervisor, deadline_of)
@@ -68,6 +69,7 @@ class Sender(Protocol):
 # be attempted, for another instance's commit of the call's earlier events (a few ms
 # normally; seconds on a loaded database).
 JOIN_HOLD_SECONDS = 2.0
+LOAD_RETRY_SECONDS = 1.0    # a lane whose read back failed is read again after this
 
 
 @dataclass
@@ -163,6 +165,7 @@ class DeliveryQueue:
         self._accepting = True
         self._stopping = False
         self._drops = _DropReporter(DROP_REPORT_INTERVAL_SECONDS)
+        self._read_errors = OncePerInterval(DROP_REPORT_INTERVAL_SECONDS)
 
     @property
     def stats(self) -> DeliveryStats:
@@ -494,7 +497,10 @@ class DeliveryQueue:
         hook_id, call_id = lane.key
         for _ in range(1000):       # bounded: each round ends deliveries or loads some
             self._lanes.reading(lane)
-            rows = self._store.lane(hook_id, call_id, LOAD_BATCH)
+            try:
+                rows = self._store.lane(hook_id, call_id, LOAD_BATCH)
+            except DeliveryStoreError as exc:    # the database away: read again later
+                return self._read_failed(lane, exc)
             if not self._lanes.read_still_wanted(lane):
                 return
             hook = self._lookup(hook_id)
@@ -510,6 +516,15 @@ class DeliveryQueue:
             if step != LOAD:
                 return self._step(lane, step)
         log.error("lane of hook %s, call %s: still loading after 1000 rounds", hook_id, call_id)
+
+    def _read_failed(self, lane: Lane, exc: DeliveryStoreError) -> None:
+        """A lane that could not be read back waits and is read again (a loader that
+        died here left its lane loading for good: its deliveries never went)."""
+        if self._read_errors.due():
+            log.error("delivery lanes cannot be read back from %s (%s): retrying every "
+                      "%gs", self._store.location, exc, LOAD_RETRY_SECONDS)
+        if self._lanes.read_still_wanted(lane):      # not held or stopped meanwhile
+            self._wait(lane, LOAD_RETRY_SECONDS)
 
     def _expire(self, rows: list[StoredDelivery], hook: Hook) -> list[Delivery]:
         """Deliveries for the rows; those older than max_age_seconds are ended."""
