@@ -42,7 +42,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import gevent
 import psycopg
-from gevent.event import Event
+from gevent.event import AsyncResult, Event
 from gevent.lock import Semaphore
 from gevent.pool import Group
 
@@ -105,6 +105,8 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         self._on_owned: Callable[[list[LaneKey]], None] | None = None   # claiming lanes
         self._on_renewed: Callable[[list[LaneKey]], None] | None = None
         self._renew_error: str | None = None       # why the last renewal failed
+        # lane reads waiting for the lock
+        self._wanted: dict[LaneKey, AsyncResult[list[StoredDelivery]]] = {}
         self.leases_held = 0                        # lanes leased here, at the last renewal
 
     @property
@@ -303,18 +305,42 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
                 return method(connection, *args)
 
     def lane(self, hook_id: str, call_id: str | None, limit: int) -> list[StoredDelivery]:
+        """One lane's first ``limit`` pending rows.  Lanes asked for while another read
+        waits for the store's lock are read together, in one round trip, by whichever
+        gets the lock first (a busy instance wakes hundreds of lanes per second)."""
+        key = (hook_id, call_id or None)
+        wanted = self._wanted.get(key)
+        if wanted is None:
+            wanted = self._wanted[key] = AsyncResult()
         with self._lock:
-            self._flush_locked()
+            if not wanted.ready():
+                self._read_wanted(limit)
+        rows = wanted.get()            # the read's DeliveryStoreError, for each asker
+        assert rows is not None        # set, never with None
+        return rows
+
+    def _read_wanted(self, limit: int) -> None:
+        asked, self._wanted = self._wanted, {}
+        self._flush_locked()
+        try:
             with _unit(self.database, "lane") as connection:
-                rows = sql.lane(connection, hook_id, call_id, limit)
-            if self._changed:          # changes not committed yet win
-                rows = [r for r in (overlaid(row, self._changed.get(row.id)) for row in rows)
-                        if r is not None]
-            if self._error is None or len(rows) >= limit:
-                return rows            # held ones come after the database's rows
-            key = (hook_id, call_id or None)
-            return rows + [StoredDelivery.of(d) for d in self._new.values()
-                           if d.state == PENDING and (d.hook.id, d.call_id or None) == key]
+                found = sql.lanes(connection, list(asked), limit)
+        except DeliveryStoreError as exc:
+            for result in asked.values():
+                result.set_exception(exc)
+            return
+        for key, result in asked.items():
+            result.set(self._with_uncommitted(key, found[key], limit))
+
+    def _with_uncommitted(self, key: LaneKey, rows: list[StoredDelivery],
+                          limit: int) -> list[StoredDelivery]:
+        if self._changed:              # changes not committed yet win
+            rows = [r for r in (overlaid(row, self._changed.get(row.id)) for row in rows)
+                    if r is not None]
+        if self._error is None or len(rows) >= limit:
+            return rows                # held ones come after the database's rows
+        return rows + [StoredDelivery.of(d) for d in self._new.values()
+                       if d.state == PENDING and (d.hook.id, d.call_id or None) == key]
 
     def end_lane(self, hook_id: str, call_id: str | None, state: str) -> int:
         now = time.time()
