@@ -105,6 +105,7 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         self._on_owned: Callable[[list[LaneKey]], None] | None = None   # claiming lanes
         self._on_renewed: Callable[[list[LaneKey]], None] | None = None
         self._renew_error: str | None = None       # why the last renewal failed
+        self._claimed_meanwhile: set[LaneKey] | None = None   # while a renewal runs
         # lane reads waiting for the lock
         self._wanted: dict[LaneKey, AsyncResult[list[StoredDelivery]]] = {}
         self.leases_held = 0                        # lanes leased here, at the last renewal
@@ -198,7 +199,15 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
             if first is not None and delivery.id not in applied.inserted:
                 self._duplicate(delivery)
         if applied.owned and self._on_owned is not None:
-            self._on_owned(applied.owned)
+            self._owned(applied.owned)
+
+    def _owned(self, keys: list[LaneKey]) -> None:
+        """Lanes held here, with deliveries: to the queue (and noted for a renewal
+        under way, whose list of lanes held was read before)."""
+        if self._claimed_meanwhile is not None:
+            self._claimed_meanwhile.update(keys)
+        if self._on_owned is not None:
+            self._on_owned(keys)
 
     def _lease_loop(self) -> None:
         report = OncePerInterval(self._report_seconds)
@@ -235,22 +244,30 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
     def _woken(self, notices: Iterable[psycopg.Notify]) -> None:
         for notice in notices:
             parsed = sql.parse_lane_notice(notice.payload)
-            if parsed is not None and parsed[0] == self.instance and self._on_owned:
-                self._on_owned([parsed[1]])
+            if parsed is not None and parsed[0] == self.instance:
+                self._owned([parsed[1]])
 
     def renew_leases(self) -> None:
         """One round of the renewer: extend this instance's leases, release those of
         finished lanes, take over expired ones, wake the lanes held with rows pending
         (those another instance added to included)."""
-        # flushed first (_call): a lane whose last rows ended is released, not renewed
+        # Not behind the store's lock: a busy instance's reads and commits must not
+        # hold a renewal past the lease (its lanes would be taken from it).  Lanes
+        # claimed by a commit meanwhile count as held, though the renewal's list
+        # was read before.
+        claimed: set[LaneKey] = set()
+        self._claimed_meanwhile = claimed
         try:
-            owned = self._call(sql.renew_leases, self.instance, self._lease_seconds)
+            with _unit(self.database, "renew_leases") as connection:
+                owned = sql.renew_leases(connection, self.instance, self._lease_seconds)
         except DeliveryStoreError as exc:
             self._renew_error = str(exc)
             raise
+        finally:
+            self._claimed_meanwhile = None
         self._renew_error, self.leases_held = None, len(owned)
         if self._on_renewed is not None:
-            self._on_renewed(owned)
+            self._on_renewed(owned + sorted(claimed - set(owned), key=str))
 
     def _duplicate(self, delivery: Delivery) -> None:
         self.duplicates += 1
@@ -359,8 +376,8 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
 
     def insert_copies(self, rows: Iterable[DeliveryRow]) -> None:
         owned = self._call(sql.insert_copies, list(rows), self._owner, self._lease_seconds)
-        if owned and self._on_owned is not None:
-            self._on_owned(owned)
+        if owned:
+            self._owned(owned)
 
     def close(self, deadline: Deadline | None = None) -> None:
         """Stop the flusher, commit what is left; the pool stays (stores.close)."""

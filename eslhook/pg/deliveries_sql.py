@@ -165,8 +165,13 @@ def renew_leases(connection: psycopg.Connection, owner: str,
     scanners never wait on each other) and lanes pending without a lease; the lanes
     the owner holds now, each with pending rows (another instance may have added
     some to a lane leased here)."""
-    connection.execute("UPDATE lanes SET expires_at = now() + %s * interval '1 second' "
-                       "WHERE owner = %s", (lease_seconds, owner))
+    # the owner's rows locked in the batches' order (sorted): a batch committing at the
+    # same time waits, never deadlocks
+    connection.execute("UPDATE lanes l SET expires_at = now() + %s * interval '1 second' "
+                       "FROM (SELECT hook_id, call_id FROM lanes WHERE owner = %s "
+                       "ORDER BY hook_id, call_id FOR UPDATE) o "
+                       "WHERE l.hook_id = o.hook_id AND l.call_id = o.call_id",
+                       (lease_seconds, owner))
     connection.execute("DELETE FROM lanes l WHERE owner = %s AND NOT EXISTS "
                        "(SELECT 1 FROM deliveries d WHERE d.state = 'pending' "
                        "AND d.hook_id = l.hook_id AND d.call_id = l.call_id)", (owner,))
