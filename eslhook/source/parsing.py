@@ -20,6 +20,8 @@ import orjson
 from .framing import Frame, decode_text, byte_count
 from .picking import (
     can_pick,
+    find_blank_line,
+    framed_head,
     line_picker,
     parse_block_agreeing_with,
     parse_header_block,
@@ -107,12 +109,14 @@ class PickedPlainEvent(PlainEvent):
         return self._parsed
 
     def get(self, name, default=None):
-        if name in self._names:
-            value = self._picked.get(name)
-        else:
-            value = self._unpicked(name)
+        # A line picked is one asked for (or of a prefix): read it at once.
+        value = self._picked.get(name)
         if value is None:
-            return default
+            if name in self._names:
+                return default
+            value = self._unpicked(name)
+            if value is None:
+                return default
         return percent_decode(value) if "%" in value else value
 
     def _unpicked(self, name) -> str | None:
@@ -181,8 +185,9 @@ class HeaderPicker:
             if can_pick(prefix) and len(self._learned_prefixes) < self.MAX_NAMES:
                 self._learned_prefixes.add(prefix)
 
-    def event(self, text: str, body: bytes) -> PickedPlainEvent:
-        """The event of ``body``, whose head decodes to ``text`` (no "\\r" in it)."""
+    def event(self, framed: str, end: int, body: bytes) -> PickedPlainEvent:
+        """The event of ``body``, whose head is framed in ``framed[:end]``
+        (``picking.framed_head``; no "\\r" in it)."""
         if (len(self._learned) != len(self.names)
                 or len(self._learned_prefixes) != len(self.prefixes)):
             self._compile()
@@ -190,7 +195,7 @@ class HeaderPicker:
         if self.events == self.WINDOW:
             self.enabled = self.wholes * 2 < self.events
             self.events = self.wholes = 0
-        return PickedPlainEvent(self._pick(text), self, body)
+        return PickedPlainEvent(self._pick(framed, end), self, body)
 
     def _compile(self) -> None:
         self.names = frozenset(self._learned)
@@ -200,22 +205,22 @@ class HeaderPicker:
 
 def _plain_raw(body: bytes, split: Callable[[str], dict[str, str]] = parse_header_block,
                ) -> dict[str, str]:
-    head, sep, rest = body.partition(b"\n\n")
-    text = decode_text(head).rstrip("\n")
+    cut = find_blank_line(body)
+    text = decode_text(body if cut < 0 else body[:cut]).rstrip("\n")
     raw = split(text)
     inner = byte_count(raw.get("Content-Length"))
-    if sep and inner is not None:
+    if cut >= 0 and inner is not None:
         # The inner body is raw text, not percent-encoded: keep it apart.
-        raw["_body"] = decode_text(rest[:inner]).replace("%", "%25")
+        raw["_body"] = decode_text(body[cut + 2:cut + 2 + inner]).replace("%", "%25")
     return raw
 
 
 def parse_plain_event(body: bytes, picker: HeaderPicker | None = None) -> PlainEvent:
     """Headers of a ``text/event-plain`` body (``_body`` holds an inner body)."""
     if picker is not None and picker.enabled:
-        text = decode_text(body.partition(b"\n\n")[0])
-        if "\r" not in text:    # the exact parse strips it, picking does not
-            return picker.event(text, body)
+        framed, end = framed_head(body)
+        if "\r" not in framed:    # the exact parse strips it, picking does not
+            return picker.event(framed, end, body)
     return PlainEvent(_plain_raw(body))
 
 
