@@ -1,6 +1,7 @@
 """Each hot-path trick returns what its plain reference returns.
 
-eslhook/source/picking.py and eslhook/channelvars.py put a fast function
+eslhook/source/picking.py, eslhook/source/parsing.py (``percent_decode_all``)
+and eslhook/channelvars.py put a fast function
 beside the obvious one it replaces.  Hypothesis generates header blocks
 (names, values and line shapes FreeSWITCH sends, plus the odd ones it does
 not), and every event of the bundled real captures is read both ways.
@@ -15,6 +16,7 @@ from hypothesis import assume, example, given, settings, strategies as st
 from eslhook.channelvars import (
     channel_variable_prefixes, find_channel_variables, find_channel_variables_reference)
 from eslhook.fakeswitch.capture import load_capture
+from eslhook.source.parsing import percent_decode_all, percent_decode_all_reference
 from eslhook.source.picking import (
     can_pick, find_blank_line, find_blank_line_reference, framed_block, framed_head,
     framed_head_reference, line_picker, parse_block_agreeing_with, parse_header_block,
@@ -178,7 +180,32 @@ def test_every_real_plain_event_body_frames_as_the_reference_does():
             assert find_blank_line(event.body) == len(event.body) - 2   # the usual shape
 
 
-# -- 5. the channel-variable finder ----------------------------------------
+# -- 5. decoding all the picked values at once ------------------------------
+
+# Escapes whole, cut short, not hex, of a newline, of broken UTF-8; a
+# backslash (urllib's path); characters decoded from the wire already.
+value_pieces = st.sampled_from(["a", "%", "%4", "%40", "%0A", "%0a", "%E2%82", "%AC", "%C3",
+                                "%A9", "%zz", "\\", "\\x41", "\u00e9", "\ufffd", ":", " "])
+plain_values = st.lists(st.lists(value_pieces, max_size=6).map("".join), max_size=8)
+
+
+@settings(max_examples=600, deadline=None)
+@given(plain_values)
+@example(["%E2%82", "%AC"])        # an incomplete sequence, its rest in the next value
+@example(["a%", "0A"])             # an escape cut by the join
+@example(["%0A", "b"])             # a value that decodes to a newline
+@example(["\\", "%40"])            # one backslash sends them all through urllib
+def test_decoding_all_values_at_once_decodes_each_as_alone(values):
+    assert percent_decode_all(values) == percent_decode_all_reference(values)
+
+
+def test_every_real_plain_value_decodes_at_once_as_alone():
+    for text in plain_event_blocks():
+        values = list(parse_header_block_reference(text).values())
+        assert percent_decode_all(values) == percent_decode_all_reference(values)
+
+
+# -- 6. the channel-variable finder ----------------------------------------
 
 glob_parts = st.sampled_from(["sip_", "h_", "X-", "ecallmgr_", "a", "b", "*", "?", "[ab]",
                               "[!a]", "_custom"])

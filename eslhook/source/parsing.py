@@ -12,7 +12,7 @@ raises ``ValueError`` (skipped, the stream goes on), never ``ProtocolError``.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from urllib.parse import unquote
 
 import orjson
@@ -41,6 +41,39 @@ def percent_decode(value: str) -> str:
         except ValueError:
             pass
     return unquote(value, errors="replace")
+
+
+def percent_decode_all(values: Collection[str]) -> list[str]:
+    """``percent_decode_all_reference``: the values (none holding a "\\n"),
+    each decoded, in one ``percent_decode`` of them all joined.
+
+    A "\\n" joining two values is not hex, so no escape reaches across
+    it, and it ends any UTF-8 sequence left incomplete before it; what
+    splits apart again is each value decoded alone, unless a value decoded
+    to a "\\n" of its own (``%0A``): then the parts do not count out.
+    """
+    joined = "\n".join(values)
+    if "%" not in joined:
+        return list(values)
+    decoded = percent_decode(joined).split("\n")
+    return decoded if len(decoded) == len(values) else percent_decode_all_reference(values)
+
+
+def percent_decode_all_reference(values: Collection[str]) -> list[str]:
+    """Reference of ``percent_decode_all``: what ``PlainEvent.get`` returns for each."""
+    return [percent_decode(value) if "%" in value else value for value in values]
+
+
+class _DecodedLines(dict[str, "str | None"]):
+    """A picked plain event's lines by name, decoded; None for a name the
+    picker looks for that is not in the event; any other name is read
+    through the event (``__missing__``)."""
+
+    __slots__ = ("event",)
+    event: PickedPlainEvent
+
+    def __missing__(self, name):
+        return self.event.get(name)
 
 
 class PlainEvent(Mapping):
@@ -119,6 +152,18 @@ class PickedPlainEvent(PlainEvent):
                 return default
         return percent_decode(value) if "%" in value else value
 
+    def lookup(self) -> Callable[[str], str | None]:
+        """``get`` with one argument, for a reader of many headers: each read
+        a dict lookup in C, not a call of ``get``; all the picked values are
+        decoded at once (``percent_decode_all``).  A new one per call (the
+        event does not keep it: it refers to the event, a cycle would leave
+        every event to the garbage collector)."""
+        picked = self._picked
+        decoded = _DecodedLines(self._picker.absent)
+        decoded.update(zip(picked, percent_decode_all(picked.values())))
+        decoded.event = self
+        return decoded.__getitem__
+
     def _unpicked(self, name) -> str | None:
         if self._prefixes and isinstance(name, str) and name.startswith(self._prefixes):
             return self._picked.get(name)
@@ -145,7 +190,7 @@ class PickedPlainEvent(PlainEvent):
     def names_with(self, prefixes: tuple[str, ...]) -> list[str]:
         """Header names in event order: at least all starting with one of
         ``prefixes``, from the picked lines when the picker has them."""
-        if self._prefixes and all(p.startswith(self._prefixes) for p in prefixes):
+        if self._picker.covers(self._prefixes, prefixes):
             return list(self._picked)
         self._picker.learn_prefixes(prefixes)
         return list(self._whole())
@@ -170,11 +215,26 @@ class HeaderPicker:
     def __init__(self) -> None:
         self.enabled = True
         self.names: frozenset[str] = frozenset()
+        self.absent: dict[str, None] = {}   # each name -> None: what no line of them reads
         self.prefixes: tuple[str, ...] = ()
         self._learned: set[str] = set()
         self._learned_prefixes: set[str] = set()
+        self._covered: dict[tuple[tuple[str, ...], tuple[str, ...]], bool] = {}
         self._pick = line_picker((), ())
         self.events = self.wholes = 0
+
+    def covers(self, picked_with: tuple[str, ...], prefixes: tuple[str, ...]) -> bool:
+        """Does every name starting with one of ``prefixes`` start with one of
+        ``picked_with`` (an event's prefixes)?  Asked for every event, by the
+        same few tuples: answered once each."""
+        key = (picked_with, prefixes)
+        covered = self._covered.get(key)
+        if covered is None:
+            if len(self._covered) >= self.MAX_NAMES:
+                self._covered.clear()
+            covered = self._covered[key] = bool(picked_with) and all(
+                p.startswith(picked_with) for p in prefixes)
+        return covered
 
     def learn(self, name) -> None:
         if can_pick(name) and len(self._learned) < self.MAX_NAMES:
@@ -199,6 +259,7 @@ class HeaderPicker:
 
     def _compile(self) -> None:
         self.names = frozenset(self._learned)
+        self.absent = dict.fromkeys(self.names)
         self.prefixes = tuple(sorted(self._learned_prefixes))
         self._pick = line_picker(self.names, self.prefixes)
 
