@@ -4,9 +4,12 @@ frame (``framing.Frame``) as one flat mapping of event headers (pure, no I/O).
 Plain values are percent-decoded one at a time, after the lines were split,
 and only when read (``PlainEvent``); a ``HeaderPicker`` learns which headers
 a reader asks for, so most lines of a plain event are never split
-(``PickedPlainEvent``, the tricks in ``picking.py``).  Json values must be
-strings (or FreeSWITCH's arrays of strings); an event that cannot be read
-raises ``ValueError`` (skipped, the stream goes on), never ``ProtocolError``.
+(``PickedPlainEvent``, the tricks in ``picking.py``); a reader of many
+headers reads the picked values through ``PickedPlainEvent.lookup``, all
+decoded in one pass that decodes each as alone (``percent_decode_all``,
+beside its reference).  Json values must be strings (or FreeSWITCH's arrays
+of strings); an event that cannot be read raises ``ValueError`` (skipped,
+the stream goes on), never ``ProtocolError``.
 """
 
 from __future__ import annotations
