@@ -41,8 +41,8 @@ from .accounts import AccountDirectory
 from .channelvars import VARIABLE_PREFIX
 from .config import PayloadConfig
 from .events import HOOK_EVENT_BY_EVENT_NAME  # the dispatch, from the registry
-from .mapping_keys import (DEFAULT_SETTINGS, add_custom_variables, add_kazoo_keys, is_true,
-                           kazoo_variables)
+from .mapping_keys import (DEFAULT_SETTINGS, add_custom_variables, add_kazoo_keys,
+                           header_getter, is_true, kazoo_variables)
 from .payload import BridgeKey, CallerKey, ChannelPayload, SecondsKey
 
 logger = logging.getLogger(__name__)
@@ -176,7 +176,8 @@ def _account_for_host(accounts: AccountDirectory, host: str | None) -> str | Non
 
 
 def resolve_account(event: Mapping[str, str], accounts: AccountDirectory,
-                    ecallmgr: Mapping[str, str] | None = None) -> str | None:
+                    ecallmgr: Mapping[str, str] | None = None,
+                    get: HeaderGetter | None = None) -> str | None:
     """The account a channel belongs to, or None when unassigned.
 
     First that applies:
@@ -190,9 +191,10 @@ def resolve_account(event: Mapping[str, str], accounts: AccountDirectory,
     A variable naming an unknown account is skipped rather than trusted:
     hooks are looked up by account id, so an id we do not know could only
     reach nobody (or, worse, be a typo that hides the call from its real
-    owner); the realm and the default still get their chance.
+    owner); the realm and the default still get their chance.  ``get``:
+    the caller's lookup of the event's headers (``header_getter``), if any.
     """
-    get = event.get
+    get = get or event.get
     for account_id in (get(VARIABLE_PREFIX + accounts.account_variable),
                        # ``ecallmgr``: the event's ecallmgr_* variables, already found
                        get(ECALLMGR_ACCOUNT_VARIABLE) if ecallmgr is None
@@ -329,7 +331,7 @@ def channel_payload(event: Mapping[str, str], *, switch: str,
     ``channel_variables``: globs for ``custom_channel_vars`` (when empty,
     ``settings.channel_variables``); ``settings``: the config's ``payload``.
     """
-    get = event.get
+    get = header_getter(event)
     hook_event = HOOK_EVENT_BY_EVENT_NAME.get(get("Event-Name") or "")
     if hook_event is None:
         return None
@@ -343,11 +345,11 @@ def channel_payload(event: Mapping[str, str], *, switch: str,
     # first: a plain event's picker then learns the two prefixes before any
     # single ecallmgr_ name (resolve_account's), which they already cover
     if settings.kazoo_variables:
-        applications, ecallmgr = kazoo_variables(event)
-        account_id = resolve_account(event, accounts, ecallmgr)
+        applications, ecallmgr = kazoo_variables(event, get)
+        account_id = resolve_account(event, accounts, ecallmgr, get)
     else:
         applications, ecallmgr = NO_VARIABLES
-        account_id = resolve_account(event, accounts)
+        account_id = resolve_account(event, accounts, get=get)
     if account_id is not None:
         payload["account_id"] = account_id
     request = _first(get, REQUEST_SOURCES)

@@ -49,6 +49,14 @@ FORWARDING_HEADERS = ("variable_sip_h_Diversion", "variable_sip_h_History-Info")
 DEFAULT_SETTINGS = PayloadConfig()
 
 
+def header_getter(event: Mapping[str, str]) -> Get:
+    """``event.get``, or the event's own faster one-argument lookup when it
+    has one (a picked plain event: ``PickedPlainEvent.lookup``, made anew
+    per call: take one per event and pass it on)."""
+    lookup = getattr(event, "lookup", None)
+    return event.get if lookup is None else lookup()
+
+
 def is_true(value: str | None) -> bool:
     return bool(value) and value.lower() in TRUE_FLAGS   # type: ignore[union-attr]
 
@@ -70,18 +78,20 @@ def matching_variables(event: Mapping[str, str], globs: tuple[str, ...]) -> dict
     return found
 
 
-def kazoo_variables(event: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def kazoo_variables(event: Mapping[str, str], get: Get | None = None,
+                    ) -> tuple[dict[str, str], dict[str, str]]:
     """(``cav_*``, ``ecallmgr_*``) variables, each without its prefix, non-empty.
 
     Every event is scanned for them, so this is the cheap form of
     ``matching_variables`` for two literal prefixes (no glob to confirm): one
     ``str.find`` per name over the joined names, in C.  The ``ecallmgr_*`` keys
     of ``add_kazoo_keys`` are read from the result, not header by header.
+    ``get``: the caller's lookup of the event's headers, if any.
     """
     names_with = getattr(event, "names_with", None)
     names = event if names_with is None else names_with(KAZOO_NAME_PREFIXES)
     text = "\n%s\n" % "\n".join(names)
-    get = event.get
+    get = get or event.get
     applications: dict[str, str] = {}
     ecallmgr: dict[str, str] = {}
     for needle, found in (("\n" + KAZOO_NAME_PREFIXES[0], applications),

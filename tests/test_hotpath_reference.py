@@ -1,6 +1,7 @@
 """Each hot-path trick returns what its plain reference returns.
 
-eslhook/source/picking.py and eslhook/channelvars.py put a fast function
+eslhook/source/picking.py, eslhook/source/parsing.py (``percent_decode_all``)
+and eslhook/channelvars.py put a fast function
 beside the obvious one it replaces.  Hypothesis generates header blocks
 (names, values and line shapes FreeSWITCH sends, plus the odd ones it does
 not), and every event of the bundled real captures is read both ways.
@@ -15,8 +16,10 @@ from hypothesis import assume, example, given, settings, strategies as st
 from eslhook.channelvars import (
     channel_variable_prefixes, find_channel_variables, find_channel_variables_reference)
 from eslhook.fakeswitch.capture import load_capture
+from eslhook.source.parsing import percent_decode_all, percent_decode_all_reference
 from eslhook.source.picking import (
-    can_pick, line_picker, parse_block_agreeing_with, parse_header_block,
+    can_pick, find_blank_line, find_blank_line_reference, framed_block, framed_head,
+    framed_head_reference, line_picker, parse_block_agreeing_with, parse_header_block,
     parse_header_block_reference, pick_lines_reference)
 
 CAPTURES = Path(__file__).parent / "captures"
@@ -99,7 +102,8 @@ pickable = st.text(alphabet="ABCab_-%", min_size=1, max_size=4).filter(can_pick)
 @given(blocks, st.sets(pickable, max_size=4), st.sets(pickable, max_size=3))
 def test_the_line_picker_picks_what_the_reference_keeps(text, wanted, prefixes):
     assume("\r" not in text)        # the picker's stated precondition
-    assert line_picker(wanted, prefixes)(text) == pick_lines_reference(text, wanted, prefixes)
+    picked = line_picker(wanted, prefixes)(*framed_block(text))
+    assert picked == pick_lines_reference(text, wanted, prefixes)
 
 
 def test_the_line_picker_on_real_events_picks_what_the_reference_keeps():
@@ -108,7 +112,7 @@ def test_the_line_picker_on_real_events_picks_what_the_reference_keeps():
     prefixes = ("variable_sip_h_", "variable_ecallmgr_", "Caller-")
     picker = line_picker(wanted, prefixes)
     for text in plain_event_blocks():
-        picked = picker(text)
+        picked = picker(*framed_block(text))
         assert picked == pick_lines_reference(text, wanted, prefixes)
         assert picked.get("Event-Name")      # the picker really found lines
 
@@ -120,7 +124,7 @@ def test_the_line_picker_on_real_events_picks_what_the_reference_keeps():
 def test_the_agreeing_parse_never_contradicts_the_picked_lines(text, wanted, prefixes):
     assume("\r" not in text)
     prefixes = tuple(sorted(prefixes))
-    picked = line_picker(wanted, prefixes)(text)
+    picked = line_picker(wanted, prefixes)(*framed_block(text))
     whole = parse_block_agreeing_with(text, picked, wanted, prefixes)
     for name in wanted:
         assert whole.get(name) == picked.get(name)
@@ -131,7 +135,77 @@ def test_the_agreeing_parse_never_contradicts_the_picked_lines(text, wanted, pre
         assert whole == parse_header_block_reference(text)
 
 
-# -- 4. the channel-variable finder ----------------------------------------
+# -- 4. the end of a plain event's block, and its framed head ----------------
+
+# Bytes that make blank lines, lines, and UTF-8 both valid and broken
+# (a 2-byte and a 3-byte sequence cut short or whole, a stray continuation).
+body_pieces = st.sampled_from([b"\n", b"\n\n", b"a", b": ", b"%", b"\r", b"\xc3", b"\xa9",
+                               b"\xe2\x82", b"\xac", b"\xff", b"Content-Length: 3"])
+bodies = st.lists(body_pieces, max_size=24).map(b"".join)
+
+
+def framed_region(framed: tuple[str, int]) -> str:
+    text, end = framed
+    return text[:end]
+
+
+@settings(max_examples=600, deadline=None)
+@given(bodies)
+@example(b"a: b\n\n")                  # the usual shape: one block, its blank line
+@example(b"\n\n")
+@example(b"a: \xe2\x82\n\n")           # an incomplete sequence right before the end
+@example(b"a: b\n\nc\n\n")              # an inner body ending like a block
+@example(b"\na: b\n\n")
+@example(b"\n")                         # no blank line, one byte short of one
+def test_the_framed_head_is_the_reference_block(body):
+    assert find_blank_line(body) == find_blank_line_reference(body)
+    assert find_blank_line(bytearray(body)) == find_blank_line_reference(body)
+    assert framed_region(framed_head(body)) == framed_head_reference(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bodies, st.sets(pickable, max_size=4), st.sets(pickable, max_size=3))
+def test_the_line_picker_over_a_framed_head_picks_what_the_reference_keeps(
+        body, wanted, prefixes):
+    text = body.partition(b"\n\n")[0].decode("utf-8", "replace")
+    assume("\r" not in text)
+    picked = line_picker(wanted, prefixes)(*framed_head(body))
+    assert picked == pick_lines_reference(text, wanted, prefixes)
+
+
+def test_every_real_plain_event_body_frames_as_the_reference_does():
+    for name in PLAIN_CAPTURES:
+        for event in load_capture(CAPTURES / name).events:
+            assert framed_region(framed_head(event.body)) == framed_head_reference(event.body)
+            assert find_blank_line(event.body) == len(event.body) - 2   # the usual shape
+
+
+# -- 5. decoding all the picked values at once ------------------------------
+
+# Escapes whole, cut short, not hex, of a newline, of broken UTF-8; a
+# backslash (urllib's path); characters decoded from the wire already.
+value_pieces = st.sampled_from(["a", "%", "%4", "%40", "%0A", "%0a", "%E2%82", "%AC", "%C3",
+                                "%A9", "%zz", "\\", "\\x41", "\u00e9", "\ufffd", ":", " "])
+plain_values = st.lists(st.lists(value_pieces, max_size=6).map("".join), max_size=8)
+
+
+@settings(max_examples=600, deadline=None)
+@given(plain_values)
+@example(["%E2%82", "%AC"])        # an incomplete sequence, its rest in the next value
+@example(["a%", "0A"])             # an escape cut by the join
+@example(["%0A", "b"])             # a value that decodes to a newline
+@example(["\\", "%40"])            # one backslash sends them all through urllib
+def test_decoding_all_values_at_once_decodes_each_as_alone(values):
+    assert percent_decode_all(values) == percent_decode_all_reference(values)
+
+
+def test_every_real_plain_value_decodes_at_once_as_alone():
+    for text in plain_event_blocks():
+        values = list(parse_header_block_reference(text).values())
+        assert percent_decode_all(values) == percent_decode_all_reference(values)
+
+
+# -- 6. the channel-variable finder ----------------------------------------
 
 glob_parts = st.sampled_from(["sip_", "h_", "X-", "ecallmgr_", "a", "b", "*", "?", "[ab]",
                               "[!a]", "_custom"])

@@ -7,6 +7,7 @@ from helpers import channel_event, plain_frame
 from eslhook.accounts import AccountDirectory
 from eslhook.config import AccountConfig
 from eslhook.mapping import channel_payload
+from eslhook.mapping_keys import header_getter
 from eslhook.source.framing import parse_header_block, split_frames
 from eslhook.source.parsing import HeaderPicker, PlainEvent, parse_plain_event
 
@@ -32,6 +33,8 @@ def test_picked_plain_events_map_and_read_like_whole_ones(captures):
         picked, whole = parse_plain_event(body, picker), parse_plain_event(body)
         assert channel_payload(picked, **MAPPING) == channel_payload(whole, **MAPPING)
         assert {n: picked.get(n) for n in picker.names} == {n: whole.get(n) for n in picker.names}
+        lookup = picked.lookup()         # the mapping's reader: the same values, in C
+        assert {n: lookup(n) for n in picker.names} == {n: whole.get(n) for n in picker.names}
     assert picker.wholes == wholes       # learned: no whole block was needed any more
     assert {"Event-Name", "Unique-ID", "variable_sip_req_uri"} <= picker.names
     for body in bodies:
@@ -68,6 +71,7 @@ def test_picked_and_whole_plain_events_agree_on_odd_blocks(block):
         picker.learn(name)
     whole = parse_plain_event(block)
     for read in (lambda e: {n: e.get(n) for n in ("A", "B", "C", "Content-Length", "_body")},
+                 lambda e: {n: header_getter(e)(n) for n in ("A", "B", "C", "D", "_body")},
                  lambda e: {n: n in e for n in ("A", "B", "C", "_body")}, dict):
         assert read(parse_plain_event(block, picker)) == read(whole)
 
@@ -88,6 +92,8 @@ def test_picked_prefixes_read_like_whole_blocks(block):
     assert [n for n in event.names_with(("v",)) if n.startswith("v")] == names
     asked = [*names, "v9", "B"]
     assert {n: event.get(n) for n in asked} == {n: whole.get(n) for n in asked}
+    lookup = event.lookup()
+    assert {n: lookup(n) for n in asked} == {n: whole.get(n) for n in asked}
     assert [n in event for n in asked] == [n in whole for n in asked]
     assert picker.wholes == 0                           # all of it from the picked lines
     assert dict(event) == whole

@@ -4,15 +4,18 @@ frame (``framing.Frame``) as one flat mapping of event headers (pure, no I/O).
 Plain values are percent-decoded one at a time, after the lines were split,
 and only when read (``PlainEvent``); a ``HeaderPicker`` learns which headers
 a reader asks for, so most lines of a plain event are never split
-(``PickedPlainEvent``, the tricks in ``picking.py``).  Json values must be
-strings (or FreeSWITCH's arrays of strings); an event that cannot be read
-raises ``ValueError`` (skipped, the stream goes on), never ``ProtocolError``.
+(``PickedPlainEvent``, the tricks in ``picking.py``); a reader of many
+headers reads the picked values through ``PickedPlainEvent.lookup``, all
+decoded in one pass that decodes each as alone (``percent_decode_all``,
+beside its reference).  Json values must be strings (or FreeSWITCH's arrays
+of strings); an event that cannot be read raises ``ValueError`` (skipped,
+the stream goes on), never ``ProtocolError``.
 """
 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from urllib.parse import unquote
 
 import orjson
@@ -20,6 +23,8 @@ import orjson
 from .framing import Frame, decode_text, byte_count
 from .picking import (
     can_pick,
+    find_blank_line,
+    framed_head,
     line_picker,
     parse_block_agreeing_with,
     parse_header_block,
@@ -39,6 +44,39 @@ def percent_decode(value: str) -> str:
         except ValueError:
             pass
     return unquote(value, errors="replace")
+
+
+def percent_decode_all(values: Collection[str]) -> list[str]:
+    """``percent_decode_all_reference``: the values (none holding a "\\n"),
+    each decoded, in one ``percent_decode`` of them all joined.
+
+    A "\\n" joining two values is not hex, so no escape reaches across
+    it, and it ends any UTF-8 sequence left incomplete before it; what
+    splits apart again is each value decoded alone, unless a value decoded
+    to a "\\n" of its own (``%0A``): then the parts do not count out.
+    """
+    joined = "\n".join(values)
+    if "%" not in joined:
+        return list(values)
+    decoded = percent_decode(joined).split("\n")
+    return decoded if len(decoded) == len(values) else percent_decode_all_reference(values)
+
+
+def percent_decode_all_reference(values: Collection[str]) -> list[str]:
+    """Reference of ``percent_decode_all``: what ``PlainEvent.get`` returns for each."""
+    return [percent_decode(value) if "%" in value else value for value in values]
+
+
+class _DecodedLines(dict[str, "str | None"]):
+    """A picked plain event's lines by name, decoded; None for a name the
+    picker looks for that is not in the event; any other name is read
+    through the event (``__missing__``)."""
+
+    __slots__ = ("event",)
+    event: PickedPlainEvent
+
+    def __missing__(self, name):
+        return self.event.get(name)
 
 
 class PlainEvent(Mapping):
@@ -107,13 +145,27 @@ class PickedPlainEvent(PlainEvent):
         return self._parsed
 
     def get(self, name, default=None):
-        if name in self._names:
-            value = self._picked.get(name)
-        else:
-            value = self._unpicked(name)
+        # A line picked is one asked for (or of a prefix): read it at once.
+        value = self._picked.get(name)
         if value is None:
-            return default
+            if name in self._names:
+                return default
+            value = self._unpicked(name)
+            if value is None:
+                return default
         return percent_decode(value) if "%" in value else value
+
+    def lookup(self) -> Callable[[str], str | None]:
+        """``get`` with one argument, for a reader of many headers: each read
+        a dict lookup in C, not a call of ``get``; all the picked values are
+        decoded at once (``percent_decode_all``).  A new one per call (the
+        event does not keep it: it refers to the event, a cycle would leave
+        every event to the garbage collector)."""
+        picked = self._picked
+        decoded = _DecodedLines(self._picker.absent)
+        decoded.update(zip(picked, percent_decode_all(picked.values())))
+        decoded.event = self
+        return decoded.__getitem__
 
     def _unpicked(self, name) -> str | None:
         if self._prefixes and isinstance(name, str) and name.startswith(self._prefixes):
@@ -141,7 +193,7 @@ class PickedPlainEvent(PlainEvent):
     def names_with(self, prefixes: tuple[str, ...]) -> list[str]:
         """Header names in event order: at least all starting with one of
         ``prefixes``, from the picked lines when the picker has them."""
-        if self._prefixes and all(p.startswith(self._prefixes) for p in prefixes):
+        if self._picker.covers(self._prefixes, prefixes):
             return list(self._picked)
         self._picker.learn_prefixes(prefixes)
         return list(self._whole())
@@ -166,11 +218,26 @@ class HeaderPicker:
     def __init__(self) -> None:
         self.enabled = True
         self.names: frozenset[str] = frozenset()
+        self.absent: dict[str, None] = {}   # each name -> None: what no line of them reads
         self.prefixes: tuple[str, ...] = ()
         self._learned: set[str] = set()
         self._learned_prefixes: set[str] = set()
+        self._covered: dict[tuple[tuple[str, ...], tuple[str, ...]], bool] = {}
         self._pick = line_picker((), ())
         self.events = self.wholes = 0
+
+    def covers(self, picked_with: tuple[str, ...], prefixes: tuple[str, ...]) -> bool:
+        """Does every name starting with one of ``prefixes`` start with one of
+        ``picked_with`` (an event's prefixes)?  Asked for every event, by the
+        same few tuples: answered once each."""
+        key = (picked_with, prefixes)
+        covered = self._covered.get(key)
+        if covered is None:
+            if len(self._covered) >= self.MAX_NAMES:
+                self._covered.clear()
+            covered = self._covered[key] = bool(picked_with) and all(
+                p.startswith(picked_with) for p in prefixes)
+        return covered
 
     def learn(self, name) -> None:
         if can_pick(name) and len(self._learned) < self.MAX_NAMES:
@@ -181,8 +248,9 @@ class HeaderPicker:
             if can_pick(prefix) and len(self._learned_prefixes) < self.MAX_NAMES:
                 self._learned_prefixes.add(prefix)
 
-    def event(self, text: str, body: bytes) -> PickedPlainEvent:
-        """The event of ``body``, whose head decodes to ``text`` (no "\\r" in it)."""
+    def event(self, framed: str, end: int, body: bytes) -> PickedPlainEvent:
+        """The event of ``body``, whose head is framed in ``framed[:end]``
+        (``picking.framed_head``; no "\\r" in it)."""
         if (len(self._learned) != len(self.names)
                 or len(self._learned_prefixes) != len(self.prefixes)):
             self._compile()
@@ -190,32 +258,33 @@ class HeaderPicker:
         if self.events == self.WINDOW:
             self.enabled = self.wholes * 2 < self.events
             self.events = self.wholes = 0
-        return PickedPlainEvent(self._pick(text), self, body)
+        return PickedPlainEvent(self._pick(framed, end), self, body)
 
     def _compile(self) -> None:
         self.names = frozenset(self._learned)
+        self.absent = dict.fromkeys(self.names)
         self.prefixes = tuple(sorted(self._learned_prefixes))
         self._pick = line_picker(self.names, self.prefixes)
 
 
 def _plain_raw(body: bytes, split: Callable[[str], dict[str, str]] = parse_header_block,
                ) -> dict[str, str]:
-    head, sep, rest = body.partition(b"\n\n")
-    text = decode_text(head).rstrip("\n")
+    cut = find_blank_line(body)
+    text = decode_text(body if cut < 0 else body[:cut]).rstrip("\n")
     raw = split(text)
     inner = byte_count(raw.get("Content-Length"))
-    if sep and inner is not None:
+    if cut >= 0 and inner is not None:
         # The inner body is raw text, not percent-encoded: keep it apart.
-        raw["_body"] = decode_text(rest[:inner]).replace("%", "%25")
+        raw["_body"] = decode_text(body[cut + 2:cut + 2 + inner]).replace("%", "%25")
     return raw
 
 
 def parse_plain_event(body: bytes, picker: HeaderPicker | None = None) -> PlainEvent:
     """Headers of a ``text/event-plain`` body (``_body`` holds an inner body)."""
     if picker is not None and picker.enabled:
-        text = decode_text(body.partition(b"\n\n")[0])
-        if "\r" not in text:    # the exact parse strips it, picking does not
-            return picker.event(text, body)
+        framed, end = framed_head(body)
+        if "\r" not in framed:    # the exact parse strips it, picking does not
+            return picker.event(framed, end, body)
     return PlainEvent(_plain_raw(body))
 
 
