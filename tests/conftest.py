@@ -10,6 +10,13 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+# With PYTHONDONTWRITEBYTECODE set (this machine's environment sets it) every xdist
+# worker rewrites the asserts of every test module again, and every `python -m
+# eslhook` a test starts compiles eslhook again: the suite keeps the bytecode in
+# the (git-ignored) __pycache__ directories, for its workers and subprocesses.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # helpers: receiver.py, ...
 
