@@ -41,7 +41,8 @@ from typing import Protocol
 from gevent.event import Event
 from gevent.pool import Group
 
-from .calls_store import IN_MEMORY_ONLY, KEPT_FIELDS, NOT_OPENING_EVENTS, OpenCall, kept_fields
+from .calls_store import (IN_MEMORY_ONLY, KEPT_FIELDS, NOT_OPENING_EVENTS, OpenCall, kept_fields,
+                          switch_sequence)
 from .payload import ChannelPayload
 from .statedir import private_dir
 from .supervise import KILL_GRACE_SECONDS, RESTART, Deadline, Supervisor, deadline_of
@@ -92,8 +93,10 @@ class OpenCalls:
                  clock: Callable[[], float] = time.monotonic,
                  remember_ended_seconds: float = 60.0,
                  error_report_seconds: float = ERROR_REPORT_INTERVAL_SECONDS,
-                 table: SavedTable | None = None):
+                 table: SavedTable | None = None, sequence_from_switch: bool = False):
         self.path = path
+        # fleet mode: nothing in a payload may depend on one instance's counters
+        self.sequence_from_switch = sequence_from_switch
         self.table: SavedTable | None = table or (JsonFile(path) if path is not None else None)
         self.flush_seconds = flush_seconds
         self.error_report_seconds = error_report_seconds
@@ -121,7 +124,7 @@ class OpenCalls:
         calls = self._calls.setdefault(switch, {})
         call = calls.get(call_id)
         if payload["hook_event"] == "channel_destroy":
-            payload["sequence"] = (call.sequence if call else 0) + 1
+            payload["sequence"] = self._next_sequence(payload, call)
             self._remember_ended(switch, call_id)
             if call is not None:
                 del calls[call_id]
@@ -129,18 +132,23 @@ class OpenCalls:
             return
         if call is None:
             if payload["hook_event"] in NOT_OPENING_EVENTS:
-                payload["sequence"] = 1     # like a destroy never seen open
+                payload["sequence"] = self._next_sequence(payload, None)   # as a destroy
                 return
             call = calls[call_id] = OpenCall(call_id, switch, core_uuid,
                                              first_seen=self.clock())
         call.epoch = self._epochs.get(switch, 0)
-        call.sequence += 1
-        payload["sequence"] = call.sequence
+        call.sequence = payload["sequence"] = self._next_sequence(payload, call)
         call.fields = payload
         call.core_uuid = core_uuid or call.core_uuid
         if payload["hook_event"] == "channel_answer":
             call.answered = True
         self._dirty = True
+
+    def _next_sequence(self, payload: ChannelPayload, call: OpenCall | None) -> int:
+        last = call.sequence if call else 0
+        if self.sequence_from_switch:
+            return switch_sequence(payload) or last + 1
+        return last + 1
 
     # -- reconciliation's view ------------------------------------------------
 

@@ -10,7 +10,10 @@ class there.  Every backend passes ``tests/contract/test_open_call_store.py``.
 What every backend promises (the contract suite checks each):
 
 - ``observe`` runs on the hub for every payload and never blocks.  Each payload
-  of a call gets the next ``sequence`` (1, 2, 3...), its destroy too; a destroy
+  of a call gets the next ``sequence`` (1, 2, 3...), its destroy too (fleet mode,
+  ``sequence_from_switch``: the switch's Event-Sequence instead, the same whichever
+  instance maps the event; an event eslhook made itself continues from the call's
+  last); a destroy
   closes the call, and the call is then remembered as ended for at least
   ``remember_ended_for`` seconds.  A ``channel_bridge`` of a call not open
   does not open it (its sequence is 1, like a destroy of a call never seen).
@@ -49,6 +52,18 @@ IN_MEMORY_ONLY = ("epoch", "first_seen")    # OpenCall's fields no store keeps
 # A bridge is not a new call: one the store does not know stays unknown, so
 # reconciliation announces it from the switch's list (channel_create first).
 NOT_OPENING_EVENTS = frozenset(("channel_bridge",))
+
+
+def switch_sequence(payload: Mapping[str, Any]) -> int | None:
+    """The switch's own number of the event the payload comes from (its
+    ``Event-Sequence``, the tail of ``event_id``): the same for every instance
+    listening to that switch, and increasing along a call.  None for an event
+    eslhook made itself (reconciled) or one without a number."""
+    event_id = payload.get("event_id")
+    if not isinstance(event_id, str) or payload.get("reconciled"):
+        return None
+    tail = event_id.rpartition("-")[2]
+    return int(tail) if tail.isdigit() and len(tail) <= 18 else None
 
 
 @dataclass

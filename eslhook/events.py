@@ -34,6 +34,9 @@ class EventEntry:
     name: str                  # friendly name (the catalog shows hook_event)
     description: str           # the /v2/webhooks description (Kazoo's text where it has one)
     sample_event_name: str | None = None   # whose frames in sample.esl give its samples
+    # a channel has at most one: fleet mode enqueues it once per (hook, call), so a
+    # reconciled copy never doubles the real one another instance enqueued
+    once_per_call: bool = False
 
     def __post_init__(self) -> None:
         if self.event_name is None and (self.subscribed or self.hook_event is None):
@@ -50,10 +53,11 @@ class EventEntry:
 
 EVENTS: tuple[EventEntry, ...] = (
     EventEntry("CHANNEL_CREATE", "channel_create", True, "Channel create",
-               "Events when new calls start", sample_event_name="CHANNEL_CREATE"),
+               "Events when new calls start", sample_event_name="CHANNEL_CREATE",
+               once_per_call=True),
     EventEntry("CHANNEL_ANSWER", "channel_answer", True, "Channel answer",
                "Events for when the channel is answered by the endpoint",
-               sample_event_name="CHANNEL_ANSWER"),
+               sample_event_name="CHANNEL_ANSWER", once_per_call=True),
     # Kazoo's channel_bridge; FreeSWITCH sends it for the A-leg only (the leg
     # running ``bridge``), once per successful bridge
     EventEntry("CHANNEL_BRIDGE", "channel_bridge", True, "Channel bridge",
@@ -62,7 +66,7 @@ EVENTS: tuple[EventEntry, ...] = (
     # variables (billsec, hangup cause, SIP status) the payload reports
     EventEntry("CHANNEL_HANGUP_COMPLETE", "channel_destroy", True, "Channel destroy",
                "Events when calls end (with hangup_cause and hangup_code)",
-               sample_event_name="CHANNEL_HANGUP_COMPLETE"),
+               sample_event_name="CHANNEL_HANGUP_COMPLETE", once_per_call=True),
     # The catalog has always shown this type's own name as its description.
     EventEntry(None, "webhook_disabled", False, "Webhook disabled", "webhook_disabled"),
     EventEntry("HEARTBEAT", None, True, "Heartbeat",
@@ -75,6 +79,12 @@ def call_events(registry: tuple[EventEntry, ...] = EVENTS) -> tuple[str, ...]:
     """hook_events that come from the switch, in registry order."""
     return tuple(e.hook_event for e in registry
                  if e.hook_event is not None and e.event_name is not None)
+
+
+def once_per_call_events(registry: tuple[EventEntry, ...] = EVENTS) -> frozenset[str]:
+    """hook_events a channel fires at most once (create, answer, destroy)."""
+    return frozenset(e.hook_event for e in registry
+                     if e.hook_event is not None and e.once_per_call)
 
 
 def notice_events(registry: tuple[EventEntry, ...] = EVENTS) -> tuple[str, ...]:

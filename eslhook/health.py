@@ -11,7 +11,11 @@ depth, so a load balancer can act on the status and a human on the body.  A
 spool that cannot commit (a full disk) or an open-calls table that cannot be
 written makes the status ``degraded``, listed under ``degraded``, with HTTP
 200: the instance still delivers (from memory), and a load balancer pulling it
-out would stop that.  Reasons come from ``SwitchSource`` (connection refused,
+out would stop that.  In fleet mode (storage postgresql) the body also says
+whether the database answers; while it does not, delivery pauses (the database
+decides which instance sends each lane) and intake goes on in memory: still 200,
+``degraded``, since every instance shares that database and pulling one out helps
+nothing.  Reasons come from ``SwitchSource`` (connection refused,
 authentication failed, liveness timeout...) and never hold the password.
 """
 
@@ -47,6 +51,9 @@ def health(snapshot: StatusSnapshot, now: float) -> tuple[int, dict[str, Any]]:
         "status": "failed" if dead else "down" if down else "degraded" if problems else "ok",
         "switches": [switch_entry(switch, now) for switch in snapshot.switches],
         "spool_depth": delivery.pending, "not_durable": delivery.not_durable}
+    if delivery.fleet:
+        body["database"] = ({"reachable": True} if delivery.spool_error is None else
+                            {"reachable": False, "error": delivery.spool_error})
     if down:
         body["down"] = down
     if dead:
@@ -59,7 +66,11 @@ def health(snapshot: StatusSnapshot, now: float) -> tuple[int, dict[str, Any]]:
 def degraded(delivery: DeliveryStatus, calls_error: str | None) -> list[str]:
     """What works, but not as promised: still delivering, so still 200."""
     problems = []
-    if delivery.spool_error is not None:
+    if delivery.spool_error is not None and delivery.fleet:
+        problems.append("database cannot be written (%s): delivery paused until it is "
+                        "back; %d accepted deliveries held in memory"
+                        % (delivery.spool_error, delivery.not_durable))
+    elif delivery.spool_error is not None:
         problems.append("delivery spool cannot commit (%s): %d pending deliveries held in "
                         "memory only" % (delivery.spool_error, delivery.not_durable))
     if calls_error is not None:

@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error")
@@ -73,3 +73,24 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper()))
+
+
+class OncePerInterval:
+    """Whether a repeating problem is to be logged now: at most once per
+    ``seconds`` (a database away for minutes writes a line per interval, not per
+    retry); ``clear()`` once it is over, so the next problem is logged at once."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.seconds = seconds
+        self._clock = clock
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True
+
+    def clear(self) -> None:
+        self._last = None

@@ -73,6 +73,7 @@ def metric_families(snapshot: StatusSnapshot) -> list[Metric]:
     """Every metric of ``/metrics``, from one snapshot."""
     return [*_switches(snapshot.switches), *_ingest(snapshot.ingest, snapshot.delivery),
             *_delivery(snapshot.delivery), *_durability(snapshot.delivery),
+            *_fleet(snapshot.delivery),
             _hooks(snapshot.hooks_enabled, snapshot.hooks_disabled),
             *_supervision(snapshot.supervision)]
 
@@ -189,6 +190,26 @@ def _durability(stats: DeliveryStatus) -> Iterator[Metric]:
         "eslhook_spool_unrecorded", "Finished deliveries and attempt-log rows never "
         "recorded: given up to bound memory while the spool could not commit.",
         value=stats.unrecorded)
+
+
+def _fleet(stats: DeliveryStatus) -> Iterator[Metric]:
+    """Fleet mode only (storage postgresql): the shared database and the lanes."""
+    if not stats.fleet:
+        return
+    yield GaugeMetricFamily(
+        "eslhook_database_up", "1 while commits and lease renewals to the shared "
+        "PostgreSQL succeed, else 0 (delivery pauses; intake goes on in memory).",
+        value=0 if stats.spool_error else 1)
+    yield CounterMetricFamily(
+        "eslhook_fleet_duplicates", "Deliveries this instance heard that another "
+        "instance had enqueued first (each (hook, event) is enqueued once).",
+        value=stats.duplicates)
+    yield CounterMetricFamily(
+        "eslhook_fleet_lanes_lost", "Lanes another instance took over while this one "
+        "held them (it was paused or cut off past the lease).", value=stats.lanes_lost)
+    yield GaugeMetricFamily(
+        "eslhook_fleet_leases_held", "(hook, call) lanes leased to this instance at "
+        "its last renewal.", value=stats.leases_held)
 
 
 def _hooks(enabled: int, disabled: int) -> Metric:

@@ -99,6 +99,10 @@ class DeliveryStatus:
     not_durable: int = 0      # pending the spool could not commit: memory only
     unrecorded: int = 0       # finished deliveries / attempt rows never recorded
     spool_error: str | None = None    # why spool commits fail now; None while they work
+    fleet: bool = False       # storage postgresql: the database decides who delivers
+    duplicates: int = 0       # fleet: deliveries another instance enqueued first
+    lanes_lost: int = 0       # fleet: lanes taken over from this live instance
+    leases_held: int = 0      # fleet: lanes leased here at the last renewal
     # by attempt result ("success", "failure")
     latency: Mapping[str, LatencyCounts] = field(
         default_factory=lambda: {result: LatencyCounts() for result in ATTEMPT_RESULTS})

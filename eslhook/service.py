@@ -82,7 +82,9 @@ def delivery_status(stats: DeliveryStats, buffer_capacity: int,
         in_flight=stats.in_flight, delivered=stats.delivered, retried=stats.retried,
         given_up=stats.given_up, invalid=stats.invalid, expired=stats.expired,
         hooks_disabled=stats.hooks_disabled, not_durable=stats.not_durable,
-        unrecorded=stats.unrecorded, spool_error=stats.spool_error,
+        unrecorded=stats.unrecorded, spool_error=stats.spool_error, fleet=stats.fleet,
+        duplicates=stats.duplicates, lanes_lost=stats.lanes_lost,
+        leases_held=stats.leases_held,
         latency=latency.snapshot())
 
 

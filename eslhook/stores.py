@@ -69,6 +69,8 @@ def delivery_store(config: Config, timings: Timings = Timings()) -> DeliveryStor
         from .pg.deliveries import PgDeliveryStore
         return PgDeliveryStore(database(config), instance_name(config),
                                memory_limit=config.delivery.buffer_size,
+                               lease_seconds=config.storage.lease_seconds,
+                               renew_seconds=config.storage.renew_seconds,
                                commit_retry_seconds=timings.spool_commit_retry_seconds,
                                error_report_seconds=timings.spool_error_report_seconds)
     return embedded_delivery_store(str(config.state_dir / DELIVERY_FILE), config.delivery,
@@ -84,7 +86,8 @@ def instance_name(config: Config) -> str:
 def open_call_store(config: Config, timings: Timings = Timings()) -> OpenCallStore:
     if config.storage.postgresql:
         from .pg.calls import PgCallTable
-        return OpenCalls(table=PgCallTable(database(config)),
+        return OpenCalls(table=PgCallTable(database(config), instance_name(config)),
+                         sequence_from_switch=True,
                          flush_seconds=timings.open_calls_flush_seconds,
                          error_report_seconds=timings.open_calls_error_report_seconds)
     return OpenCalls(config.state_dir / OPEN_CALLS_FILE,

@@ -28,6 +28,7 @@ class LocalPostgres:
     """One running server; ``stop()`` stops it (always call it)."""
     directory: Path
     server: Any              # pgserver's PostgresServer
+    dsn_at_start: str = ""   # its socket, known while it runs (pgserver reads its pid file)
 
     def dsn(self, database: str = "postgres") -> str:
         return str(self.server.get_uri(database))
@@ -49,6 +50,19 @@ class LocalPostgres:
     def restart(self) -> None:
         """Stop and start the server on the same data (connections are cut)."""
         self._pg_ctl("restart")
+
+    def stop_server(self) -> None:
+        """Stop the server and keep its data: the database away until ``start_server``."""
+        self._pg_ctl("stop")
+
+    def start_server(self) -> None:
+        """Start what ``stop_server`` stopped: the same data, the same socket."""
+        from urllib.parse import parse_qs, urlsplit
+
+        from pgserver._commands import pg_ctl
+        socket_dir = parse_qs(urlsplit(self.dsn_at_start).query)["host"][0]
+        pg_ctl(["-w", "-o", '-h ""', "-o", "-k %s" % socket_dir, "-l", str(self.server.log),
+                "start"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=30)
 
     def stop(self) -> None:
         """Stop the server (whichever postmaster runs now: pgserver knows only the
@@ -80,7 +94,7 @@ def start_postgres(directory: Path) -> LocalPostgres:
         server = pgserver.get_server(str(directory), cleanup_mode="stop")
     except Exception as exc:          # pgserver raises its own and subprocess errors
         raise NoPostgres("pgserver could not start PostgreSQL: %s" % exc) from exc
-    return LocalPostgres(directory, server)
+    return LocalPostgres(directory, server, str(server.get_uri()))
 
 
 # -- pytest fixtures (imported by tests/conftest.py) -----------------------------------

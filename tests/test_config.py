@@ -483,11 +483,22 @@ def test_written_hooks_read_back_equal_in_a_stable_key_order(tmp_path):
 def test_hooks_built_in_code_are_validated_like_the_file():
     good = Hook(id=HOOK_ID, account_id=ACME, name="n", uri="http://127.0.0.1/x", hook="all")
     validate_hooks([good], ACCOUNTS)
+    # one hook's rules (the schema, then the semantic layer) when it is built, worded
+    # as for a hooks.yaml entry; several rules broken: all of them named
+    with pytest.raises(ValueError, match=r"^Hook\.uri: must be an http:// or https:// URL"):
+        Hook(id=HOOK_ID, account_id=OTHER, name="n", uri="gopher://x", hook="all")
+    with pytest.raises(ValueError) as caught_code:
+        Hook(id=HOOK_ID, account_id=ACME, name="n", uri="http://127.0.0.1/x", hook="all",
+             retries=11, http_verb="patch", secret="whsec_c2hvcnQ=")
+    assert [part.split(":")[0] for part in str(caught_code.value).split("; ")] == [
+        "Hook.http_verb", "Hook.retries", "Hook.secret"]
+    assert "c2hvcnQ" not in str(caught_code.value)        # a signing key is never echoed
+    # what only the whole set can tell (ids unique, accounts known)
+    other = Hook(id=HOOK_ID, account_id=OTHER, name="n", uri="http://127.0.0.1/y", hook="all")
     with pytest.raises(ConfigError) as caught:
-        validate_hooks([good, Hook(id=HOOK_ID, account_id=OTHER, name="n",
-                                   uri="gopher://x", hook="all")], ACCOUNTS, "api")
+        validate_hooks([good, other], ACCOUNTS, "api")
     assert [(i.file, i.path) for i in caught.value.issues] == [
-        ("api", "webhooks[1].account_id"), ("api", "webhooks[1].id"), ("api", "webhooks[1].uri")]
+        ("api", "webhooks[1].account_id"), ("api", "webhooks[1].id")]
 
 
 def test_a_rest_request_body_can_be_checked_against_the_webhook_schema():

@@ -105,7 +105,7 @@ def test_a_held_read_is_abandoned_and_a_gone_hook_forgets_the_lane():
     lanes.reading(lane)
     lanes.hold(lane)                                     # disabled while the read ran
     assert lanes.read_still_wanted(lane) is False and lane.more is True
-    lanes.gone(lane)
+    lanes.forget(lane)
     assert lanes.get(lane.key) is None
 
 

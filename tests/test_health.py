@@ -145,3 +145,19 @@ def test_health_of_a_state_newer_than_now_says_zero_seconds():
     # the snapshot is taken just before `now` is read: a clock step must not go negative
     _, body = health(StatusSnapshot(switches=(switch(since=NOW + 5),)), NOW)
     assert body["switches"][0]["for_seconds"] == 0.0
+
+
+def test_fleet_mode_says_whether_the_database_answers():
+    up = StatusSnapshot(switches=(switch(),), delivery=DeliveryStatus(fleet=True))
+    status, body = health(up, NOW)
+    assert (status, body["status"], body["database"]) == (200, "ok", {"reachable": True})
+    away = StatusSnapshot(switches=(switch(),), delivery=DeliveryStatus(
+        fleet=True, pending=9, not_durable=9, spool_error="the connection is lost"))
+    status, body = health(away, NOW)
+    assert (status, body["status"]) == (200, "degraded")
+    assert body["database"] == {"reachable": False, "error": "the connection is lost"}
+    assert body["degraded"] == ["database cannot be written (the connection is lost): "
+                                "delivery paused until it is back; 9 accepted deliveries "
+                                "held in memory"]
+    # embedded mode has no database to report
+    assert "database" not in health(StatusSnapshot(switches=(switch(),)), NOW)[1]

@@ -78,7 +78,7 @@ def test_a_get_hook_carries_its_headers_too(receiver, queues):
     ({"Webhook-Signature": "v1,x"}, "eslhook sets it itself"),
     ({"X-A": "1\r\nX-B: 2"}, "printable ASCII"),
     ({"X-A": "nul\x00"}, "printable ASCII"),
-    ({"Bad Name": "1"}, "HTTP token"),
+    ({"Bad Name": "1"}, "HTTP header name"),    # the schema's words, as in hooks.yaml
     ({"X-A": "1", "x-a": "2"}, "named twice"),
 ])
 def test_headers_that_could_break_the_request_are_refused(headers, problem):

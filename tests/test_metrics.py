@@ -247,8 +247,10 @@ def readme_metrics() -> list[tuple[str, tuple[str, ...]]]:
 
 
 def test_every_metric_the_readme_lists_is_exported_with_its_labels():
+    from dataclasses import replace
     names = {}
-    for family in metric_families(HAND_BUILT):
+    fleet = replace(HAND_BUILT, delivery=replace(HAND_BUILT.delivery, fleet=True))
+    for family in metric_families(fleet):    # fleet mode: every metric there is
         suffix = "_total" if family.type == "counter" else ""
         for sample in family.samples:
             names.setdefault(family.name + suffix, set()).update(
@@ -305,3 +307,21 @@ def test_counters_never_go_down_when_what_they_count_grew(before, grown, latency
     assert earlier.keys() == later.keys()
     assert all(later[key] >= earlier[key] for key in earlier), [
         key for key in earlier if later[key] < earlier[key]]
+
+
+def test_fleet_metrics_only_in_fleet_mode():
+    from dataclasses import replace
+    embedded = render_samples(HAND_BUILT)
+    assert not any(name.startswith(("eslhook_fleet_", "eslhook_database_"))
+                   for name, _ in embedded)
+    fleet = replace(HAND_BUILT, delivery=replace(HAND_BUILT.delivery, fleet=True,
+                                                 duplicates=51, lanes_lost=52,
+                                                 leases_held=53))
+    m = render_samples(fleet)
+    none = frozenset()
+    assert m[("eslhook_database_up", none)] == 0          # spool_error is set
+    assert m[("eslhook_fleet_duplicates_total", none)] == 51
+    assert m[("eslhook_fleet_lanes_lost_total", none)] == 52
+    assert m[("eslhook_fleet_leases_held", none)] == 53
+    back = replace(fleet, delivery=replace(fleet.delivery, spool_error=None))
+    assert render_samples(back)[("eslhook_database_up", none)] == 1

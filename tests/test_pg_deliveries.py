@@ -46,7 +46,7 @@ def heard(store, n: int, event: int, call_id: str = "call-a") -> Delivery:
     """Event ``event`` of the call as one instance heard it: the payload is the same
     whichever instance maps it, its own delivery id ``n`` is not."""
     item = Delivery(n, HOOK, {"call_id": call_id, "event": event}, call_id,
-                    "core-uuid-%d" % event, "channel_create",
+                    "core-uuid-%d" % event, "channel_bridge",
                     "core-uuid-%d_%s" % (event, HOOK.id), T0 + event)
     store.added(item)
     return item
@@ -77,6 +77,41 @@ def test_two_instances_enqueue_each_hook_and_event_once_in_event_order(instances
     assert (a.duplicates, b.duplicates) == (1, 2)
     # each resumes its own (after a restart): b event 1, a events 2 and 3
     assert (a.contents().pending, b.contents().pending) == (2, 1)
+
+
+def test_a_reconciled_create_or_destroy_never_doubles_the_real_one(instances):
+    """a heard the call's real create and destroy; b, restarted meanwhile, knows the
+    call only from the saved open calls and reconciles it: its creates and destroys
+    (other event_ids, ``reconciled: true``) are the call's second ones, and dropped.
+    A second bridge of the same call is a new event and is enqueued."""
+    a, _ = instances("host-a:/state")
+    b, b_duplicates = instances("host-b:/state")
+
+    ids = {a: iter(range(a.contents().next_id, 10**15)),
+           b: iter(range(b.contents().next_id, 10**15))}
+
+    def event(store, hook_event: str, event_id: str, **extra) -> Delivery:
+        item = Delivery(next(ids[store]), HOOK,
+                        {"call_id": "call-r", "switch": "sw1", "hook_event": hook_event,
+                         **extra}, "call-r", event_id, hook_event,
+                        "%s_%s" % (event_id, HOOK.id), T0)
+        store.added(item)
+        return item
+
+    for hook_event, seq in (("channel_create", 1), ("channel_bridge", 2),
+                            ("channel_destroy", 3)):
+        event(a, hook_event, "core-%d" % seq)
+    a.flush()
+    event(b, "channel_create", "core-reconciled-channel_create-call-r", reconciled=True)
+    event(b, "channel_destroy", "core-reconciled-destroy-call-r", reconciled=True)
+    event(b, "channel_bridge", "core-4")        # bridged again: FreeSWITCH sends another
+    b.flush()
+    assert sorted(d.hook_event for d in b_duplicates) == ["channel_create", "channel_destroy"]
+    rows = a.lane(HOOK.id, "call-r", 100)
+    assert [(row.hook_event, row.event_id) for row in rows] == [
+        ("channel_create", "core-1"), ("channel_bridge", "core-2"),
+        ("channel_destroy", "core-3"), ("channel_bridge", "core-4")]
+    assert not any(row.payload.get("reconciled") for row in rows)
 
 
 def test_a_duplicates_changes_and_attempts_are_not_recorded(instances):
@@ -122,7 +157,7 @@ def test_the_queue_delivers_through_postgresql_end_to_end(receiver, queues, data
     queue = queues(config, store=store)
     for n in range(1, 31):
         assert queue.submit(hook, {"call_id": "call-%d" % (n % 3), "event_id": "e-%d" % n,
-                                   "hook_event": "channel_create", "n": n})
+                                   "hook_event": "channel_bridge", "n": n})
     assert queue.wait_idle(10), queue.stats
     got = receiver.wait_for(30, timeout=5)
     for call in range(3):

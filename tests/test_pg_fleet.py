@@ -200,3 +200,15 @@ def test_embedded_mode_never_imports_the_driver():
                             timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_lease_settings_are_read_and_a_renewal_slower_than_the_lease_is_refused(tmp_path):
+    from eslhook.config import ConfigError
+    config = write_config(tmp_path, "postgresql://eslhook@127.0.0.1:1/fleet",
+                          lease_seconds=30, renew_seconds=5)
+    storage_config = load_config(config).storage
+    assert (storage_config.lease_seconds, storage_config.renew_seconds) == (30, 5)
+    slow = write_config(tmp_path, "postgresql://eslhook@127.0.0.1:1/fleet",
+                        lease_seconds=4, renew_seconds=4)
+    with pytest.raises(ConfigError, match="storage.renew_seconds: must be below lease_seconds"):
+        load_config(slow)

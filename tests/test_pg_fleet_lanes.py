@@ -54,7 +54,7 @@ class Instance:
         for event in events:
             assert self.queue.submit(hook, {"call_id": "call-%d" % call,
                                             "event_id": "call-%d-event-%d" % (call, event),
-                                            "hook_event": "channel_create", "n": event})
+                                            "hook_event": "channel_bridge", "n": event})
 
     def crash(self) -> None:
         """As kill -9: every greenlet ends where it is; nothing is committed or released."""
@@ -238,3 +238,86 @@ def test_a_replay_is_delivered_once_by_the_lanes_holder(receiver, fleet):
     assert [r.header("webhook-id") for r in copies] == \
         [r.header("webhook-id") for r in originals]
     assert {r.header("user-agent") for r in copies} == {"instance-a"}
+
+
+class GatedSender:
+    """Holds every send until ``gate`` is set (an instance paused mid-attempt)."""
+
+    def __init__(self):
+        self._sender = HttpSender(CONFIG)
+        self.gate, self.waiting = Event(), Event()
+
+    def send(self, request, extra_headers=None):
+        self.waiting.set()
+        self.gate.wait(10)
+        return self._sender.send(request, extra_headers)
+
+    def close(self) -> None:
+        self._sender.close()
+
+
+def test_a_lane_taken_over_from_a_live_instance_leaves_its_memory(receiver, fleet, database):
+    """a holds call 0's lane, its first attempt stuck and events 2 and 3 in memory; its
+    lease runs out (as when a is paused or cut off from the database past the lease)
+    and b takes the lane over.  At a's next renewal the lane leaves a's memory: a's
+    stuck attempt may still arrive (same webhook-id), its events 2 and 3 never do."""
+    hook = make_hook(receiver.url("/hook"), format="json")
+    gated = GatedSender()
+    a = fleet("instance-a", sender=gated)         # renewals only when called here
+    b = fleet("instance-b")
+    a.hear(hook, 0, range(1, EVENTS + 1))
+    a.store.flush()
+    b.hear(hook, 0, range(1, EVENTS + 1))         # b heard them too, a second
+    b.store.flush()
+    assert gated.waiting.wait(5)
+    gevent.sleep(0.1)                             # a read the lane back: 2 and 3 resident
+    assert a.queue.stats.resident == EVENTS
+    with database.connection() as connection:
+        connection.execute("UPDATE lanes SET expires_at = now() - interval '1 second' "
+                           "WHERE owner = 'instance-a'")
+        connection.commit()
+    b.store.renew_leases()                        # b takes the expired lane over
+    got = receiver.wait_for(EVENTS, timeout=5)
+    assert [r.json["n"] for r in got] == [1, 2, 3]
+    a.store.renew_leases()                        # a learns it no longer holds it
+    assert a.queue.stats.lanes_lost == 1 and a.queue.stats.resident == 0
+    gated.gate.set()                              # a's stuck attempt goes out after all
+    receiver.wait_for(EVENTS + 1, timeout=5)
+    gevent.sleep(0.5)
+    from_a = [r for r in receiver.requests if r.header("user-agent") == "instance-a"]
+    assert [r.json["n"] for r in from_a] == [1]
+    assert from_a[0].header("webhook-id") == got[0].header("webhook-id")
+    assert len(receiver.requests) == EVENTS + 1
+    assert b.queue.wait_idle(5)
+    b.store.flush(), a.store.flush()
+    assert pending(database) == 0
+
+
+def test_rows_another_instance_adds_to_a_held_lane_go_at_once_not_at_the_next_renewal(
+        receiver, fleet):
+    """b inserts events 2 and 3 into the lane a holds (a never hears them: its switch
+    connection dropped).  a's renewals are 30 s apart here: the NOTIFY of b's commit
+    is what wakes the lane, so both arrive within a second, from a, in order."""
+    hook = make_hook(receiver.url("/hook"), format="json")
+    a, b = fleet("instance-a"), fleet("instance-b")
+    a.hear(hook, 0, [1])
+    a.store.flush()
+    assert receiver.wait_for(1, timeout=5)
+    gevent.sleep(0.3)                     # a's listener is listening (it was started first)
+    b.hear(hook, 0, range(1, EVENTS + 1))
+    b.store.flush()
+    started = time.monotonic()
+    got = receiver.wait_for(EVENTS, timeout=5)
+    assert time.monotonic() - started < 1.5
+    assert [r.json["n"] for r in got] == [1, 2, 3]
+    assert {r.header("user-agent") for r in got} == {"instance-a"}
+
+
+def test_a_lane_with_nothing_pending_is_not_taken_for_lost(receiver, fleet):
+    """A lane reading back (or ending) while a renewal releases its lease, since the
+    database has nothing pending for it, was not taken over: nothing is counted lost."""
+    a = fleet("instance-a")
+    a.queue._owned([("no-such-hook", "call-x")])     # woken: reading back, nothing there
+    assert a.queue._lanes.get(("no-such-hook", "call-x")) is not None
+    a.store.renew_leases()
+    assert a.queue.stats.lanes_lost == 0

@@ -21,8 +21,9 @@ import falcon
 
 from ..config import ConfigError
 from ..delivery.signing import generate_secret, rotated
-from ..hooks.model import TLS_FILE_FIELDS, WRITTEN_BY_ACCOUNT, Hook, network_policy_of
-from ..hooks.repository import HooksConflict
+from ..hooks.model import (TLS_FILE_FIELDS, WRITTEN_BY_ACCOUNT, Hook, network_policy_of,
+                           semantic_problems)
+from ..hooks.repository import HooksConflict, HooksUnavailable
 from .auth import Principal
 from .context import ApiContext
 from .envelope import ApiError, request_data, revision_of, send, validation_error
@@ -40,7 +41,6 @@ SERVER_KEPT_FIELDS = HIDDEN_FIELDS | {"previous_secret_expires", *TLS_FILE_FIELD
 NOT_SHOWN_FIELDS = HIDDEN_FIELDS | {"written_by"}
 # "secret": "generate" asks for a new random secret, shown in that response only
 GENERATE = "generate"
-_HOOK_FIELD_ERROR = re.compile(r"Hook\.(\w+): (.*)", re.S)
 _HOOK_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -128,13 +128,12 @@ def build_hook(ctx: ApiContext, data: dict, *, account_id: str, hook_id: str,
     if data.get("enabled", True):   # enabling clears why it was disabled
         data["disable_reason"] = None
     data["written_by"] = written_by
-    try:
-        return Hook.from_dict(data)
-    except ValueError as exc:   # a check past the schema's (e.g. a date that does not exist)
-        match = _HOOK_FIELD_ERROR.fullmatch(str(exc))
-        field, message = match.groups() if match else ("webhook", str(exc))
+    hook = Hook.from_dict(data, validated=True)        # webhook_errors checked the schema
+    for field, message in semantic_problems(hook):     # the checks past it, once
         add_error(errors, field, "invalid", "Value %s" % message)
-        raise validation_error(errors) from None
+    if errors:
+        raise validation_error(errors)
+    return hook
 
 
 def find_hook(ctx: ApiContext, account_id: str, hook_id: str) -> Hook:
@@ -175,6 +174,11 @@ def update_store(ctx: ApiContext, change: Callable):
             "(eslhook check-config lists the problems), then retry."),
             "issues": [{"path": i.path, "line": i.line, "message": i.message}
                        for i in error.issues]}) from None
+    except HooksUnavailable:
+        raise ApiError(503, "hooks unavailable", {"message": (
+            "the database that holds the hooks cannot be reached now; nothing was "
+            "changed and the hooks in force stay: retry in a moment")},
+            headers={"Retry-After": "5"}) from None
     except HooksConflict as conflict:
         raise ApiError(409, "hooks file changed", {"message": (
             "the hooks file was edited by hand since eslhook last read it; nothing was "

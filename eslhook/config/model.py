@@ -196,6 +196,9 @@ class StorageConfig:
     dsn: str | None = field(default=None, repr=False)   # may hold a password
     pool_size: int = 10                  # connections to the database at most
     connect_timeout_seconds: float = 5.0
+    # fleet mode's lane leases: a dead instance's lanes wait this long for another
+    lease_seconds: float = 10.0
+    renew_seconds: float = 2.0           # below lease_seconds (checked)
 
     def __post_init__(self):
         check(self)

@@ -119,6 +119,11 @@ def storage_problems(storage: dict) -> Problems:
         problem = dsn_problem(dsn)
         if problem:
             yield ("dsn",), problem
+    lease, renew = storage.get("lease_seconds", 10.0), storage.get("renew_seconds", 2.0)
+    if isinstance(lease, (int, float)) and isinstance(renew, (int, float)) \
+            and not renew < lease:
+        yield ("renew_seconds",), ("must be below lease_seconds (%g): a lease must be "
+                                   "renewed before it runs out" % lease)
 
 
 def payload_problems(payload: dict) -> Problems:

@@ -204,8 +204,10 @@ class Lanes:
         self._clear(lane)
         lane.state = HELD
 
-    def gone(self, lane: Lane) -> None:
-        """The lane's hook was deleted: the lane is forgotten (the shell ends its rows)."""
+    def forget(self, lane: Lane) -> None:
+        """The lane leaves memory: its hook was deleted (the shell ends its rows), or
+        another instance took its lease over (fleet mode: the rows are the other's).
+        An attempt of its head still running finds it gone and schedules nothing."""
         self.hold(lane)
         if self.lanes.get(lane.key) is lane:
             del self.lanes[lane.key]

@@ -77,11 +77,15 @@ class DeliveryStats:
     resident: int = 0       # pending deliveries held in memory (bounded by buffer_size)
     lanes_waiting: int = 0  # lanes whose deliveries wait in the spool for a retry
     lanes_held: int = 0     # lanes of disabled hooks
+    lanes_lost: int = 0     # fleet mode: lanes held in memory that another instance took over
     expired: int = 0        # pending older than max_age_seconds, dropped when read back
     hooks_disabled: int = 0  # hooks this queue disabled
     not_durable: int = 0    # pending deliveries the spool could not commit: memory only
     unrecorded: int = 0     # finished deliveries / attempt rows never recorded (disk full)
     spool_error: str | None = None   # why spool commits fail now; None while they work
+    fleet: bool = False     # the store decides which instance delivers each lane
+    duplicates: int = 0     # fleet mode: deliveries another instance enqueued first
+    leases_held: int = 0    # fleet mode: lanes leased here at the last renewal
 
 
 class _DropReporter:
@@ -136,7 +140,7 @@ class DeliveryQueue:
         # fleet mode: the store says which lanes this instance delivers (_owned)
         self._claiming = isinstance(store, ClaimsLanes)
         if isinstance(store, ClaimsLanes):
-            store.claim_lanes(self._owned)
+            store.claim_lanes(self._owned, self._renewed)
         self._resumed: SpoolContents | None = self._store.contents()  # a previous run's pending
         self._next_id = self._resumed.next_id
         self._lanes = Lanes()
@@ -164,8 +168,12 @@ class DeliveryQueue:
         snapshot.not_durable = self._store.not_durable
         snapshot.unrecorded = self._store.unrecorded
         snapshot.spool_error = self._store.failure
-        if self._claiming:     # another instance may deliver what was submitted here
+        if isinstance(self._store, ClaimsLanes):   # fleet mode
+            # another instance may deliver what was submitted here
             snapshot.pending = self._store.backlog + self._lanes.resident
+            snapshot.fleet = True
+            snapshot.duplicates = self._store.duplicates
+            snapshot.leases_held = self._store.leases_held
         return snapshot
 
     # -- producer side (ESL reader greenlet): never blocks -------------------------
@@ -512,7 +520,7 @@ class DeliveryQueue:
 
     def _hook_gone(self, lane: Lane) -> None:
         """The hook was deleted: its pending deliveries end."""
-        self._lanes.gone(lane)
+        self._lanes.forget(lane)
         _close_timer(lane)
         ended = self._store.end_lane(lane.key[0], lane.key[1], DROPPED)
         self._add_pending(-ended)
@@ -616,6 +624,27 @@ class DeliveryQueue:
             lane = self._lanes.spool_arrival(key)
             if lane is not None:
                 self._load_soon(lane)
+
+    def _renewed(self, keys: list[LaneKey]) -> None:
+        """The renewal's list of every lane this instance holds (fleet mode): a lane in
+        memory that is not on it was taken over (this instance paused or cut off from
+        the database past its lease), so it leaves memory: only the new holder sends
+        it from now on (an attempt already running ends; a repeat has the same
+        webhook-id).  Then the held ones are read back as after a commit."""
+        held = set(keys)
+        # only a lane with pending work can have been taken: a lease is released when
+        # its lane has nothing pending (a lane just reading back or ending has none)
+        lost = [lane for key, lane in self._lanes.lanes.items()
+                if key not in held and (lane.items or lane.state == WAITING)]
+        for lane in lost:
+            self._lanes.forget(lane)
+            _close_timer(lane)
+        if lost:
+            self._stats.lanes_lost += len(lost)
+            log.warning("%d delivery lane(s) were taken over by another instance (this one "
+                        "was cut off from the database or paused longer than the lease): "
+                        "no longer delivered from here", len(lost))
+        self._owned(keys)
 
     def _queue_copies(self, hook: Hook, copies: list[DeliveryRow]) -> None:
         """New pending deliveries, durably in the store first, then their lanes."""

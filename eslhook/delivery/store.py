@@ -164,12 +164,18 @@ class ClaimsLanes(Protocol):
     instance holds it.  The SQLite spool has no ``claim_lanes``: the queue owns every
     lane, as it always did."""
 
-    def claim_lanes(self, on_owned: Callable[[list[tuple[str, str | None]]], None]) -> None:
+    def claim_lanes(self, on_owned: Callable[[list[tuple[str, str | None]]], None],
+                    on_renewed: Callable[[list[tuple[str, str | None]]], None] | None = None
+                    ) -> None:
         """From now on claim the lanes of what is added; call ``on_owned`` (on the hub,
         never blocking) with lanes this instance holds that have deliveries in the
-        store: after each commit that claimed or kept some, and after each renewal
-        (taken over lanes included)."""
+        store after each commit that claimed or kept some; after each renewal, call
+        ``on_renewed`` (else ``on_owned``) with EVERY lane it holds (taken over lanes
+        included): a lane in memory not among them was taken over by another."""
         ...
+
+    duplicates: int      # deliveries another instance enqueued first (a running total)
+    leases_held: int     # lanes leased to this instance at the last renewal
 
 
 T = TypeVar("T")

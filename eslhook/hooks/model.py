@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field, fields
+from dataclasses import InitVar, dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from .. import events
-from ..netpolicy import OPERATOR, TENANT, parse_uri
+from ..netpolicy import OPERATOR, TENANT, parse_uri, uri_problem
 
 # All three from the registry (eslhook/events.py): the call events, the
 # announcements eslhook makes itself (a webhook_disabled hook, or an "all" one,
@@ -62,36 +62,21 @@ class Hook:
     # the group its webhooks app lists the hook under
     ui_metadata: Mapping[str, Any] | None = None
     group: str | None = None
+    # False: built from a document the schema and the hooks' semantic rules have
+    # passed already (hooks.yaml, the API, the database): not checked twice
+    check: InitVar[bool] = True
 
-    def __post_init__(self):
-        # the schema (schemas/webhook.schema.json) gives the friendly errors;
-        # this only keeps a hook built in code from being nonsense
+    def __post_init__(self, check: bool = True):
         given: object = self.hook           # typed str | tuple, but a file or the API
         if isinstance(given, list):         # gives a list
             object.__setattr__(self, "hook", tuple(given))
-        for name, ok, allowed in (
-                ("hook", hook_value_ok(self.hook), "%s, or a list of several of them but "
-                 "all" % ", ".join(HOOK_TYPES)),
-                ("http_verb", self.http_verb in HTTP_VERBS, ", ".join(HTTP_VERBS)),
-                ("format", self.format in BODY_FORMATS, ", ".join(BODY_FORMATS)),
-                ("retries", type(self.retries) is int and 0 <= self.retries <= 10, "0..10"),
-                ("written_by", self.written_by in WRITERS, "account, operator or absent")):
-            if not ok:
-                raise ValueError("Hook.%s: must be %s (got %r)" % (name, allowed,
-                                                                    getattr(self, name)))
-        for name in ("secret", "previous_secret"):
-            problem = secret_problem(getattr(self, name))
-            if problem:   # the value itself is never echoed
-                raise ValueError("Hook.%s: %s" % (name, problem))
-        if self.previous_secret_expires is not None \
-                and parse_utc(self.previous_secret_expires) is None:
-            raise ValueError("Hook.previous_secret_expires: must be an ISO 8601 time with "
-                             "its zone (got %r)" % (self.previous_secret_expires,))
         for name in ("custom_data", "custom_request_headers"):   # keep them read-only
             if not isinstance(getattr(self, name), MappingProxyType):
                 object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
-        for name, problem in receiver_problems(self):
-            raise ValueError("Hook.%s: %s" % (name, problem))
+        if check:       # built in code: the rules a hooks.yaml entry must pass, once
+            problems = hook_problems(self)
+            if problems:
+                raise ValueError("; ".join("Hook.%s: %s" % p for p in problems))
 
     def __repr__(self) -> str:   # the uri's password is never shown
         return "Hook(%s)" % ", ".join(
@@ -110,12 +95,13 @@ class Hook:
         return HOOK_EVENTS + NOTICE_EVENTS if self.hook == events.ALL else (self.hook,)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Hook":
-        """Build from a validated hooks.yaml entry (absent keys take defaults)."""
+    def from_dict(cls, data: Mapping[str, Any], *, validated: bool = False) -> "Hook":
+        """Build from a hooks.yaml entry (absent keys take defaults); ``validated``:
+        the schema and the hooks' semantic rules passed it already."""
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError("Hook: unknown key(s): %s" % ", ".join(map(str, unknown)))
-        return cls(**data)
+        return cls(**data, check=not validated)
 
     def to_dict(self) -> dict[str, Any]:
         """Field order as declared: the stable key order of hooks.yaml.
@@ -182,6 +168,32 @@ def secret_problem(secret: str | None) -> str | None:
     if len(key) < MIN_SECRET_BYTES:
         return "must decode to at least %d bytes (got %d)" % (MIN_SECRET_BYTES, len(key))
     return None
+
+
+def hook_problems(hook: Hook) -> list[tuple[str, str]]:
+    """(field path, problem) of a hook built in code, by the rules a hooks.yaml entry
+    passes: the webhook schema, then ``semantic_problems``; [] when it is valid."""
+    from ..config.messages import file_message, findings, format_path, schema_validator
+    errors = schema_validator("webhook").iter_errors(hook.to_dict())
+    problems = [(format_path(f.path), file_message(f)) for f in findings(errors)]
+    reported = {path.split(".")[0].split("[")[0] for path, _ in problems}
+    return problems + [(name, problem) for name, problem in semantic_problems(hook)
+                       if name not in reported]
+
+
+def semantic_problems(hook: Hook) -> list[tuple[str, str]]:
+    """What the schema cannot say about a hook: a signing key that does not decode,
+    a rotation time that is not one, and how requests reach the receiver."""
+    problems = [(name, problem) for name in SECRET_FIELDS   # a key is never echoed
+                for problem in [secret_problem(getattr(hook, name))] if problem]
+    expires = hook.previous_secret_expires
+    if isinstance(expires, str) and parse_utc(expires) is None:
+        problems.append(("previous_secret_expires", "must be an ISO 8601 time with its zone "
+                         "(got %r)" % (expires,)))
+    problem = uri_problem(hook.uri) if isinstance(hook.uri, str) else None
+    if problem:     # what the schema's pattern lets through (a NUL, port 99999...)
+        problems.append(("uri", problem))
+    return problems + receiver_problems(hook)
 
 
 def hook_value_ok(value: Any) -> bool:

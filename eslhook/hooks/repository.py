@@ -43,6 +43,11 @@ Change = Callable[[list[Hook]], tuple[list[Hook] | None, T]]
 CONFLICT_REASONS = ("changed", "unstable")
 
 
+class HooksUnavailable(Exception):
+    """Nothing was written: where the hooks live cannot be reached now (fleet mode:
+    the database away).  The hooks in force stay; the API answers 503."""
+
+
 class HooksConflict(Exception):
     """Nothing was written: the hooks were changed by another writer since they were
     last read (``reason`` "changed"), or are being changed right now ("unstable").

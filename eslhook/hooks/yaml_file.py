@@ -23,7 +23,7 @@ from ..config.semantics import Problems, duplicates, items, known_accounts
 from ..netpolicy import uri_problem
 from .files import write_atomically
 from .layout import new_entry
-from .model import Hook
+from .model import Hook, semantic_problems
 
 if TYPE_CHECKING:
     from ..accounts import AccountDirectory
@@ -68,7 +68,8 @@ def hooks_from_document(doc: Document, accounts: "AccountDirectory") -> list[Hoo
         issues += [doc.issue(p, m) for p, m in hooks_problems(doc.data, accounts)]
     if issues:
         raise ConfigError(sorted_issues(issues))
-    return [Hook.from_dict(item) for item in doc.data.get("webhooks") or ()]
+    # the schema and hooks_problems passed every entry: not checked a second time
+    return [Hook.from_dict(item, validated=True) for item in doc.data.get("webhooks") or ()]
 
 
 def validate_hooks(hooks: Iterable[Hook], accounts: "AccountDirectory",
@@ -114,18 +115,19 @@ def hooks_problems(data: dict, accounts: "AccountDirectory") -> Problems:
 
 
 def _receiver_problems_past_schema(item: dict) -> list[tuple[str, str]]:
-    """What ``model.receiver_problems`` finds that the schema cannot (a reserved or
-    twice-named header, an Authorization beside a userinfo, a key without its cert)."""
+    """What ``model.semantic_problems`` finds that the schema cannot (a reserved or
+    twice-named header, an Authorization beside a userinfo, a key without its cert, a
+    rotation time that does not exist); the schema's own findings are not repeated."""
     try:
-        Hook.from_dict(item)
-    except (TypeError, ValueError) as exc:
-        match = re.fullmatch(r"Hook\.(\w+): (.*)", str(exc), re.S)
-        if match and match.group(1) in _PAST_SCHEMA_FIELDS:
-            return [(match.group(1), match.group(2))]
-    return []
+        hook = Hook.from_dict(item, validated=True)
+        problems = semantic_problems(hook)
+    except (TypeError, ValueError, AttributeError):   # the schema reports what is wrong
+        return []
+    return [(name, problem) for name, problem in problems if name in _PAST_SCHEMA_FIELDS]
 
 
-_PAST_SCHEMA_FIELDS = ("custom_request_headers", "tls_client_key_file")
+_PAST_SCHEMA_FIELDS = ("custom_request_headers", "tls_client_key_file",
+                       "previous_secret_expires")
 
 
 def _uri_problem_past_schema(uri) -> str | None:

@@ -50,6 +50,7 @@ from eslhook.delivery.rows import (
     PENDING, AttemptRecord, Delivery, DeliveryRow, SpoolContents, StoredDelivery, overlaid)
 from eslhook.delivery.store import (
     BackgroundCommits, DeliveryStoreError, DeliveryStoreUnusable, StatementReads)
+from eslhook.logs import OncePerInterval
 from eslhook.supervise import CRITICAL, Deadline, Supervisor
 
 from . import deliveries_sql as sql
@@ -102,6 +103,9 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         self.duplicates = 0                          # a running total
         self._lease_seconds, self._renew_seconds = lease_seconds, renew_seconds
         self._on_owned: Callable[[list[LaneKey]], None] | None = None   # claiming lanes
+        self._on_renewed: Callable[[list[LaneKey]], None] | None = None
+        self._renew_error: str | None = None       # why the last renewal failed
+        self.leases_held = 0                        # lanes leased here, at the last renewal
 
     @property
     def location(self) -> str:
@@ -109,7 +113,8 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
 
     @property
     def failure(self) -> str | None:
-        return self._error
+        """Why commits (or, in fleet mode, lease renewals) fail now: the database away."""
+        return self._error or self._renew_error
 
     @property
     def _owner(self) -> str | None:
@@ -120,10 +125,11 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
             return sql.contents(connection, sql.instance_number(connection, self.instance),
                                 self._owner)
 
-    def claim_lanes(self, on_owned: Callable[[list[LaneKey]], None]) -> None:
+    def claim_lanes(self, on_owned: Callable[[list[LaneKey]], None],
+                    on_renewed: Callable[[list[LaneKey]], None] | None = None) -> None:
         """Fleet mode (``delivery/store.py``'s ``ClaimsLanes``): each batch claims the
         lanes of its new rows, a renewer keeps and takes over leases."""
-        self._on_owned = on_owned
+        self._on_owned, self._on_renewed = on_owned, on_renewed or on_owned
 
     def start(self, supervisor: Supervisor | None = None) -> None:
         supervisor = supervisor or Supervisor()
@@ -131,6 +137,8 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
             "delivery store flusher", self._flush_loop, how=CRITICAL, group=self._group)
         if self._on_owned is not None:
             supervisor.spawn_supervised("delivery lane lease renewer", self._lease_loop,
+                                        how=CRITICAL, group=self._group)
+            supervisor.spawn_supervised("delivery lane listener", self._listen_loop,
                                         how=CRITICAL, group=self._group)
 
     # -- recording (hub side, never blocks) ---------------------------------------
@@ -161,7 +169,8 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         if not (inserted or changed or attempts):
             return
         self._new, self._changed, self._attempts = {}, {}, []
-        once = [sql.is_once(d.trigger, d.event_id) for d in inserted]
+        once = [sql.once_key(d.trigger, d.event_id, d.hook_event, d.payload)
+                for d in inserted]
         batch = sql.Batch([d.row() for d in inserted], once,
                           [(d.attempts, d.next_attempt, d.state, d.finished, d.id)
                            for d in changed.values()], attempts,
@@ -171,6 +180,7 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
             with self.database.connection() as connection:
                 applied = sql.apply(connection, batch)
         except psycopg.Error as exc:   # the pool's timeout included
+            self._committing = 0       # back in _new: counted once in the backlog
             self._keep(inserted, changed, attempts)
             self._failed(exc)
             return
@@ -183,28 +193,62 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
             log.warning("delivery store %s: commits succeed again", self.location)
             self._error = None
         for delivery, first in zip(inserted, once):
-            if first and delivery.id not in applied.inserted:
+            if first is not None and delivery.id not in applied.inserted:
                 self._duplicate(delivery)
         if applied.owned and self._on_owned is not None:
             self._on_owned(applied.owned)
 
     def _lease_loop(self) -> None:
+        report = OncePerInterval(self._report_seconds)
         while not self._closing.wait(self._renew_seconds):     # set when closing
             try:
                 self.renew_leases()
+                report.clear()
             except DeliveryStoreError as exc:
+                if not report.due():
+                    continue
                 log.error("delivery store %s: cannot renew lane leases (%s); lanes held "
                           "here are taken over by other instances %gs after the last "
                           "renewal", self.location, exc, self._lease_seconds)
+
+    def _listen_loop(self) -> None:
+        """Rows another instance added to a lane held here are read back at once (its
+        NOTIFY), not at the next renewal; while the listening connection is lost the
+        renewals still wake them (every ``renew_seconds``)."""
+        report = OncePerInterval(self._report_seconds)
+        while not self._closing.is_set():
+            try:
+                with self.database.dedicated() as connection:
+                    connection.execute("LISTEN " + sql.LANES_CHANNEL)
+                    report.clear()
+                    while not self._closing.is_set():
+                        self._woken(connection.notifies(timeout=1.0))
+            except (psycopg.Error, OSError) as exc:
+                if report.due():
+                    log.warning("delivery store %s: lane notices not heard (%s): lanes "
+                                "are woken by the renewals meanwhile", self.location,
+                                _message(exc))
+                self._closing.wait(self._retry_seconds)
+
+    def _woken(self, notices: Iterable[psycopg.Notify]) -> None:
+        for notice in notices:
+            parsed = sql.parse_lane_notice(notice.payload)
+            if parsed is not None and parsed[0] == self.instance and self._on_owned:
+                self._on_owned([parsed[1]])
 
     def renew_leases(self) -> None:
         """One round of the renewer: extend this instance's leases, release those of
         finished lanes, take over expired ones, wake the lanes held with rows pending
         (those another instance added to included)."""
         # flushed first (_call): a lane whose last rows ended is released, not renewed
-        owned = self._call(sql.renew_leases, self.instance, self._lease_seconds)
-        if owned and self._on_owned is not None:
-            self._on_owned(owned)
+        try:
+            owned = self._call(sql.renew_leases, self.instance, self._lease_seconds)
+        except DeliveryStoreError as exc:
+            self._renew_error = str(exc)
+            raise
+        self._renew_error, self.leases_held = None, len(owned)
+        if self._on_renewed is not None:
+            self._on_renewed(owned)
 
     def _duplicate(self, delivery: Delivery) -> None:
         self.duplicates += 1

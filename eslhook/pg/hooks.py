@@ -27,14 +27,16 @@ from ..config import ConfigError, validate_changed_hooks
 from ..config.documents import Document
 from ..hooks.index import HookIndex
 from ..hooks.model import Hook
-from ..hooks.repository import Change, HooksConflict, InForceView, T
+from ..hooks.repository import Change, HooksConflict, HooksUnavailable, InForceView, T
 from ..hooks.yaml_file import hooks_from_document
 from ..hooks.yaml_text import changed_positions
+from ..logs import OncePerInterval
 from ..supervise import Deadline, Supervisor
 from ..threads import in_threadpool
 from .database import Database
 
 log = logging.getLogger(__name__)
+WATCH_ERROR_REPORT_SECONDS = 10.0     # the database away: one line per interval
 
 CHANNEL = "eslhook_hooks"
 
@@ -96,6 +98,14 @@ class PgHookRepository(InForceView):
 
     # -- writing ------------------------------------------------------------------
     def update(self, change: Change[T], *, refuse_if_edited: bool = False) -> T:
+        try:
+            return self._update(change, refuse_if_edited)
+        except psycopg.Error as exc:      # the pool's timeout included
+            raise HooksUnavailable("%s: %s" % (self.location, str(exc).strip().splitlines()[0]
+                                               if str(exc).strip() else type(exc).__name__)
+                                   ) from None
+
+    def _update(self, change: Change[T], refuse_if_edited: bool) -> T:
         with self._lock:
             with self.database.connection() as connection:
                 revision = _revision(connection, lock=True)
@@ -125,19 +135,23 @@ class PgHookRepository(InForceView):
         self._stop_watcher(deadline)
 
     def _watch(self, interval: float) -> None:
+        report = OncePerInterval(WATCH_ERROR_REPORT_SECONDS)
         while not self._stopping.is_set():
             try:
-                self._listen(interval)
+                self._listen(interval, report)
             except (psycopg.Error, OSError) as exc:
-                log.warning("hooks watcher: %s: %s (retrying in %gs)", self.location,
-                            str(exc).strip().splitlines()[0] if str(exc).strip() else
-                            type(exc).__name__, interval)
+                if report.due():
+                    log.warning("hooks watcher: %s: %s (the last hooks stay in force; "
+                                "retrying every %gs)", self.location,
+                                str(exc).strip().splitlines()[0] if str(exc).strip() else
+                                type(exc).__name__, interval)
                 self._stopping.wait(interval)
 
-    def _listen(self, interval: float) -> None:
+    def _listen(self, interval: float, report: OncePerInterval) -> None:
         with self.database.dedicated() as connection:
             connection.execute("LISTEN %s" % CHANNEL)
             self.refresh()              # what changed before LISTEN took effect
+            report.clear()              # listening (again): the next problem is logged
             while not self._stopping.is_set():
                 for _ in connection.notifies(timeout=interval, stop_after=1):
                     pass

@@ -255,8 +255,9 @@ class PgOpenCalls:
     def open(self, clock: Callable[[], float] | None = None) -> OpenCallStore:
         from eslhook.pg.calls import PgCallTable
         options = {"clock": clock} if clock is not None else {}
-        calls = OpenCalls(table=PgCallTable(self.database), flush_seconds=self.SAVE_SECONDS,
-                          **options)
+        # as stores.open_call_store builds it in fleet mode
+        calls = OpenCalls(table=PgCallTable(self.database, "host-a:/state"),
+                          sequence_from_switch=True, flush_seconds=self.SAVE_SECONDS, **options)
         self.opened.append(calls)
         return calls
 

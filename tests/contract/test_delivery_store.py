@@ -33,7 +33,7 @@ def store(backend):
 
 def delivery(n: int, hook=HOOK, call_id: str | None = "call-a", created: float = T0) -> Delivery:
     return Delivery(n, hook, {"call_id": call_id, "n": n}, call_id, "event-%d" % n,
-                    "channel_create", "msg_%d" % n, created + n)
+                    "channel_bridge", "msg_%d" % n, created + n)
 
 
 def record(d: Delivery, attempt: int = 1, result: str = "failure",
