@@ -53,6 +53,15 @@ class LocalPostgres:
         with psycopg.connect(self.dsn(), autocommit=True) as connection:
             connection.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
 
+    def skip_disk_syncs(self) -> None:
+        """No fsync at commit: the tests' databases need not outlive a crash of the
+        machine, and the workers' commits then wait on no disk (the shared server)."""
+        import psycopg
+        with psycopg.connect(self.dsn(), autocommit=True) as connection:
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                connection.execute("ALTER SYSTEM SET %s = off" % setting)
+            connection.execute("SELECT pg_reload_conf()")
+
     def restart(self) -> None:
         """Stop and start the server on the same data (connections are cut)."""
         self._pg_ctl("restart")
@@ -147,6 +156,7 @@ class SharedPostgres:
         with open(self.directory / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)       # released when the file closes
             server = start_postgres(self.directory / "pg", cleanup_mode=None)
+            server.skip_disk_syncs()
         # pgserver's exit handler would only take its lock again, in a directory
         # that may be gone by then (and so made again)
         atexit.unregister(server.server._cleanup)
