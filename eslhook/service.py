@@ -29,7 +29,7 @@ from .calls_store import OpenCallStore
 from .config import ApiConfig, Config
 from .delivery.notices import (
     disable_change, disabled_notice, hooks_by_id, notice_targets)
-from .delivery.queue import DeliveryQueue, DeliveryStats
+from .delivery.queue import JOIN_HOLD_SECONDS, DeliveryQueue, DeliveryStats
 from .hooks.model import Hook
 from .hooks.repository import HookRepository
 from .live import EventTap
@@ -102,6 +102,7 @@ class Bridge:
             hook_lookup=self.hook_by_id, on_disable=self.hook_disabled)
         self._hooks_by_id: tuple[int, Mapping[str, Hook]] = (-1, {})
         self.calls: OpenCallStore = stores.open_call_store(config, timings)
+        self._fleet = config.storage.postgresql     # instances share the switches' events
         self.supervisor = Supervisor()      # every greenlet of this bridge
         self.reconcilers = {s.name: Reconciler(s.name, self.calls, self.dispatch,
                                                self.map_event, config.reconcile,
@@ -133,6 +134,7 @@ class Bridge:
         """Record, match and submit one payload (real, or synthesised by reconciliation)."""
         stats = self.stats
         stats.mapped += 1
+        hold = self._join_hold(payload) if self._fleet else 0.0
         self.calls.observe(payload, core_uuid)      # also stamps payload["sequence"]
         if "account_id" not in payload:
             stats.unassigned += 1
@@ -142,10 +144,21 @@ class Bridge:
         if not hooks:
             stats.unmatched += 1
         for hook in hooks:
-            if self.delivery.submit(hook, payload):
+            if self.delivery.submit(hook, payload, hold_seconds=hold):
                 stats.submitted += 1
             else:
                 stats.dropped += 1
+
+    def _join_hold(self, payload: ChannelPayload) -> float:
+        """Fleet mode: an event of a call this instance never saw begin (it joined
+        late: started, reconnected) is held JOIN_HOLD_SECONDS, so the earlier events
+        another instance alone heard, committed meanwhile, go first in its lane."""
+        if payload["hook_event"] == "channel_create":
+            return 0.0
+        switch, call_id = payload.get("switch"), payload.get("call_id")
+        if not switch or not call_id or self.calls.is_known(switch, call_id):
+            return 0.0
+        return JOIN_HOLD_SECONDS
 
     # -- delivery's view of the hooks -------------------------------------------
 

@@ -1,25 +1,39 @@
 #!/usr/bin/env python3
-"""Fleet mode's delivery throughput (issue 14): DeliveryQueue -> real HTTP receiver,
-its store the SQLite spool or PostgreSQL, measured in the same run.
+"""Fleet mode on PostgreSQL (issue 14): whole-process scenarios and the queue alone.
 
-    python scripts/bench_fleet.py [--deliveries 20000] [--calls 500] [--rounds 3]
+    python scripts/bench_fleet.py [--scenario throughput|failover|db-away|queue|all]
+        [--events 6000] [--rounds 1] [--throughput-rate 600]  (throughput)
+        [--rate 200] [--seconds 40] [--kill-at 10] [--restart-after 15]   (failover)
+        [--outage-at 10] [--outage 30] [--db-seconds 50] [--drain-timeout 120]  (db-away)
+        [--deliveries 10000] [--calls 200] [--queue-rounds 2]  (queue)
+        [--quick] [--slow-statement-ms MS]
 
-A PostgreSQL is started for the run in a temporary directory (tests/pg_support.py,
-pgserver) and stopped at the end; the receiver is bench_delivery.py's gevent HTTP/1.1
-receiver process answering 204.  Each round submits ``--deliveries`` deliveries
-spread over ``--calls`` calls (lanes) of one hook and times until every one is
-delivered and committed (nothing pending, the store's backlog 0); a 1 ms ticker
-greenlet records the longest hub gap (a database call blocking the hub shows as a
-gap as long as it).  Rounds alternate the backends; best of N counts.
+One PostgreSQL for the run (tests/pg_support.py, pgserver, unix socket in a temp
+dir), each scenario its own database.  The whole-process scenarios
+(scripts/fleet_scenarios.py) run real ``python -m eslhook --log-format json run``
+instances (storage: postgresql, each its own state_dir and API port), the paced
+recording fake switch (fleet_switch.py: tests/captures/json-single-calls.esl looped,
+fresh call ids per pass, so calls start and end throughout) and a receiver process
+(fleet_receiver.py) on 127.0.0.1.  "Expected" is what the switch wrote; each arrival
+is judged against it (fleet_analysis.py): lost, invented, repeated with the same or
+a different webhook-id, per-call order (the switch's Event-Sequence).
 
-Figures (RESULT lines):
-  deliveries_per_s_sqlite / _postgresql, and their ratio
-  two_writers_per_s_postgresql: two processes, each its own queue and instance
-      name, on the one database, each delivering its own calls (disjoint: lanes
-      are not yet claimed across instances, so both delivering the same events
-      would deliver each twice) -- the database's capacity for two instances.
-Not measured yet: one vs two instances on the SAME events (needs lane claiming),
-kill -9 failover, the database away for 30 s (docs/fleet.md, what is next).
+  throughput  one, then two instances attached to the same switch, the switch at
+              --throughput-rate (above what they deliver, so a backlog builds; as
+              fast as they read, the switch process starved of CPU answered api
+              commands past eslhook's 10 s timeout and both dropped it):
+              deliveries/s from the first event written to the last arrival, and
+              the cores each process used meanwhile (/proc stat; PostgreSQL: the
+              postmaster and its backends).
+  failover    two instances at --rate events/s; instance b is killed -9 at
+              --kill-at and started again --restart-after seconds later (0: never).
+  db-away     two instances at --rate; PostgreSQL stopped (pg_ctl -m fast) at
+              --outage-at for --outage seconds, then started on the same data:
+              delivered/expected, drain time, each instance's /healthz meanwhile.
+  queue       DeliveryQueue alone -> receiver, the SQLite spool vs PostgreSQL, and
+              two writer processes with disjoint calls (the database's capacity).
+
+The run's directory (instance logs, sent.txt, arrivals.jsonl) is kept and printed.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -69,8 +84,9 @@ def run_round(store: DeliveryStore, port: int, count: int, calls: int,
     started = time.perf_counter()
     for n in range(count):
         call = "%s-call-%d" % (prefix, n % calls)
+        # channel_bridge: keyed per event (create/answer/destroy are once per call)
         payload: Any = {"call_id": call, "event_id": "%s-e-%d" % (prefix, n),
-                        "hook_event": "channel_create", "n": n}
+                        "hook_event": "channel_bridge", "n": n}
         queue.submit(target, payload)
         if n % 50 == 49:
             time.sleep(0)            # an ESL reader yields between reads
@@ -88,7 +104,11 @@ def run_round(store: DeliveryStore, port: int, count: int, calls: int,
 
 def sqlite_store(work: Path, n: int) -> DeliveryStore:
     from eslhook.stores import embedded_delivery_store
-    return embedded_delivery_store(str(work / ("spool-%d.sqlite3" % n)), CONFIG)
+    # its own directory: the spool makes its directory 0700, which would shut
+    # PostgreSQL's own user out of the run's directory
+    directory = work / ("sqlite-%d" % n)
+    directory.mkdir()
+    return embedded_delivery_store(str(directory / "spool.sqlite3"), CONFIG)
 
 
 def pg_store(dsn: str, instance: str) -> DeliveryStore:
@@ -120,25 +140,12 @@ def two_writers(dsn: str, port: int, count: int, calls: int) -> float:
     return (count // 2 * 2) / (time.perf_counter() - started)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--deliveries", type=int, default=20_000)
-    ap.add_argument("--calls", type=int, default=500)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--dsn", help=argparse.SUPPRESS)
-    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--instance", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child:
-        return child(args)
-    work = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
-    work.chmod(0o755)          # PostgreSQL runs as pgserver's own user
-    server = start_postgres(work / "pg")
+def queue_scenario(args: argparse.Namespace, work: Path, server: Any) -> list[str]:
+    """The queue alone: SQLite vs PostgreSQL, and two writers with disjoint calls."""
     receiver = start_gevent_receiver()
     try:
         best: dict[str, tuple[float, float]] = {"sqlite": (0.0, 0.0), "postgresql": (0.0, 0.0)}
-        for n in range(args.rounds):
+        for n in range(args.queue_rounds):
             for name in ("sqlite", "postgresql"):
                 store = sqlite_store(work, n) if name == "sqlite" else pg_store(
                     server.create_database("bench"), "bench-%d" % n)
@@ -149,19 +156,101 @@ def main() -> int:
                 if rate > best[name][0]:
                     best[name] = (rate, gap)
         two = max(two_writers(server.create_database("bench"), receiver.port,
-                              args.deliveries, args.calls) for _ in range(args.rounds))
+                              args.deliveries, args.calls) for _ in range(args.queue_rounds))
     finally:
         receiver.stop()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
     sqlite, pg = best["sqlite"], best["postgresql"]
-    print("RESULT deliveries_per_s_sqlite=%.0f longest_hub_gap_ms=%.1f" % (sqlite[0],
-                                                                            sqlite[1] * 1000))
-    print("RESULT deliveries_per_s_postgresql=%.0f longest_hub_gap_ms=%.1f" % (pg[0],
-                                                                                pg[1] * 1000))
-    print("RESULT postgresql_vs_sqlite=%.2fx" % (pg[0] / sqlite[0]))
-    print("RESULT two_writers_per_s_postgresql=%.0f vs_one=%.2fx (disjoint calls)"
-          % (two, two / pg[0]))
+    return ["RESULT deliveries_per_s_sqlite=%.0f longest_hub_gap_ms=%.1f"
+            % (sqlite[0], sqlite[1] * 1000),
+            "RESULT deliveries_per_s_postgresql=%.0f longest_hub_gap_ms=%.1f"
+            % (pg[0], pg[1] * 1000),
+            "RESULT postgresql_vs_sqlite=%.2fx" % (pg[0] / sqlite[0]),
+            "RESULT two_writers_per_s_postgresql=%.0f vs_one=%.2fx (disjoint calls)"
+            % (two, two / pg[0])]
+
+
+def log_slow_statements(server: Any, milliseconds: int) -> None:
+    import psycopg
+    with psycopg.connect(server.dsn(), autocommit=True) as connection:
+        connection.execute("ALTER SYSTEM SET log_min_duration_statement = %d" % milliseconds)
+        connection.execute("SELECT pg_reload_conf()")
+
+
+def keep_server_logs(server: Any, work: Path) -> None:
+    """PostgreSQL's logs (pgserver's, and db-away's restart's) into the run's directory:
+    server.stop() removes the data directory."""
+    data = Path(server.server.pgdata)
+    for source in (Path(server.server.log), data / "restart.log"):
+        if source.exists():
+            shutil.copy(source, work / ("postgresql-" + source.name))
+
+
+ORDER = ("throughput", "failover", "queue", "db-away")   # db-away stops the server: last
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--scenario", choices=ORDER + ("all",), default="all")
+    ap.add_argument("--events", type=int, default=6000, help="throughput: events sent")
+    ap.add_argument("--rounds", type=int, default=1, help="throughput: rounds, best counts")
+    ap.add_argument("--throughput-rate", type=float, default=600.0,
+                    help="throughput: events/s the switch sends (0: as fast as read)")
+    ap.add_argument("--rate", type=float, default=200.0, help="failover, db-away: events/s")
+    ap.add_argument("--seconds", type=float, default=40.0, help="failover: sending time")
+    ap.add_argument("--kill-at", type=float, default=10.0)
+    ap.add_argument("--restart-after", type=float, default=15.0, help="0: never")
+    ap.add_argument("--db-seconds", type=float, default=50.0, help="db-away: sending time")
+    ap.add_argument("--outage-at", type=float, default=10.0)
+    ap.add_argument("--outage", type=float, default=30.0)
+    ap.add_argument("--drain-timeout", type=float, default=120.0)
+    ap.add_argument("--slow-statement-ms", type=int, default=0,
+                    help="PostgreSQL logs statements slower than this (0: off); the "
+                         "server's log is copied into the run's directory")
+    ap.add_argument("--deliveries", type=int, default=10_000, help="queue")
+    ap.add_argument("--calls", type=int, default=200, help="queue")
+    ap.add_argument("--queue-rounds", type=int, default=2, help="queue")
+    ap.add_argument("--quick", action="store_true",
+                    help="shorter runs (~4 min for all): --events 2000 --seconds 30 "
+                         "--kill-at 8 --restart-after 14 --db-seconds 45 --deliveries 3000 "
+                         "--queue-rounds 1 --drain-timeout 60")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--dsn", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--instance", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.quick:
+        args.events, args.seconds, args.kill_at, args.restart_after = 2000, 30.0, 8.0, 14.0
+        args.db_seconds, args.deliveries, args.queue_rounds = 45.0, 3000, 1
+        args.drain_timeout = 60.0
+    if args.outage_at + args.outage >= args.db_seconds:
+        ap.error("db-away: the outage must end before the switch stops sending")
+    if args.kill_at + args.restart_after >= args.seconds:
+        ap.error("failover: the restart must come before the switch stops sending")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    if args.child:
+        return child(args)
+    from fleet_scenarios import run_scenarios
+    names = list(ORDER) if args.scenario == "all" else [args.scenario]
+    work = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    work.chmod(0o755)          # PostgreSQL runs as pgserver's own user
+    server = start_postgres(work / "pg")
+    results: list[str] = []
+    try:
+        if args.slow_statement_ms:
+            log_slow_statements(server, args.slow_statement_ms)
+        whole = [name for name in names if name != "queue"]
+        if "queue" in names:
+            results += queue_scenario(args, work, server)
+        results += run_scenarios(whole, args, work, server)
+    finally:
+        keep_server_logs(server, work)
+        server.stop()
+    print("nproc=%d; logs and records kept in %s" % (os.cpu_count() or 0, work))
+    print("\n".join(line for line in results if line.startswith("RESULT")))
     return 0
 
 

@@ -508,3 +508,46 @@ def test_a_sink_that_raises_skips_that_event_not_the_connection():
         source.stop()
         runner.join(timeout=3)
         server.stop()
+
+
+def test_a_late_reply_while_events_flow_keeps_the_connection_and_the_order():
+    """The switch keeps sending events but answers the first api only after the
+    command timeout (eslhook's reader behind a burst looks the same): the command
+    times out, the connection stays (closing it would lose the events in flight),
+    the late reply is dropped and the next command gets its own."""
+    import gevent.server
+    heartbeat = (b"Content-Length: 41\nContent-Type: text/event-plain\n\n"
+                 b"Event-Name: HEARTBEAT\nCore-UUID: core-1\n\n")
+    assert len(heartbeat.split(b"\n\n", 1)[1]) == 41
+
+    def serve(sock, _address):
+        stream = sock.makefile("rb")
+        sock.sendall(b"Content-Type: auth/request\n\n")
+        answers = 0
+        for line in iter(stream.readline, b""):
+            if line != b"\n":
+                command = line
+                continue
+            if command.startswith(b"auth"):
+                sock.sendall(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+            elif command.startswith(b"api"):
+                answers += 1
+                text = b"answer %d" % answers
+                if answers == 1:
+                    for _ in range(12):        # 0.6 s of events, over the 0.3 s timeout
+                        sock.sendall(heartbeat)
+                        gevent.sleep(0.05)
+                sock.sendall(b"Content-Type: api/response\nContent-Length: %d\n\n%s"
+                             % (len(text), text))
+    server = gevent.server.StreamServer(("127.0.0.1", 0), serve)
+    server.start()
+    try:
+        conn = EslConnection("127.0.0.1", server.server_port, "ClueCon", timeout=2,
+                             command_timeout=0.3)
+        conn.connect()
+        with pytest.raises(CommandTimeout):
+            conn.api("status")
+        assert conn.connected
+        assert conn.api("status", timeout=2).data == "answer 2"
+    finally:
+        server.stop()

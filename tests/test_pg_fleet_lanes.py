@@ -321,3 +321,26 @@ def test_a_lane_with_nothing_pending_is_not_taken_for_lost(receiver, fleet):
     assert a.queue._lanes.get(("no-such-hook", "call-x")) is not None
     a.store.renew_leases()
     assert a.queue.stats.lanes_lost == 0
+
+
+def test_an_event_an_instance_heard_first_for_a_call_it_joined_late_waits_for_earlier_ones(
+        receiver, fleet):
+    """b joined the call late: it hears the answer (sequence 20) but never the create
+    (10), and commits first, so b holds the lane.  Held at submit (the bridge holds an
+    event of a call it never saw begin), the answer waits; a's create, committed
+    meanwhile, goes first: the lane is in sequence order, not commit order."""
+    hook = make_hook(receiver.url("/hook"), format="json")
+    a, b = fleet("instance-a"), fleet("instance-b")
+
+    def event(n: int, sequence: int) -> dict:
+        return {"call_id": "call-j", "event_id": "core-%d" % sequence, "n": n,
+                "hook_event": "channel_bridge", "sequence": sequence}
+    assert b.queue.submit(hook, event(2, 20), hold_seconds=1.0)
+    b.store.flush()
+    gevent.sleep(0.3)                 # b's lane waits; a's commit of the create is late
+    assert a.queue.submit(hook, event(1, 10))
+    a.store.flush()
+    got = receiver.wait_for(2, timeout=5)
+    assert [r.json["n"] for r in got] == [1, 2]
+    assert {r.header("user-agent") for r in got} == {"instance-b"}   # the lane's holder
+    # without the hold the answer would have gone at once, before the create existed

@@ -3,6 +3,8 @@ instance maps an event) and every instance's saved view read back as one."""
 
 from __future__ import annotations
 
+import pytest
+
 from eslhook.calls import OpenCalls
 from eslhook.config import StorageConfig
 
@@ -70,3 +72,39 @@ def test_a_starting_instance_reads_every_instances_open_calls(pg_dsn):
     finally:
         database.close()
 
+
+
+def test_the_bridge_holds_events_of_a_call_it_never_saw_begin(tmp_path, pg_dsn):
+    """Fleet mode, the whole bridge: an answer of a call whose create this instance
+    never heard is held JOIN_HOLD_SECONDS (its row says when it may go); the events of
+    a call it saw begin are not."""
+    import psycopg
+    from helpers import make_hook
+    from world import OpsWorld
+
+    from eslhook.delivery.queue import JOIN_HOLD_SECONDS
+    world = OpsWorld(tmp_path, extra={"storage": {"backend": "postgresql", "dsn": pg_dsn,
+                                                  "pool_size": 3}})
+    try:
+        world.bridge.hooks.load()
+        world.bridge.hooks.update(lambda hooks: (hooks + [make_hook(
+            world.receiver.url("/h"), format="json", retries=0)], None))
+        world.start()
+        seen = world.call()                                       # create, answer, destroy
+        late = world.call(events=("CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"))
+        assert world.receiver.wait_for(5, timeout=10)
+        world.bridge.delivery._store.flush()
+        with psycopg.connect(pg_dsn) as connection:
+            rows = connection.execute(
+                "SELECT call_id, hook_event, next_attempt - created FROM deliveries "
+                "ORDER BY seq").fetchall()
+        held = {(call, event): wait for call, event, wait in rows}
+        assert all(held[(seen, e)] is None for e in
+                   ("channel_create", "channel_answer", "channel_destroy"))
+        assert held[(late, "channel_answer")] == pytest.approx(JOIN_HOLD_SECONDS, abs=0.1)
+        assert held[(late, "channel_destroy")] is None    # the answer opened the call here
+        got = [r.json["hook_event"] for r in world.receiver.requests
+               if r.json["call_id"] == late]
+        assert got == ["channel_answer", "channel_destroy"]   # in order, after the hold
+    finally:
+        world.close()

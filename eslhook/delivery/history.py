@@ -11,11 +11,11 @@ custom headers: anything a receiver may treat as a credential), and the first
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Callable, Iterable, Mapping
 
 import gevent
+import orjson
 
 from eslhook.delivery.policy import Decision, Outcome, RETRY, is_success
 from eslhook.delivery.rows import (
@@ -52,7 +52,7 @@ def attempt_record(delivery: Delivery, hook: Hook, outcome: Outcome, decision: D
         delivery.attempts, "success" if is_success(outcome) else "failure",
         outcome.reason, outcome.status, outcome.body_excerpt.decode("utf-8", "replace"),
         decision.retries_left if decision.action == RETRY else 0, now, delivery.trigger,
-        json.dumps(redacted_headers(headers), ensure_ascii=False),
+        orjson.dumps(redacted_headers(headers)).decode(),   # once per attempt: not json
         body[:REQUEST_BODY_KEPT_BYTES].decode("utf-8", "replace"), len(body),
         round(outcome.duration_seconds * 1000, 3))
 

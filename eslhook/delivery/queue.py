@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 DROP_REPORT_INTERVAL_SECONDS = 10.0
 LOAD_BATCH = 100                    # deliveries of one lane read back at a time
 _STOP = object()
-__all__ = ["DeliveryQueue", "DeliveryStats", "REPLAY_LIMIT", "PRUNE_INTERVAL_SECONDS",
+__all__ = ["DeliveryQueue", "DeliveryStats", "JOIN_HOLD_SECONDS", "REPLAY_LIMIT", "PRUNE_INTERVAL_SECONDS",
            "ACTIVE", "WAITING", "LOADING", "HELD", "LaneKey"]
 
 
@@ -62,6 +62,12 @@ class Sender(Protocol):
     def send(self, request: HttpRequest,
              extra_headers: Mapping[str, str] | None = None) -> Outcome: ...
     def close(self) -> None: ...
+
+
+# Fleet mode: how long an event of a call an instance joined late waits before it may
+# be attempted, for another instance's commit of the call's earlier events (a few ms
+# normally; seconds on a loaded database).
+JOIN_HOLD_SECONDS = 2.0
 
 
 @dataclass
@@ -178,7 +184,12 @@ class DeliveryQueue:
 
     # -- producer side (ESL reader greenlet): never blocks -------------------------
 
-    def submit(self, hook: Hook, payload: Payload, *, trigger: str = EVENT) -> bool:
+    def submit(self, hook: Hook, payload: Payload, *, trigger: str = EVENT,
+               hold_seconds: float = 0.0) -> bool:
+        """Accept one delivery (never blocks; False: refused and counted).  Fleet mode:
+        ``hold_seconds`` keeps it from being attempted sooner (an event of a call this
+        instance joined late: another instance may be committing its earlier events,
+        which its lane puts first by sequence)."""
         if not self._accepting:
             return self._drop("queue stopped", hook)
         # memory bound: resident deliveries, and those not committed yet (mostly the same;
@@ -190,9 +201,11 @@ class DeliveryQueue:
         self._known_hooks[hook.id] = hook
         call_id = payload["call_id"] if "call_id" in payload else None  # not in a notice
         event_id = payload.get("event_id")
+        now = self._clock()
         delivery = Delivery(self._take_id(), hook, payload, call_id, event_id,
-                            payload.get("hook_event"),
-                            make_webhook_id(event_id, hook.id), self._clock(), trigger=trigger)
+                            payload.get("hook_event"), make_webhook_id(event_id, hook.id),
+                            now, next_attempt=now + hold_seconds if hold_seconds else None,
+                            trigger=trigger)
         self._store.added(delivery)      # write-ahead: committed within a few ms
         self._stats.submitted += 1
         if self._claiming:               # attempted once the store says the lane is ours
@@ -490,6 +503,10 @@ class DeliveryQueue:
             if not hook.enabled or hook_id in self._lanes.held_hooks:
                 return self._hold(lane)
             step = self._lanes.loaded(lane, self._expire(rows, hook), len(rows) >= LOAD_BATCH)
+            if step == SCHEDULE and lane.items[0].next_attempt is not None:
+                wait = lane.items[0].next_attempt - self._clock()
+                if wait > 0:        # a head held at submit (fleet: joined mid-call)
+                    return self._wait(lane, wait)
             if step != LOAD:
                 return self._step(lane, step)
         log.error("lane of hook %s, call %s: still loading after 1000 rounds", hook_id, call_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import InitVar, dataclass, field, fields
+from functools import lru_cache
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -272,6 +273,7 @@ def uri_has_userinfo(uri: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=4096)     # once per attempt in the attempt log: a hook's uri repeats
 def masked_uri(uri: str) -> str:
     """``uri`` with the password of its userinfo shown as MASK (``http://u:********@h/``)."""
     try:

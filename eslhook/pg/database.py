@@ -58,6 +58,9 @@ def migrations() -> list[Migration]:
 LATEST_VERSION = len(migrations())
 
 
+RECONNECT_GIVE_UP_SECONDS = 5.0
+
+
 class Database:
     """A bounded pool of connections to ``storage.dsn``."""
 
@@ -70,6 +73,10 @@ class Database:
         self._pool = ConnectionPool(
             storage.dsn, min_size=1, max_size=storage.pool_size, open=False,
             timeout=storage.connect_timeout_seconds, name="eslhook",
+            # the pool's retries back off 1, 2, 4, 8, 16 s...: after a 30 s outage the
+            # next try came up to 20 s after the database was back.  Given up after 5 s,
+            # the next unit of work (commits retry every second) starts a fresh try.
+            reconnect_timeout=RECONNECT_GIVE_UP_SECONDS,
             kwargs={"connect_timeout": max(1, round(storage.connect_timeout_seconds))})
 
     def open(self) -> None:

@@ -50,7 +50,7 @@ _TAKE_LEASE = ("ON CONFLICT (hook_id, call_id) DO UPDATE SET owner = EXCLUDED.ow
                "WHERE lanes.owner = EXCLUDED.owner OR lanes.expires_at < now()")
 
 _BATCH = (
-    "WITH new AS (INSERT INTO deliveries (%s, once, once_key) SELECT * FROM %s "
+    "WITH new AS (INSERT INTO deliveries (%s, once, once_key, sequence) SELECT * FROM %s "
     "ON CONFLICT (hook_id, once_key) WHERE once_key IS NOT NULL DO NOTHING RETURNING id), "
     "changed AS (UPDATE deliveries d SET attempts = u.attempts, "
     "next_attempt = u.next_attempt, state = u.state, finished = u.finished "
@@ -63,7 +63,7 @@ _BATCH = (
     "ORDER BY c.hook_id, c.call_id "     # one lock order for all instances: no deadlock
     "%s RETURNING hook_id, call_id) "
     "SELECT id, NULL, NULL FROM new UNION ALL SELECT NULL, hook_id, call_id FROM claimed" % (
-        ", ".join(_DELIVERY_COLUMNS), _unnest(_DELIVERY_TYPES + ("boolean", "text")),
+        ", ".join(_DELIVERY_COLUMNS), _unnest(_DELIVERY_TYPES + ("boolean", "text", "bigint")),
         _unnest(("integer", "float8", "text", "float8", "bigint")),
         ", ".join(_ATTEMPT_COLUMNS), _unnest(_ATTEMPT_TYPES), _TAKE_LEASE)).encode()
 
@@ -99,12 +99,13 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 
 def apply(connection: psycopg.Connection, batch: Batch) -> Applied:
     """Commit the batch in one statement."""
+    sequences = [lane_sequence(row[7]) for row in batch.inserts]
     inserts = [row[:7] + (encode_payload(row[7]),) + row[8:] for row in batch.inserts]
     # a row changed twice (a failed batch retried with newer changes) ends as the later
     updates = list({row[4]: row for row in batch.updates}.values())
     lanes = sorted({(row[1], row[3] or "") for row in inserts}) if batch.owner else []
     params = (_columns(inserts, len(_DELIVERY_COLUMNS))
-              + [[key is not None for key in batch.once_keys], batch.once_keys]
+              + [[key is not None for key in batch.once_keys], batch.once_keys, sequences]
               + _columns(updates, 5) + _columns(batch.attempts, len(_ATTEMPT_COLUMNS))
               + [batch.owner, batch.lease_seconds] + _columns(lanes, 2))
     connection.autocommit = True       # the statement is its transaction: no BEGIN/COMMIT
@@ -137,6 +138,13 @@ def _notify_holders(connection: psycopg.Connection, owner: str, inserts: list[tu
     if others:
         connection.execute(_NOTIFY_HOLDERS, [LANES_CHANNEL, [h for h, _ in others],
                                              [c for _, c in others], owner])
+
+
+def lane_sequence(payload: Mapping[str, Any]) -> int | None:
+    """Where a delivery goes in its lane: its payload's ``sequence`` (fleet mode: the
+    switch's Event-Sequence), None for one without (after those with, by commit)."""
+    sequence = payload.get("sequence")
+    return sequence if type(sequence) is int and 0 <= sequence < 1 << 63 else None
 
 
 def parse_lane_notice(payload: str) -> tuple[str, LaneKey] | None:
@@ -221,7 +229,8 @@ def contents(connection: psycopg.Connection, number: int,
     for hook_id, call_id, next_attempt, count in connection.execute(
             ("SELECT DISTINCT ON (hook_id, call_id) hook_id, call_id, next_attempt, "
              "count(*) OVER (PARTITION BY hook_id, call_id) FROM deliveries d "
-             "WHERE state = 'pending' AND %s ORDER BY hook_id, call_id, seq" % where).encode(),
+             "WHERE state = 'pending' AND %s ORDER BY hook_id, call_id, sequence, seq"
+             % where).encode(),
             args):
         pending += count
         lanes[(hook_id, call_id or None)] = next_attempt
@@ -233,7 +242,7 @@ def lane(connection: psycopg.Connection, hook_id: str, call_id: str | None,
     rows = connection.execute(
         "SELECT id, hook_id, call_id, event_id, hook_event, webhook_id, payload, created, "
         "attempts, next_attempt, trigger FROM deliveries WHERE state = 'pending' "
-        "AND hook_id = %s AND call_id = %s ORDER BY seq LIMIT %s",
+        "AND hook_id = %s AND call_id = %s ORDER BY sequence, seq LIMIT %s",
         (hook_id, call_id or "", limit)).fetchall()
     return [StoredDelivery(r[0], r[1], r[2] or None, r[3], r[4], r[5], json.loads(r[6]),
                            r[7], r[8], r[9], r[10]) for r in rows]

@@ -40,6 +40,9 @@ __all__ = ["EslConnection", "NotConnectedError", "AuthenticationError",
            "CommandTimeout", "Reply"]
 
 
+MAX_REPLIES_OWED = 3      # commands timed out, their replies still to come: then close
+
+
 class NotConnectedError(Exception):
     """Not connected (any more): the reason says why."""
 
@@ -263,11 +266,17 @@ class EslConnection:
             self.sock.sendall((data.rstrip("\n") + "\n\n").encode("utf-8"))
             return pending.get(timeout=timeout or self.command_timeout)  # type: ignore[return-value]  # raises Timeout, never None
         except gevent.Timeout:
-            # Replies come in order: a late reply would answer the wrong
-            # command, so a connection that missed one is not trusted again.
-            self.close("command timed out: %s" % data.split(" ", 1)[0])
+            waited = timeout or self.command_timeout
+            # Replies come in order and this command's entry stays queued, so a late
+            # reply is matched to it and dropped.  A switch still sending (our reader
+            # is behind a burst of events) keeps the connection: closing it would
+            # lose the events in flight.  A silent one, or one with too many replies
+            # owed, is not trusted again.
+            silent = time.monotonic() - self.last_received >= waited
+            if silent or len(self._commands_sent) > MAX_REPLIES_OWED:
+                self.close("command timed out: %s" % data.split(" ", 1)[0])
             raise CommandTimeout("no reply to %r within %ss" % (
-                data.split(" ", 1)[0], timeout or self.command_timeout)) from None
+                data.split(" ", 1)[0], waited)) from None
         except OSError as exc:
             self.close("socket error: %s" % exc)
             raise NotConnectedError("send failed: %s" % exc) from None
