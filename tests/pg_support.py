@@ -135,6 +135,13 @@ class SharedPostgres:
         # pytest-of-root's 0700 directories shut out
         shared = cls(Path(tempfile.mkdtemp(prefix="eslhook-pg-")))
         os.environ[cls.ENVIRON] = str(shared.directory)
+        # pgserver's lock file, for every server of the run's workers (a server's own
+        # directory would be removed at its stop, and made again by the next lock): a
+        # directory of its own, as pgserver opens the data directory's parent to its
+        # user (platformdirs warns then)
+        runtime = shared.directory / "runtime"
+        runtime.mkdir(mode=0o700)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
         watchdog = subprocess.Popen([sys.executable, __file__, "--watch", str(shared.directory)],
                                     stdin=subprocess.PIPE, start_new_session=True)
         return shared, watchdog
@@ -148,11 +155,6 @@ class SharedPostgres:
         return cls(Path(directory))
 
     def attach(self) -> LocalPostgres:
-        # pgserver's lock file: in a directory of its own, as pgserver opens the
-        # data directory's parent to its user (platformdirs warns then)
-        runtime = self.directory / "runtime"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
         with open(self.directory / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)       # released when the file closes
             server = start_postgres(self.directory / "pg", cleanup_mode=None)
