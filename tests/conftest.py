@@ -10,6 +10,13 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+# With PYTHONDONTWRITEBYTECODE set (this machine's environment sets it) every xdist
+# worker rewrites the asserts of every test module again, and every `python -m
+# eslhook` a test starts compiles eslhook again: the suite keeps the bytecode in
+# the (git-ignored) __pycache__ directories, for its workers and subprocesses.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # helpers: receiver.py, ...
 
@@ -25,7 +32,23 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     _HUB_KEEPALIVE.start(lambda: None)
 
 from receiver import receiver  # noqa: E402,F401  (the `receiver` fixture, for every test)
-from pg_support import pg_dsn, postgres  # noqa: E402,F401  (a real PostgreSQL, per test a database)
+from pg_support import SharedPostgres, pg_dsn, postgres  # noqa: E402,F401  (a real PostgreSQL, per test a database)
+
+
+def pytest_configure(config):
+    """The xdist controller: one PostgreSQL for all workers (tests/pg_support.py)."""
+    distributing = config.getoption("dist", "no") != "no" and not config.option.collectonly
+    if distributing and not hasattr(config, "workerinput"):
+        config.stash[SHARED_POSTGRES] = SharedPostgres.begin()
+
+
+def pytest_unconfigure(config):
+    if SHARED_POSTGRES in config.stash:
+        shared, watchdog = config.stash[SHARED_POSTGRES]
+        shared.end(watchdog)
+
+
+SHARED_POSTGRES = pytest.StashKey[tuple]()
 
 
 @pytest.fixture
