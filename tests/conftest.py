@@ -32,7 +32,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     _HUB_KEEPALIVE.start(lambda: None)
 
 from receiver import receiver  # noqa: E402,F401  (the `receiver` fixture, for every test)
-from pg_support import SharedPostgres, pg_dsn, postgres  # noqa: E402,F401  (a real PostgreSQL, per test a database)
+from pg_support import SharedPostgres, pg_dsn, postgres, private_postgres  # noqa: E402,F401  (a real PostgreSQL, per test a database)
 
 
 def pytest_configure(config):

@@ -22,7 +22,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 class NoPostgres(Exception):
@@ -182,26 +182,31 @@ class SharedPostgres:
 
 # -- pytest fixtures (imported by tests/conftest.py) -----------------------------------
 
-def _pytest_fixtures() -> tuple[Any, Any]:
+def _pytest_fixtures() -> tuple[Any, Any, Any]:
     import pytest
 
-    @pytest.fixture(scope="session")
-    def postgres() -> Iterator[LocalPostgres]:
-        """The run's server: under xdist the one all workers share (never stopped or
-        restarted by a test: a test that needs that starts its own), else one of this
-        process's own, stopped at the end of the session whatever happened.  Cannot
-        start one: the test is skipped, and fails under CI=true (CI must test the
-        PostgreSQL backends)."""
-        shared = SharedPostgres.of_this_worker()
+    def started(start: Callable[[], LocalPostgres]) -> LocalPostgres:
+        """``start()``; cannot: the test is skipped, and fails under CI=true (CI must
+        test the PostgreSQL backends)."""
         try:
-            # not under pytest's tmp: pgserver runs PostgreSQL as its own user, which
-            # pytest-of-root's 0700 directories shut out
-            server = shared.attach() if shared else start_postgres(
-                Path(tempfile.mkdtemp(prefix="eslhook-pg-")) / "pg")
+            return start()
         except NoPostgres as exc:
             if os.environ.get("CI") == "true":
                 pytest.fail(str(exc))
             pytest.skip(str(exc))
+
+    def own_server() -> LocalPostgres:
+        # not under pytest's tmp: pgserver runs PostgreSQL as its own user, which
+        # pytest-of-root's 0700 directories shut out
+        return start_postgres(Path(tempfile.mkdtemp(prefix="eslhook-pg-")) / "pg")
+
+    @pytest.fixture(scope="session")
+    def postgres() -> Iterator[LocalPostgres]:
+        """The run's server: under xdist the one all workers share (never stopped or
+        restarted by a test: a test that needs that takes ``private_postgres``), else
+        one of this process's own, stopped at the end of the session whatever happened."""
+        shared = SharedPostgres.of_this_worker()
+        server = started(shared.attach if shared else own_server)
         try:
             yield server
         finally:
@@ -215,10 +220,20 @@ def _pytest_fixtures() -> tuple[Any, Any]:
         yield dsn
         postgres.drop_database(dsn)
 
-    return postgres, pg_dsn
+    @pytest.fixture
+    def private_postgres() -> Iterator[LocalPostgres]:
+        """A server of the test's own, which it may stop and start (the database away),
+        stopped and removed after it."""
+        server = started(own_server)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    return postgres, pg_dsn, private_postgres
 
 
-postgres, pg_dsn = _pytest_fixtures()
+postgres, pg_dsn, private_postgres = _pytest_fixtures()
 
 
 def _watch(directory: Path) -> None:

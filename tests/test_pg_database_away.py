@@ -10,32 +10,13 @@ test's own (stopping the shared one would cut other tests off)."""
 
 from __future__ import annotations
 
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 
-import pytest
 import requests
 from helpers import make_hook, wait_until
-from pg_support import NoPostgres, start_postgres
 from world import ACME, OpsWorld
 
 ADMIN_TOKEN = "admin-" + "7" * 32
-
-
-@pytest.fixture
-def private_postgres():
-    import os
-    try:
-        server = start_postgres(Path(tempfile.mkdtemp(prefix="eslhook-pg-")) / "pg")
-    except NoPostgres as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_the_database_away_pauses_delivery_loses_nothing_and_says_so(
