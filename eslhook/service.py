@@ -247,6 +247,8 @@ class Bridge:
         self.calls.stop(deadline)
         self.hooks.stop(deadline)
         self.delivery.stop(deadline)
+        if self._fleet:            # the database pools, once nothing uses them
+            stores.close()
         log.info("eslhook stopped")
 
     def run_until_signalled(self, drain_seconds: float = 10.0) -> None:
