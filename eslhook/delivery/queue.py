@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 DROP_REPORT_INTERVAL_SECONDS = 10.0
 LOAD_BATCH = 100                    # deliveries of one lane read back at a time
 _STOP = object()
-__all__ = ["DeliveryQueue", "DeliveryStats", "JOIN_HOLD_SECONDS", "REPLAY_LIMIT", "PRUNE_INTERVAL_SECONDS",
-           "ACTIVE", "WAITING", "LOADING", "HELD", "LaneKey"]
+__all__ = ["DeliveryQueue", "DeliveryStats", "JOIN_HOLD_SECONDS", "REPLAY_LIMIT",
+           "PRUNE_INTERVAL_SECONDS", "ACTIVE", "WAITING", "LOADING", "HELD", "LaneKey"]
 
 
 class Sender(Protocol):
