@@ -338,13 +338,17 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
 
     def _read_wanted(self, limit: int) -> None:
         asked, self._wanted = self._wanted, {}
-        self._flush_locked()
         try:
+            self._flush_locked()
             with _unit(self.database, "lane") as connection:
                 found = sql.lanes(connection, list(asked), limit)
-        except DeliveryStoreError as exc:
+        except BaseException as exc:   # every asker hears of it, none waits for good
+            failure = exc if isinstance(exc, DeliveryStoreError) else \
+                DeliveryStoreError("lane: the read was interrupted")
             for result in asked.values():
-                result.set_exception(exc)
+                result.set_exception(failure)
+            if failure is not exc:
+                raise
             return
         for key, result in asked.items():
             result.set(self._with_uncommitted(key, found[key], limit))
