@@ -149,7 +149,7 @@ class DiscardingQueue:
     def __init__(self):
         self.submitted = 0
 
-    def submit(self, hook, payload) -> bool:
+    def submit(self, hook, payload, **options) -> bool:
         self.submitted += 1
         return True
 
@@ -198,9 +198,12 @@ def consume_eslhook(port: int, fmt: str, count: int,
     while source.state.events < count and time.monotonic() < deadline:
         gevent.sleep(0.01)
     elapsed = time.perf_counter() - state["t0"]
-    events = source.state.events
+    events, malformed = source.state.events, source.state.malformed
     source.stop()
     runner.join(timeout=5)
+    if malformed:   # a handler that raised: the events were skipped, the rate is void
+        raise SystemExit("eslhook counted %d of %d events malformed: the run measures "
+                         "nothing (see the log)" % (malformed, events))
     return events / elapsed, bridge.delivery.submitted
 
 
