@@ -297,7 +297,7 @@ def test_rows_another_instance_adds_to_a_held_lane_go_at_once_not_at_the_next_re
         receiver, fleet):
     """b inserts events 2 and 3 into the lane a holds (a never hears them: its switch
     connection dropped).  a's renewals are 30 s apart here: the NOTIFY of b's commit
-    is what wakes the lane, so both arrive within a second, from a, in order."""
+    is what wakes the lane, so both arrive within the wait, from a, in order."""
     hook = make_hook(receiver.url("/hook"), format="json")
     a, b = fleet("instance-a"), fleet("instance-b")
     a.hear(hook, 0, [1])
@@ -306,9 +306,7 @@ def test_rows_another_instance_adds_to_a_held_lane_go_at_once_not_at_the_next_re
     gevent.sleep(0.3)                     # a's listener is listening (it was started first)
     b.hear(hook, 0, range(1, EVENTS + 1))
     b.store.flush()
-    started = time.monotonic()
-    got = receiver.wait_for(EVENTS, timeout=5)
-    assert time.monotonic() - started < 1.5
+    got = receiver.wait_for(EVENTS, timeout=5)     # a's next renewal is 30 s away
     assert [r.json["n"] for r in got] == [1, 2, 3]
     assert {r.header("user-agent") for r in got} == {"instance-a"}
 
