@@ -13,7 +13,7 @@ from collections import defaultdict
 import gevent
 import pytest
 from gevent.event import Event
-from helpers import make_hook
+from helpers import make_hook, wait_until
 
 from eslhook.config import DeliveryConfig, StorageConfig
 from eslhook.delivery.http import HttpSender
@@ -120,6 +120,15 @@ def lease_left(database, owner: str) -> float:
                                  "FROM lanes WHERE owner = %s", (owner,)).fetchone()
     assert row is not None and row[0] is not None
     return float(row[0])
+
+
+def listeners(database) -> int:
+    """Sessions LISTENing for lane notices (each instance's lane listener)."""
+    with database.connection() as connection:
+        row = connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                 "current_database() AND query "
+                                 "LIKE 'LISTEN eslhook_lanes%%'").fetchone()
+    return int(row[0])
 
 
 def pending(database) -> int:
@@ -270,8 +279,8 @@ def test_a_lane_taken_over_from_a_live_instance_leaves_its_memory(receiver, flee
     b.hear(hook, 0, range(1, EVENTS + 1))         # b heard them too, a second
     b.store.flush()
     assert gated.waiting.wait(5)
-    gevent.sleep(0.1)                             # a read the lane back: 2 and 3 resident
-    assert a.queue.stats.resident == EVENTS
+    # a read the lane back: its head in the stuck attempt, 2 and 3 resident behind it
+    assert wait_until(lambda: a.queue.stats.resident == EVENTS, timeout=5)
     with database.connection() as connection:
         connection.execute("UPDATE lanes SET expires_at = now() - interval '1 second' "
                            "WHERE owner = 'instance-a'")
@@ -294,7 +303,7 @@ def test_a_lane_taken_over_from_a_live_instance_leaves_its_memory(receiver, flee
 
 
 def test_rows_another_instance_adds_to_a_held_lane_go_at_once_not_at_the_next_renewal(
-        receiver, fleet):
+        receiver, fleet, database):
     """b inserts events 2 and 3 into the lane a holds (a never hears them: its switch
     connection dropped).  a's renewals are 30 s apart here: the NOTIFY of b's commit
     is what wakes the lane, so both arrive within the wait, from a, in order."""
@@ -303,7 +312,7 @@ def test_rows_another_instance_adds_to_a_held_lane_go_at_once_not_at_the_next_re
     a.hear(hook, 0, [1])
     a.store.flush()
     assert receiver.wait_for(1, timeout=5)
-    gevent.sleep(0.3)                     # a's listener is listening (it was started first)
+    assert wait_until(lambda: listeners(database) >= 2, timeout=10)   # a's and b's
     b.hear(hook, 0, range(1, EVENTS + 1))
     b.store.flush()
     got = receiver.wait_for(EVENTS, timeout=5)     # a's next renewal is 30 s away
@@ -333,7 +342,7 @@ def test_an_event_an_instance_heard_first_for_a_call_it_joined_late_waits_for_ea
     def event(n: int, sequence: int) -> dict:
         return {"call_id": "call-j", "event_id": "core-%d" % sequence, "n": n,
                 "hook_event": "channel_bridge", "sequence": sequence}
-    assert b.queue.submit(hook, event(2, 20), hold_seconds=1.0)
+    assert b.queue.submit(hook, event(2, 20), hold_seconds=2.0)
     b.store.flush()
     gevent.sleep(0.3)                 # b's lane waits; a's commit of the create is late
     assert a.queue.submit(hook, event(1, 10))
