@@ -20,8 +20,9 @@ from typing import Any, Callable, TypeVar
 
 from ..netpolicy import DEFAULT_BLOCKED_NETWORKS
 from .messages import file_message, findings, format_path, fragment_validator
-from .semantics import (Problems, account_problems, api_problems, delivery_problems,
-                        format_listen, non_finite_numbers, payload_problems, storage_problems)
+from .semantics import (LEASE_SECONDS, RENEW_SECONDS, Problems, account_problems, api_problems,
+                        delivery_problems, format_listen, non_finite_numbers, payload_problems,
+                        storage_problems)
 
 T = TypeVar("T")
 
@@ -197,8 +198,8 @@ class StorageConfig:
     pool_size: int = 10                  # connections to the database at most
     connect_timeout_seconds: float = 5.0
     # fleet mode's lane leases: a dead instance's lanes wait this long for another
-    lease_seconds: float = 10.0
-    renew_seconds: float = 2.0           # below lease_seconds (checked)
+    lease_seconds: float = LEASE_SECONDS
+    renew_seconds: float = RENEW_SECONDS  # below lease_seconds (checked)
 
     def __post_init__(self):
         check(self)

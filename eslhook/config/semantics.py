@@ -110,6 +110,11 @@ def api_problems(api: dict) -> Problems:
     yield from _tokens("admin_tokens", api.get("admin_tokens"))
 
 
+# storage's lease defaults (StorageConfig's): here, where a file that sets only one
+# of the two is checked against the other's default
+LEASE_SECONDS, RENEW_SECONDS = 10.0, 2.0
+
+
 def storage_problems(storage: dict) -> Problems:
     from ..pg.dsn import dsn_problem      # pure: no driver
     dsn = storage.get("dsn")
@@ -119,7 +124,8 @@ def storage_problems(storage: dict) -> Problems:
         problem = dsn_problem(dsn)
         if problem:
             yield ("dsn",), problem
-    lease, renew = storage.get("lease_seconds", 10.0), storage.get("renew_seconds", 2.0)
+    lease = storage.get("lease_seconds", LEASE_SECONDS)
+    renew = storage.get("renew_seconds", RENEW_SECONDS)
     if isinstance(lease, (int, float)) and isinstance(renew, (int, float)) \
             and not renew < lease:
         yield ("renew_seconds",), ("must be below lease_seconds (%g): a lease must be "

@@ -52,7 +52,7 @@ def attempt_record(delivery: Delivery, hook: Hook, outcome: Outcome, decision: D
         delivery.attempts, "success" if is_success(outcome) else "failure",
         outcome.reason, outcome.status, outcome.body_excerpt.decode("utf-8", "replace"),
         decision.retries_left if decision.action == RETRY else 0, now, delivery.trigger,
-        orjson.dumps(redacted_headers(headers)).decode(),   # once per attempt: not json
+        orjson.dumps(redacted_headers(headers)).decode(),   # per attempt: orjson, not json
         body[:REQUEST_BODY_KEPT_BYTES].decode("utf-8", "replace"), len(body),
         round(outcome.duration_seconds * 1000, 3))
 

@@ -86,7 +86,7 @@ class Database:
         except Exception as exc:     # psycopg_pool.PoolTimeout, psycopg.Error
             self._pool.close()
             raise DatabaseUnavailable("cannot connect to %s: %s" % (
-                self.location, _message(exc))) from None
+                self.location, error_line(exc))) from None
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -103,7 +103,8 @@ class Database:
         self._pool.close()
 
 
-def _message(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
+    """The first line of a driver error (its name when it says nothing)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -156,7 +157,7 @@ def open_database(storage: StorageConfig) -> Database:
     except DatabaseError as exc:
         database.close()
         raise DatabaseUnavailable("%s: migrating failed: %s" % (
-            database.location, _message(exc))) from None
+            database.location, error_line(exc))) from None
     except BaseException:
         database.close()
         raise

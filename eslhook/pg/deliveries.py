@@ -50,17 +50,18 @@ from eslhook.delivery.rows import (
     PENDING, AttemptRecord, Delivery, DeliveryRow, SpoolContents, StoredDelivery, overlaid)
 from eslhook.delivery.store import (
     BackgroundCommits, DeliveryStoreError, DeliveryStoreUnusable, StatementReads)
+# storage.lease_seconds / renew_seconds' defaults: a lane whose owner stopped renewing
+# is taken over after the lease; renewals and takeover scans come this often
+from eslhook.config.semantics import LEASE_SECONDS, RENEW_SECONDS
 from eslhook.logs import OncePerInterval
 from eslhook.supervise import CRITICAL, Deadline, Supervisor
 
 from . import deliveries_sql as sql
-from .database import Database
+from .database import Database, error_line
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_SECONDS = 0.005
-LEASE_SECONDS = 10.0        # a lane whose owner stopped renewing is taken over after this
-RENEW_SECONDS = 2.0         # renewal and takeover scan interval (well inside the lease)
 COMMIT_RETRY_SECONDS = 1.0
 ERROR_REPORT_INTERVAL_SECONDS = 10.0
 # SQLSTATEs of a schema that is not migration 002's: the store cannot be used
@@ -98,7 +99,7 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         self._closed = False
         self._error: str | None = None              # why commits fail now
         self._retry_at = 0.0
-        self._last_report: float | None = None
+        self._commit_errors = OncePerInterval(error_report_seconds)
         self.unrecorded = 0
         self.duplicates = 0                          # a running total
         self._lease_seconds, self._renew_seconds = lease_seconds, renew_seconds
@@ -195,10 +196,11 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         if self._error is not None:
             log.warning("delivery store %s: commits succeed again", self.location)
             self._error = None
+            self._commit_errors.clear()
         for delivery, first in zip(inserted, once):
             if first is not None and delivery.id not in applied.inserted:
                 self._duplicate(delivery)
-        if applied.owned and self._on_owned is not None:
+        if applied.owned:
             self._owned(applied.owned)
 
     def _owned(self, keys: list[LaneKey]) -> None:
@@ -238,7 +240,7 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
                 if report.due():
                     log.warning("delivery store %s: lane notices not heard (%s): lanes "
                                 "are woken by the renewals meanwhile", self.location,
-                                _message(exc))
+                                error_line(exc))
                 self._closing.wait(self._retry_seconds)
 
     def _woken(self, notices: Iterable[psycopg.Notify]) -> None:
@@ -302,14 +304,13 @@ class PgDeliveryStore(BackgroundCommits, StatementReads):
         self.unrecorded += max(0, len(finished) - self._memory_limit) + extra
 
     def _failed(self, exc: BaseException) -> None:
-        self._error = _message(exc)
-        now = time.monotonic()
-        self._retry_at = now + self._retry_seconds
-        if self._last_report is None or now - self._last_report >= self._report_seconds:
-            self._last_report = now
+        self._error = error_line(exc)
+        self._retry_at = time.monotonic() + self._retry_seconds
+        if self._commit_errors.due():
             log.error("delivery store %s: cannot commit (%s): %d deliveries held in memory "
-                      "(still delivered); retrying every %gs", self.location, self._error,
-                      self.backlog, self._retry_seconds)
+                      "(%s); retrying every %gs", self.location, self._error, self.backlog,
+                      "delivery paused: the database decides who sends each lane"
+                      if self._owner else "still delivered", self._retry_seconds)
 
     def _next_retry(self) -> float | None:
         return self._retry_at if self._error is not None else None
@@ -414,10 +415,7 @@ def _unit(database: Database, what: str) -> Iterator[psycopg.Connection]:
                 "(%s). Restore the database, or drop the deliveries and attempts tables "
                 "and the schema_version rows from 2 on, then run eslhook migrate (this "
                 "loses the pending deliveries and the attempt log)."
-                % (database.location, _message(exc))) from None
-        raise DeliveryStoreError("%s: %s" % (what, _message(exc))) from None
+                % (database.location, error_line(exc))) from None
+        raise DeliveryStoreError("%s: %s" % (what, error_line(exc))) from None
 
 
-def _message(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

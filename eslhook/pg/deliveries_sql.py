@@ -1,5 +1,5 @@
 """The SQL of the delivery store on PostgreSQL (``pg/deliveries.py``): one function
-per unit of work, each given a connection from the pool (tables: migrations 002 to 005).
+per unit of work, each given a connection from the pool (tables: migrations 002 to 007).
 
 A batch of the write-ahead log is ONE statement (data-modifying CTEs over
 ``unnest`` of one array per column) on an autocommit connection: one round trip
@@ -17,10 +17,10 @@ from typing import Any, Mapping, Sequence
 
 import psycopg
 
-from eslhook.events import once_per_call_events
 from eslhook.delivery.rows import (
     ATTEMPT_FIELDS, EVENT, AttemptFilter, AttemptPage, AttemptRecord, DeliveryRow,
     FinishedDelivery, SpoolContents, StoredDelivery, attempt_page, encode_payload)
+from eslhook.events import once_per_call_events
 
 LaneKey = tuple[str, "str | None"]
 ONCE_PER_CALL = once_per_call_events()
@@ -50,7 +50,7 @@ _TAKE_LEASE = ("ON CONFLICT (hook_id, call_id) DO UPDATE SET owner = EXCLUDED.ow
                "WHERE lanes.owner = EXCLUDED.owner OR lanes.expires_at < now()")
 
 _BATCH = (
-    "WITH new AS (INSERT INTO deliveries (%s, once, once_key, sequence) SELECT * FROM %s "
+    "WITH new AS (INSERT INTO deliveries (%s, once_key, sequence) SELECT * FROM %s "
     "ON CONFLICT (hook_id, once_key) WHERE once_key IS NOT NULL DO NOTHING RETURNING id), "
     "changed AS (UPDATE deliveries d SET attempts = u.attempts, "
     "next_attempt = u.next_attempt, state = u.state, finished = u.finished "
@@ -63,7 +63,7 @@ _BATCH = (
     "ORDER BY c.hook_id, c.call_id "     # one lock order for all instances: no deadlock
     "%s RETURNING hook_id, call_id) "
     "SELECT id, NULL, NULL FROM new UNION ALL SELECT NULL, hook_id, call_id FROM claimed" % (
-        ", ".join(_DELIVERY_COLUMNS), _unnest(_DELIVERY_TYPES + ("boolean", "text", "bigint")),
+        ", ".join(_DELIVERY_COLUMNS), _unnest(_DELIVERY_TYPES + ("text", "bigint")),
         _unnest(("integer", "float8", "text", "float8", "bigint")),
         ", ".join(_ATTEMPT_COLUMNS), _unnest(_ATTEMPT_TYPES), _TAKE_LEASE)).encode()
 
@@ -71,9 +71,10 @@ _BATCH = (
 @dataclass
 class Batch:
     """What one commit writes: new rows (``Delivery.row()`` tuples, payload encoded
-    here) with their ``once_key`` (None: not under the key), changes (attempts, next_attempt, state, finished,
-    id) and attempt records; with an ``owner``, the leases of the new rows' lanes are
-    claimed for it (fleet mode) for ``lease_seconds``."""
+    here) with their ``once_key`` (None: not under the key), changes (attempts,
+    next_attempt, state, finished, id) and attempt records; with an ``owner``, the
+    leases of the new rows' lanes are claimed for it (fleet mode) for
+    ``lease_seconds``."""
     inserts: list[tuple] = field(default_factory=list)
     once_keys: list[str | None] = field(default_factory=list)
     updates: list[tuple] = field(default_factory=list)
@@ -105,7 +106,7 @@ def apply(connection: psycopg.Connection, batch: Batch) -> Applied:
     updates = list({row[4]: row for row in batch.updates}.values())
     lanes = sorted({(row[1], row[3] or "") for row in inserts}) if batch.owner else []
     params = (_columns(inserts, len(_DELIVERY_COLUMNS))
-              + [[key is not None for key in batch.once_keys], batch.once_keys, sequences]
+              + [batch.once_keys, sequences]
               + _columns(updates, 5) + _columns(batch.attempts, len(_ATTEMPT_COLUMNS))
               + [batch.owner, batch.lease_seconds] + _columns(lanes, 2))
     connection.autocommit = True       # the statement is its transaction: no BEGIN/COMMIT
@@ -244,7 +245,8 @@ def contents(connection: psycopg.Connection, number: int,
 
 def lanes(connection: psycopg.Connection, keys: Sequence[LaneKey],
           limit: int) -> dict[LaneKey, list[StoredDelivery]]:
-    """``lane`` for several lanes in one round trip: each lane's first ``limit``."""
+    """Several lanes' pending rows in one round trip: each lane's first ``limit``, in
+    lane order (sequence, then commit order)."""
     rows = connection.execute(
         "SELECT id, hook_id, call_id, event_id, hook_event, webhook_id, payload, created, "
         "attempts, next_attempt, trigger FROM (SELECT d.*, row_number() OVER (PARTITION BY "

@@ -33,7 +33,7 @@ from ..hooks.yaml_text import changed_positions
 from ..logs import OncePerInterval
 from ..supervise import Deadline, Supervisor
 from ..threads import in_threadpool
-from .database import Database
+from .database import Database, error_line
 
 log = logging.getLogger(__name__)
 WATCH_ERROR_REPORT_SECONDS = 10.0     # the database away: one line per interval
@@ -101,9 +101,7 @@ class PgHookRepository(InForceView):
         try:
             return self._update(change, refuse_if_edited)
         except psycopg.Error as exc:      # the pool's timeout included
-            raise HooksUnavailable("%s: %s" % (self.location, str(exc).strip().splitlines()[0]
-                                               if str(exc).strip() else type(exc).__name__)
-                                   ) from None
+            raise HooksUnavailable("%s: %s" % (self.location, error_line(exc))) from None
 
     def _update(self, change: Change[T], refuse_if_edited: bool) -> T:
         with self._lock:
@@ -142,9 +140,8 @@ class PgHookRepository(InForceView):
             except (psycopg.Error, OSError) as exc:
                 if report.due():
                     log.warning("hooks watcher: %s: %s (the last hooks stay in force; "
-                                "retrying every %gs)", self.location,
-                                str(exc).strip().splitlines()[0] if str(exc).strip() else
-                                type(exc).__name__, interval)
+                                "retrying every %gs)", self.location, error_line(exc),
+                                interval)
                 self._stopping.wait(interval)
 
     def _listen(self, interval: float, report: OncePerInterval) -> None:

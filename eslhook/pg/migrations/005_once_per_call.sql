@@ -7,5 +7,6 @@
 ALTER TABLE deliveries ADD COLUMN once_key text;
 UPDATE deliveries SET once_key = event_id WHERE once;
 DROP INDEX deliveries_once;
+ALTER TABLE deliveries DROP COLUMN once;     -- it said once_key IS NOT NULL
 CREATE UNIQUE INDEX deliveries_once_key ON deliveries (hook_id, once_key)
     WHERE once_key IS NOT NULL;
