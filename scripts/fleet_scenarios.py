@@ -8,6 +8,7 @@ Every instance keeps its JSON log under the run's directory (printed at the end)
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from argparse import Namespace
@@ -64,7 +65,8 @@ def sleep_until(moment: float, tick: Callable[[], None] = lambda: None) -> None:
 
 # -- (a) throughput: one vs two instances on the same events ---------------------------
 
-Round = tuple[float, dict[str, float], analysis.Verdict, list[str]]
+# (deliveries/s, cores per process, verdict, log summary, CPU seconds per delivery)
+Round = tuple[float, dict[str, float], analysis.Verdict, list[str], float]
 
 
 def throughput_round(work: Path, server: LocalPostgres, label: str, instances: int,
@@ -84,25 +86,27 @@ def throughput_round(work: Path, server: LocalPostgres, label: str, instances: i
         fleet.close()
     sent = analysis.load_sent(fleet.sent)
     wall = (verdict.last_arrival_ns - sent[0].at_ns) / 1e9 if sent and verdict.delivered else 0
-    cores = {name: (after[name] - before.get(name, 0.0)) / elapsed for name in after}
-    return (verdict.delivered / wall if wall > 0 else 0.0), cores, verdict, logs
+    used = {name: after[name] - before.get(name, 0.0) for name in after}
+    cores = {name: seconds / elapsed for name, seconds in used.items()}
+    per_delivery = sum(used.values()) / verdict.delivered if verdict.delivered else 0.0
+    return (verdict.delivered / wall if wall > 0 else 0.0), cores, verdict, logs, per_delivery
 
 
 def scenario_throughput(args: Namespace, work: Path, server: LocalPostgres) -> list[str]:
     best: dict[int, Round] = {}
     for round_number in range(args.rounds):
         for instances in (1, 2):
-            rate, cores, verdict, logs = throughput_round(
+            rate, cores, verdict, logs, per_delivery = throughput_round(
                 work, server, "throughput-%d-r%d" % (instances, round_number), instances,
                 args.events, args.throughput_rate)
             print("round %d, %d instance(s): %.0f deliveries/s, %d of %d delivered, cores %s"
                   % (round_number, instances, rate, verdict.delivered, verdict.expected,
                      cpu_text(cores)), flush=True)
             if instances not in best or rate > best[instances][0]:
-                best[instances] = (rate, cores, verdict, logs)
+                best[instances] = (rate, cores, verdict, logs, per_delivery)
     lines = []
     for instances in (1, 2):
-        rate, cores, verdict, logs = best[instances]
+        rate, cores, verdict, logs, _ = best[instances]
         lines.append("RESULT throughput_%s_instance%s_per_s=%.0f delivered=%d/%d "
                      "cpu_cores{%s}" % ("one" if instances == 1 else "two",
                                         "" if instances == 1 else "s", rate,
@@ -111,7 +115,23 @@ def scenario_throughput(args: Namespace, work: Path, server: LocalPostgres) -> l
     ratio = best[2][0] / best[1][0] if best[1][0] else 0.0
     lines.append("RESULT two_vs_one_instance=%.2fx (target >= 1.6x) %s"
                  % (ratio, verdict_ok(ratio >= 1.6)))
+    lines.append(ceiling_line(best[1]))
     return lines
+
+
+def ceiling_line(one: Round) -> str:
+    """The most two instances could reach on this machine, from the one-instance run:
+    every process of the run (PostgreSQL, switch, receiver) shares these cores, and
+    two instances spend at least the CPU one spends per delivery (each hears, parses
+    and maps every event; the switch writes each twice), so two reach at most
+    nproc / (CPU seconds per delivery) deliveries/s."""
+    rate, per_delivery = one[0], one[4]
+    cores = os.cpu_count() or 1
+    if not (rate and per_delivery):
+        return "RESULT two_vs_one_ceiling_on_this_machine=unknown"
+    return ("RESULT two_vs_one_ceiling_on_this_machine=%.2fx (%d cores / %.0f us of CPU "
+            "per delivery with one instance, all processes)" % (
+                cores / per_delivery / rate, cores, per_delivery * 1e6))
 
 
 def cpu_text(cores: dict[str, float]) -> str:
