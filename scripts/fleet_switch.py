@@ -13,7 +13,8 @@
         [--format json]
 
 Renders every event before it listens (--format: the instances' event format; an
-event in another is rendered when sent).  Prints its port on the first line.  Stops itself 600 s after the last event.
+event in another is rendered when sent).  Prints its port on the first line.  Stops
+itself 600 s after the last event.
 """
 
 from __future__ import annotations
@@ -55,9 +56,8 @@ class PacedSwitch(FakeSwitch):
     def _run_timeline(self) -> None:
         self.wait_for_subscribers(self.wanted, timeout=SUBSCRIBE_WAIT_SECONDS)
         self._wait_for_settle()
-        events = self.prepared
         started = time.monotonic()
-        for sent, outgoing in enumerate(events):
+        for sent, outgoing in enumerate(self.prepared):
             if self.rate:
                 pause = started + sent / self.rate - time.monotonic()
                 if pause > 0:
@@ -74,21 +74,14 @@ class PacedSwitch(FakeSwitch):
         the instances start: a loop's rewriting costs the switch about 0.6 ms of CPU
         an event, which would otherwise be what the throughput scenario measures
         (the switch beside two instances on two cores)."""
-        self.prepared = self._rendered((fmt,))
-
-    def _rendered(self, formats: tuple[str, ...]) -> list[Outgoing]:
-        events: list[Outgoing] = []
-        for iteration in range(self.count // max(len(self.channel_events), 1) + 1):
-            for event in self.channel_events:
-                if len(events) == self.count:
-                    return events
-                outgoing = Outgoing(event, iteration, self._shift, self.core_uuid,
-                                    self._converted)
-                outgoing.headers()
-                for fmt in formats:
-                    outgoing.frame(fmt)
-                events.append(outgoing)
-        return events
+        self.prepared = []
+        for index in range(self.count):
+            iteration, position = divmod(index, len(self.channel_events))
+            outgoing = Outgoing(self.channel_events[position], iteration, self._shift,
+                                self.core_uuid, self._converted)
+            outgoing.headers()
+            outgoing.frame(fmt)
+            self.prepared.append(outgoing)
 
     def _publish(self, outgoing: Outgoing) -> None:
         before = self.events_sent
